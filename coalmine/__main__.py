@@ -1,0 +1,5 @@
+import sys
+
+from coalmine.cli import main
+
+sys.exit(main())

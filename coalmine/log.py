@@ -1,0 +1,116 @@
+"""The Kafka-protocol log: client factories, topic creation and the start-up wait.
+
+Works the same against the embedded Tansu broker and against Redpanda/Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.topics import Topic
+
+log = logging.getLogger(__name__)
+
+# Every log line below WARNING from these libraries is built even when not printed, and that
+# costs ~10% of the ingest path (measured): keep them quiet unless asked.
+NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode")
+
+
+class LogUnavailable(RuntimeError):
+    """The broker could not be reached in time."""
+
+
+def quiet_client_loggers(level: int = logging.WARNING) -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
+    """A producer that reports success only once every in-sync replica has the record."""
+    defaults: dict[str, object] = {
+        "acks": "all",
+        "linger_ms": 1,
+        "max_request_size": 2 * 1024 * 1024,
+        "request_timeout_ms": 5_000,
+        "retry_backoff_ms": 100,
+        "enable_idempotence": False,
+    }
+    defaults.update(options)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **defaults)  # type: ignore[arg-type]
+
+
+def consumer(bootstrap: str, **options: object) -> AIOKafkaConsumer:
+    defaults: dict[str, object] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 100,
+        "request_timeout_ms": 10_000,
+    }
+    defaults.update(options)
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, **defaults)  # type: ignore[arg-type]
+
+
+def partitions_of(topic: Topic) -> list[TopicPartition]:
+    return [TopicPartition(topic.topic_name, p) for p in range(topic.partitions)]
+
+
+async def wait_for_broker(bootstrap: str, timeout_s: float) -> None:
+    """Return once the broker answers metadata requests; LogUnavailable after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    # aiokafka logs every refused connection at ERROR; while waiting, those are expected.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        await _wait(bootstrap, deadline)
+    finally:
+        client_log.setLevel(level)
+
+
+async def _wait(bootstrap: str, deadline: float) -> None:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as exc:
+            last = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+    raise LogUnavailable(f"broker {bootstrap} unreachable: {last}")
+
+
+async def create_topics(bootstrap: str, topics: list[Topic] | None = None) -> list[str]:
+    """Create the registry's topics that do not exist yet; return the names created."""
+    wanted = topics or list(Topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                t.topic_name,
+                t.partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if t.value.compacted else {},
+            )
+            for t in wanted
+            if t.topic_name not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:  # another process won the race: same result
+                pass
+        return [t.name for t in new]
+    finally:
+        await admin.close()

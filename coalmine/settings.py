@@ -1,0 +1,96 @@
+"""The one settings object. Built once from the environment (COALMINE_*), then overridden by
+command-line flags; nothing else in the project reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "COALMINE_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Where the log lives. Empty: `coalmine up` starts the embedded Tansu broker.
+    kafka_bootstrap: str = ""
+    # Where ClickHouse lives (http(s)://user:pass@host:8123/db). Empty: chDB in data_dir.
+    clickhouse_url: str = ""
+    data_dir: str = "coalmine-data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer token for /api/v1/admin. Empty: `coalmine up` generates one into data_dir.
+    admin_token: str = ""
+    # Unix socket of the store process, which owns ClickHouse when it is chDB (one process
+    # per data directory). Empty: the API queries ClickHouse itself.
+    store_socket: str = ""
+    # How long an ingest request may wait for the broker's acknowledgement before a 503.
+    append_timeout_s: float = 5.0
+    # How long a process waits for the broker / ClickHouse at start before giving up.
+    startup_timeout_s: float = 30.0
+    # Sink batching: flush to ClickHouse at this many rows or after this many seconds.
+    sink_max_rows: int = 50_000
+    sink_max_wait_s: float = 0.25
+    log_level: str = "info"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_path / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_path / "admin-token"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes a child process build these same settings."""
+        env = {}
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            env[ENV_PREFIX + field.name.upper()] = str(value)
+        return env
+
+    def replace(self, **changes: Any) -> Settings:
+        return load_settings({}, base=self, **changes)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, base: Settings | None = None, **overrides: Any
+) -> Settings:
+    """Settings from COALMINE_* variables, then from explicit overrides (flags) on top."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = msgspec.structs.asdict(base) if base else {}
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
+    for field in msgspec.structs.fields(Settings):
+        raw = environ.get(ENV_PREFIX + field.name.upper())
+        if raw is not None:
+            values[field.name] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from None
+    if settings.admin_token and len(settings.admin_token) < 16:
+        raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"port {settings.port} is out of range")
+    return settings

@@ -1,0 +1,111 @@
+"""The store process: the one owner of ClickHouse writes (and, for chDB, of the data directory).
+
+It applies migrations, re-seeds the keys topic on an empty log, runs the sinks, and — when
+ClickHouse is chDB, which only one process may open — answers the API's named queries over a
+unix socket (ingest_api.query_backend.StoreQueries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import msgspec
+import uvicorn
+from clickhouse_connect.driver.client import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from coalmine import log as kafka
+from coalmine.clickhouse import connect, migrate
+from coalmine.settings import Settings
+from processors.event_sink import EventSink
+from processors.key_sink import mirror_keys, reseed_keys
+from queries import QueryError, run_query
+
+log = logging.getLogger(__name__)
+
+
+def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
+    """POST /queries/<name> with JSON parameters -> the query's JSON result."""
+
+    async def run(request: Request) -> Response:
+        try:
+            params = msgspec.json.decode(await request.body(), type=dict[str, str])
+        except msgspec.MsgspecError as exc:
+            return Response(msgspec.json.encode({"error": str(exc)}), 400)
+        loop = asyncio.get_running_loop()
+        now = dt.datetime.now(dt.timezone.utc)
+        name = request.path_params["name"]
+        try:
+            result = await loop.run_in_executor(executor, run_query, client, name, params, now)
+        except QueryError as exc:
+            return Response(msgspec.json.encode({"error": str(exc)}), 400)
+        return Response(msgspec.json.encode(result), 200, media_type="application/json")
+
+    async def ready(request: Request) -> Response:
+        return Response(b"ok")
+
+    return Starlette(
+        routes=[Route("/queries/{name}", run, methods=["POST"]), Route("/ready", ready)]
+    )
+
+
+async def serve_store(settings: Settings) -> None:
+    kafka.quiet_client_loggers()
+    client = connect(settings)
+    migrate(client)
+    bootstrap = settings.kafka_bootstrap
+    await kafka.wait_for_broker(bootstrap, settings.startup_timeout_s)
+    await kafka.create_topics(bootstrap)
+    # chDB calls run on one thread: the sinks and the queries never race inside the library.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+    producer = kafka.producer(bootstrap)
+    await producer.start()
+    keys_probe = kafka.consumer(bootstrap)
+    await keys_probe.start()
+    reseeded = await reseed_keys(client, producer, keys_probe)
+    await keys_probe.stop()
+    if reseeded:
+        log.info("re-seeded %d keys from ClickHouse onto the log", reseeded)
+    events_consumer = kafka.consumer(
+        bootstrap, group_id="coalmine-sink", max_partition_fetch_bytes=8 * 1024 * 1024
+    )
+    keys_consumer = kafka.consumer(bootstrap)
+    await events_consumer.start()
+    await keys_consumer.start()
+    sink = EventSink(
+        client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
+    )
+    tasks = [
+        asyncio.create_task(sink.run(), name="event-sink"),
+        asyncio.create_task(mirror_keys(client, keys_consumer, executor), name="key-mirror"),
+    ]
+    if settings.store_socket:
+        socket_path = Path(settings.store_socket)
+        socket_path.unlink(missing_ok=True)
+        config = uvicorn.Config(
+            query_app(client, executor), uds=str(socket_path), log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(server.serve(), name="query-socket"))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a sink that stops is a bug: surface it and let the launcher see
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await events_consumer.stop()
+        await keys_consumer.stop()
+        await producer.stop()
+        executor.shutdown(wait=False)
+        if settings.store_socket:
+            Path(settings.store_socket).unlink(missing_ok=True)

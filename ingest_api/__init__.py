@@ -1,0 +1,1 @@
+"""The HTTP API: ingest, admin and query routes (FastAPI). Business logic lives elsewhere."""

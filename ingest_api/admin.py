@@ -1,0 +1,88 @@
+"""/api/v1/admin: API keys. Every route needs the admin token."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ingest_api.keys import ApiKey, generate_key, generate_key_id, hash_key
+from ingest_api.responses import error, json_response
+from ingest_api.services import AppendFailed, Services
+from schemas.limits import KEY_NAME_MAX_CHARS
+from schemas.records import KeyCreated, KeyRevoked, KeyScope, record_encoder
+from schemas.topics import Topic
+
+
+class AdminDenied(Exception):
+    pass
+
+
+def admin_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    if not services.is_admin(request.headers.get("authorization")):
+        raise AdminDenied
+    return services
+
+
+AdminServices = Annotated[Services, Depends(admin_services)]
+router = APIRouter(prefix="/api/v1/admin")
+
+
+class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_NAME_MAX_CHARS)]
+    scope: KeyScope = "ingest"
+
+
+_create_key_decoder = msgspec.json.Decoder(CreateKey)
+
+
+def key_view(key: ApiKey) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "scope": key.scope,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+    }
+
+
+@router.post("/keys", status_code=201)
+async def create_key(request: Request, services: AdminServices) -> Response:
+    try:
+        spec = _create_key_decoder.decode(await request.body())
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return error(400, f"invalid key request: {exc}")
+    secret = generate_key()
+    record = KeyCreated(generate_key_id(), spec.name, hash_key(secret), time.time(), spec.scope)
+    try:
+        await services.append(Topic.KEYS, record_encoder.encode(record))
+    except AppendFailed as exc:
+        return error(503, str(exc))
+    services.registry.apply(record)  # usable here at once; other processes follow the log
+    view = key_view(services.registry.get(record.id))  # type: ignore[arg-type]
+    return json_response(201, {**view, "key": secret})
+
+
+@router.get("/keys")
+async def list_keys(services: AdminServices) -> Response:
+    return json_response(200, {"keys": [key_view(k) for k in services.registry.all()]})
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, services: AdminServices) -> Response:
+    key = services.registry.get(key_id)
+    if key is None:
+        return error(404, f"no key {key_id!r}")
+    if key.active:
+        record = KeyRevoked(key_id, time.time())
+        try:
+            await services.append(Topic.KEYS, record_encoder.encode(record))
+        except AppendFailed as exc:
+            return error(503, str(exc))
+        services.registry.apply(record)
+    return json_response(200, key_view(key))

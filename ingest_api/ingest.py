@@ -1,0 +1,72 @@
+"""POST /api/v1/events: the hot path. Bytes in, one log record out, 202 only after acks=all.
+
+Order of checks: key (401) before the body is read, so unauthenticated clients cost nothing;
+size (413) while reading; content (400) on the whole body.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ingest_api.body import BodyTooLarge, read_capped
+from ingest_api.responses import error
+from ingest_api.services import AppendFailed, Services
+from schemas.ids import new_batch_id
+from schemas.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH
+from schemas.records import EventBatch, record_encoder
+from schemas.topics import Topic
+from schemas.wire import IngestRequest, InvalidBatch, decode_batch
+
+router = APIRouter()
+
+_RESPONSES = {
+    202: {"description": 'Accepted and stored: {"accepted": n}'},
+    400: {"description": 'Invalid batch: {"error": "..."} with the first problem'},
+    401: {"description": "Missing, unknown or revoked API key"},
+    413: {"description": f"Body over {MAX_BODY_BYTES} bytes"},
+    503: {"description": "The log did not acknowledge the batch; nothing was stored"},
+}
+
+
+@router.post(
+    "/api/v1/events",
+    status_code=202,
+    responses=_RESPONSES,  # type: ignore[arg-type]
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "description": f"1 to {MAX_EVENTS_PER_BATCH} events; see {IngestRequest.__name__}",
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_events(request: Request) -> Response:
+    services: Services = request.app.state.services
+    key = services.key(request.headers.get("authorization"), "ingest")
+    if key is None:
+        return error(401, "missing, unknown or revoked API key")
+    try:
+        body = await read_capped(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return error(413, f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        events = decode_batch(body)
+    except InvalidBatch as exc:
+        return error(400, str(exc))
+    now_ms = time.time_ns() // 1_000_000
+    record = EventBatch(new_batch_id(now_ms), key.id, now_ms / 1000, events)
+    try:
+        await services.append(Topic.EVENTS, record_encoder.encode(record), key.partition)
+    except AppendFailed as exc:
+        return error(503, f"{exc}; nothing was stored, retry later")
+    return Response(b'{"accepted":%d}' % len(events), 202, media_type="application/json")

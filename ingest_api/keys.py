@@ -1,0 +1,150 @@
+"""API keys: generation, hashing, and the in-memory registry every API process derives from
+the keys topic.
+
+Keys are looked up by their SHA-256: the registry holds no key in clear, and a lookup's timing
+depends on the hash of what the client sent, which tells an attacker nothing about stored keys.
+The final equality check is constant-time all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import zlib
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from schemas.limits import API_KEY_PREFIX, API_KEY_RANDOM_BYTES
+from schemas.records import KeyCreated, KeyRecord, KeyRevoked, KeyScope, KeyUsed, key_record_decoder
+from schemas.topics import Topic
+
+log = logging.getLogger(__name__)
+
+_BEARER = "Bearer "
+# token_urlsafe's alphabet; anything else after the prefix cannot be one of our keys.
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def generate_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
+
+
+def generate_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The ch_live_ key in an Authorization header, or None if absent or malformed."""
+    if not authorization or not authorization.startswith(_BEARER):
+        return None
+    key = authorization[len(_BEARER) :].strip()
+    if not key.startswith(API_KEY_PREFIX) or len(key) > 128:
+        return None
+    rest = key[len(API_KEY_PREFIX) :]
+    if len(rest) < 32 or not _KEY_CHARS.issuperset(rest):
+        return None
+    return key
+
+
+@dataclass
+class ApiKey:
+    id: str
+    name: str
+    key_hash: str
+    scope: KeyScope
+    created_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+    # The events partition this key's batches go to: per-key order for the processors, and
+    # no partitioner hashing on the hot path.
+    partition: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class KeyRegistry:
+    """Keys by hash, fed by KeyRecords in log order (apply is idempotent)."""
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, ApiKey] = {}
+        self._by_id: dict[str, ApiKey] = {}
+
+    def apply(self, record: KeyRecord) -> None:
+        if isinstance(record, KeyCreated):
+            if record.id in self._by_id:
+                return
+            key = ApiKey(
+                id=record.id,
+                name=record.name,
+                key_hash=record.key_hash,
+                scope=record.scope,
+                created_at=record.created_at,
+                partition=zlib.crc32(record.id.encode()) % Topic.EVENTS.partitions,
+            )
+            self._by_hash[key.key_hash] = key
+            self._by_id[key.id] = key
+        elif isinstance(record, KeyRevoked):
+            key = self._by_id.get(record.id)
+            if key is not None and key.revoked_at is None:
+                key.revoked_at = record.revoked_at
+        elif isinstance(record, KeyUsed):
+            key = self._by_id.get(record.id)
+            if key is not None:
+                key.last_used_at = max(key.last_used_at or 0.0, record.last_used_at)
+
+    def authenticate(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
+        """The active key of this scope named by the header, else None (-> 401)."""
+        presented = bearer_key(authorization)
+        if presented is None:
+            return None
+        digest = hash_key(presented)
+        key = self._by_hash.get(digest)
+        if key is None or not hmac.compare_digest(key.key_hash, digest):
+            return None
+        if not key.active or key.scope != scope:
+            return None
+        return key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._by_id.get(key_id)
+
+    def all(self) -> list[ApiKey]:
+        return sorted(self._by_id.values(), key=lambda k: k.created_at)
+
+
+async def follow_keys(consumer: AIOKafkaConsumer, registry: KeyRegistry) -> None:
+    """Apply every key record from the topic, for ever. A bad record is logged and skipped."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for message in records:
+                try:
+                    registry.apply(key_record_decoder.decode(message.value))
+                except Exception:
+                    log.exception("skipping unreadable key record at offset %s", message.offset)
+
+
+async def catch_up(consumer: AIOKafkaConsumer, registry: KeyRegistry, timeout_s: float) -> None:
+    """Read the keys topic to its end before the API answers its first request."""
+    (tp,) = consumer.assignment()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        batches = await consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            for message in records:
+                registry.apply(key_record_decoder.decode(message.value))
+        highwater = consumer.highwater(tp)
+        if highwater is not None and await consumer.position(tp) >= highwater and not batches:
+            return
+    raise TimeoutError("could not read the keys topic to its end")

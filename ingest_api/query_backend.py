@@ -1,0 +1,63 @@
+"""Where the API's queries run: on ClickHouse directly, or through the store process when
+ClickHouse is chDB (only the process that owns the data directory may open it)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import anyio.to_thread
+import httpx
+from clickhouse_connect.driver.client import Client
+
+from queries import QueryError, run_query
+
+
+class QueryBackendUnavailable(RuntimeError):
+    pass
+
+
+class QueryBackend(Protocol):
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class DirectQueries:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            return await anyio.to_thread.run_sync(run_query, self._client, name, params)
+        except QueryError:
+            raise
+        except Exception as exc:
+            raise QueryBackendUnavailable(f"ClickHouse query failed: {exc}") from exc
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+class StoreQueries:
+    """Queries forwarded to the store process over its unix socket (see coalmine.store)."""
+
+    def __init__(self, socket_path: str, timeout_s: float = 30.0) -> None:
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=socket_path),
+            base_url="http://store",
+            timeout=timeout_s,
+        )
+
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            response = await self._http.post(f"/queries/{name}", json=params)
+        except httpx.HTTPError as exc:
+            raise QueryBackendUnavailable(f"store unreachable: {exc}") from exc
+        if response.status_code == 400:
+            raise QueryError(response.json()["error"])
+        if response.status_code != 200:
+            raise QueryBackendUnavailable(f"store answered {response.status_code}")
+        return response.json()
+
+    async def close(self) -> None:
+        await self._http.aclose()

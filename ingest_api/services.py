@@ -1,0 +1,50 @@
+"""What the routes use, built once per API process in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from coalmine.settings import Settings
+from ingest_api.keys import ApiKey, KeyRegistry
+from ingest_api.query_backend import QueryBackend
+from schemas.records import KeyScope
+from schemas.topics import Topic
+
+
+class AppendFailed(RuntimeError):
+    """The log did not acknowledge a record in time: the client gets a 503, never a 202."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: KeyRegistry
+    producer: AIOKafkaProducer
+    queries: QueryBackend
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def append(self, topic: Topic, value: bytes, partition: int | None = None) -> None:
+        """Append one record and wait for acks=all; AppendFailed after append_timeout_s."""
+        try:
+            async with asyncio.timeout(self.settings.append_timeout_s):
+                await self.producer.send_and_wait(topic.topic_name, value, partition=partition)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise AppendFailed(f"log unavailable: {type(exc).__name__}") from exc
+
+    def is_admin(self, authorization: str | None) -> bool:
+        expected = "Bearer " + self.settings.admin_token
+        return bool(authorization) and hmac.compare_digest(
+            authorization.encode(), expected.encode()  # type: ignore[union-attr]
+        )
+
+    def reader(self, authorization: str | None) -> bool:
+        """Query routes: the admin token or an active read-scope key."""
+        return self.is_admin(authorization) or self.key(authorization, "read") is not None
+
+    def key(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
+        return self.registry.authenticate(authorization, scope)

@@ -1,0 +1,132 @@
+"""Log records -> ClickHouse rows. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from schemas.records import EventBatch, KeyCreated, KeyRecord, KeyRevoked, KeyUsed
+
+UTC = dt.timezone.utc
+
+EVENT_COLUMNS = (
+    "event_id",
+    "key_id",
+    "type",
+    "name",
+    "message",
+    "value",
+    "meta",
+    "ts",
+    "received_at",
+    "_partition",
+    "_offset",
+)
+
+KEY_COLUMNS = (
+    "id", "name", "key_hash", "scope", "created_at", "revoked_at", "last_used_at", "version"
+)
+
+class EventColumns:
+    """Column-oriented rows of the `events` table, appended batch by batch."""
+
+    def __init__(self) -> None:
+        self.columns: tuple[list[object], ...] = tuple([] for _ in EVENT_COLUMNS)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def add(
+        self,
+        batch: EventBatch,
+        partition: int,
+        offset: int,
+        skip: frozenset[uuid.UUID] = frozenset(),
+    ) -> None:
+        """Append the batch's events; ids in `skip` (already stored) are left out."""
+        (c_id, c_key, c_type, c_name, c_msg, c_value, c_meta, c_ts, c_recv, c_part, c_off) = (
+            self.columns
+        )
+        base = int(batch.batch_id, 16)
+        received = dt.datetime.fromtimestamp(batch.received_at, UTC)
+        for index, event in enumerate(batch.events):
+            event_id = uuid.UUID(int=base | index)
+            if skip and event_id in skip:
+                continue
+            meta = bytes(event.meta)
+            c_id.append(event_id)
+            c_key.append(batch.key_id)
+            c_type.append(event.type)
+            c_name.append(event.name)
+            c_msg.append(event.message or "")
+            c_value.append(event.value)
+            c_meta.append("" if meta == b"null" else meta.decode())
+            c_ts.append(event.ts or received)
+            c_recv.append(received)
+            c_part.append(partition)
+            c_off.append(offset)
+
+
+def _utc(epoch: float | None) -> dt.datetime | None:
+    return None if epoch is None else dt.datetime.fromtimestamp(epoch, UTC)
+
+
+def _epoch(moment: object) -> float | None:
+    if not isinstance(moment, dt.datetime):
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def fold_key_record(states: dict[str, KeyState], record: KeyRecord) -> list[object] | None:
+    """Apply a key record to the per-key states; return the key's api_keys row, or None if the
+    record names a key never created."""
+    if isinstance(record, KeyCreated):
+        state = states.setdefault(record.id, KeyState(record))
+    else:
+        state = states.get(record.id)
+        if state is None:
+            return None
+        if isinstance(record, KeyRevoked):
+            state.revoked_at = state.revoked_at or record.revoked_at
+        elif isinstance(record, KeyUsed):
+            state.last_used_at = max(state.last_used_at or 0.0, record.last_used_at)
+    created = state.created
+    changed = max(created.created_at, state.revoked_at or 0.0, state.last_used_at or 0.0)
+    return [
+        created.id,
+        created.name,
+        created.key_hash,
+        created.scope,
+        _utc(created.created_at),
+        _utc(state.revoked_at),
+        _utc(state.last_used_at),
+        int(changed * 1000),
+    ]
+
+
+class KeyState:
+    def __init__(self, created: KeyCreated) -> None:
+        self.created = created
+        self.revoked_at: float | None = None
+        self.last_used_at: float | None = None
+
+
+def key_records_from_row(row: dict[str, object]) -> list[KeyRecord]:
+    """The records that rebuild one api_keys row on an empty log (re-seeding)."""
+    key_id = str(row["id"])
+    records: list[KeyRecord] = [
+        KeyCreated(
+            id=key_id,
+            name=str(row["name"]),
+            key_hash=str(row["key_hash"]),
+            created_at=_epoch(row["created_at"]) or 0.0,
+            scope=row["scope"],  # type: ignore[arg-type]
+        )
+    ]
+    last_used_at = _epoch(row["last_used_at"])
+    if last_used_at is not None:
+        records.append(KeyUsed(key_id, last_used_at))
+    revoked_at = _epoch(row["revoked_at"])
+    if revoked_at is not None:
+        records.append(KeyRevoked(key_id, revoked_at))
+    return records

@@ -1,0 +1,68 @@
+"""Parsing of query parameters: times (ISO 8601, epoch seconds, or relative like -7d) and
+intervals (60, 1m, 1h, 1d). Pure functions with an explicit `now`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+UTC = dt.timezone.utc
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
+_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+
+
+class QueryError(ValueError):
+    """A query parameter is missing or invalid; the message is for the client (400)."""
+
+
+def parse_time(raw: str, now: dt.datetime, field: str) -> dt.datetime:
+    """ISO 8601 with offset, epoch seconds, `now`, or `-<n><unit>` before now."""
+    raw = raw.strip()
+    if raw == "now":
+        return now
+    relative = _RELATIVE.match(raw)
+    if relative:
+        return now - dt.timedelta(seconds=int(relative[1]) * _UNITS[relative[2]])
+    try:
+        return dt.datetime.fromtimestamp(float(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(
+            f"`{field}` must be ISO 8601, epoch seconds or relative like -7d; got {raw!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise QueryError(f"`{field}` needs a timezone offset, e.g. 2026-07-02T10:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def parse_duration(raw: str, field: str) -> int:
+    """Whole seconds from `90`, `90s`, `5m`, `1h`, `1d`, `1w`."""
+    match = _DURATION.match(raw.strip())
+    if not match or int(match[1]) == 0:
+        raise QueryError(f"`{field}` must be a positive duration like 60, 5m, 1h or 1d")
+    return int(match[1]) * _UNITS[match[2] or "s"]
+
+
+def time_range(
+    params: dict[str, str], now: dt.datetime, default_from: str
+) -> tuple[dt.datetime, dt.datetime]:
+    start = parse_time(params.get("from") or default_from, now, "from")
+    end = parse_time(params.get("to") or "now", now, "to")
+    if start >= end:
+        raise QueryError("`from` must be before `to`")
+    return start, end
+
+
+def required(params: dict[str, str], field: str) -> str:
+    value = params.get(field)
+    if not value:
+        raise QueryError(f"`{field}` is required")
+    return value
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

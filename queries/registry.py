@@ -1,0 +1,27 @@
+"""Name -> query function; the one list the HTTP API, the store and the CLI dispatch on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from queries.params import QueryError
+from queries.series import series
+
+QueryFn = Callable[[Client, dict[str, str], dt.datetime], dict[str, Any]]
+
+NAMED_QUERIES: dict[str, QueryFn] = {
+    "series": series,
+}
+
+
+def run_query(
+    client: Client, name: str, params: dict[str, str], now: dt.datetime | None = None
+) -> dict[str, Any]:
+    query = NAMED_QUERIES.get(name)
+    if query is None:
+        raise QueryError(f"unknown query {name!r}")
+    return query(client, params, now or dt.datetime.now(dt.timezone.utc))

@@ -1,0 +1,1 @@
+"""Every shape that crosses a boundary: wire formats, log records, topics, migrations."""

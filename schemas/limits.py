@@ -1,0 +1,11 @@
+"""The ingest contract's numbers (specs/ingest-api.txt), defined once."""
+
+MAX_EVENTS_PER_BATCH = 100
+MAX_BODY_BYTES = 512 * 1024
+NAME_MAX_CHARS = 200
+MESSAGE_MAX_CHARS = 2_000
+META_MAX_BYTES = 4 * 1024
+API_KEY_PREFIX = "ch_live_"
+# secrets.token_urlsafe(32) gives 43 characters: 256 bits after the prefix.
+API_KEY_RANDOM_BYTES = 32
+KEY_NAME_MAX_CHARS = 200

@@ -1,0 +1,34 @@
+"""The topic registry: one place names every topic on the log and its partition count.
+
+Partition counts are part of the contract with the processors (Faust expects the count it was
+started with), so topics are created from this table and never implicitly by a producer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+class Topic(enum.Enum):
+    # One record per accepted ingest request (a batch of 1-100 events).
+    EVENTS = TopicSpec("coalmine.events", 4)
+    # API key created / revoked; compacted by key id. The durable copy lives in ClickHouse.
+    KEYS = TopicSpec("coalmine.keys", 1, compacted=True)
+    # Records no consumer could read, with the reason in a header; counted, never retried.
+    DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
+
+    @property
+    def topic_name(self) -> str:
+        return self.value.name
+
+    @property
+    def partitions(self) -> int:
+        return self.value.partitions

@@ -1,0 +1,79 @@
+"""The ingest API's request body (specs/ingest-api.txt), decoded by msgspec straight from bytes.
+
+Decisions where the spec is silent (also in the README):
+- unknown fields, top-level or per event, are refused with 400: a typo such as `vaule` would
+  otherwise drop data silently;
+- `value` must be a finite JSON number; `true`/`false` are not numbers;
+- `ts` must be RFC 3339 with an offset (`Z` or `+hh:mm`); naive times are refused because the
+  server cannot know the sender's zone;
+- `meta` must be a JSON object of at most 4 KB as sent (its raw bytes are measured and stored
+  verbatim, so the limit is the size the client serialised); `null` means no meta;
+- a key repeated inside an object keeps its last value, as most JSON parsers do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.limits import (
+    MAX_EVENTS_PER_BATCH,
+    MESSAGE_MAX_CHARS,
+    META_MAX_BYTES,
+    NAME_MAX_CHARS,
+)
+
+EventType = Literal["event", "error"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_CHARS)]
+Message = Annotated[str, msgspec.Meta(max_length=MESSAGE_MAX_CHARS)]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+NO_META = msgspec.Raw(b"")
+
+
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    type: EventType
+    name: Name
+    message: Message | None = None
+    value: float | None = None
+    # Kept as the raw JSON the client sent: measured, checked and stored without re-encoding.
+    meta: msgspec.Raw = NO_META
+    ts: Timestamp | None = None
+
+
+class IngestRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_BATCH)]
+
+
+class InvalidBatch(ValueError):
+    """The first problem found in a request body, worded for the client."""
+
+
+_decoder = msgspec.json.Decoder(IngestRequest)
+_OPEN_BRACE = ord("{")
+
+
+def decode_batch(body: bytes) -> list[Event]:
+    """Decode and validate one ingest body; raise InvalidBatch naming the first problem."""
+    try:
+        events = _decoder.decode(body).events
+    except msgspec.ValidationError as exc:
+        raise InvalidBatch(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidBatch(f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidBatch("malformed JSON: body is not valid UTF-8") from None
+    for index, event in enumerate(events):
+        meta = memoryview(event.meta)
+        if meta:  # most events carry no meta: only those pay for the checks
+            if meta[0] != _OPEN_BRACE:
+                if meta == b"null":
+                    continue
+                raise InvalidBatch(f"Expected `object` - at `$.events[{index}].meta`")
+            if len(meta) > META_MAX_BYTES:
+                raise InvalidBatch(
+                    f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit"
+                    f" - at `$.events[{index}].meta`"
+                )
+    return events
