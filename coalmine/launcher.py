@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
 import secrets
 import signal
@@ -54,6 +55,19 @@ def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token, path
+
+
+def lock_data_dir(settings: Settings) -> int:
+    """Hold an exclusive lock on data_dir for this process's life: chDB allows one owner, and
+    two launchers on one directory would otherwise fail deep inside ClickHouse."""
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.data_path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LaunchError(f"another coalmine is running on {settings.data_path}") from None
+    return fd
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -137,7 +151,7 @@ def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
 def up(settings: Settings) -> int:
     check_dependencies(settings)
     check_port_free(settings.host, settings.port)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    lock_data_dir(settings)
     token, token_path = ensure_admin_token(settings)
     supervisor = Supervisor(settings)
 

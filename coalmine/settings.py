@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Sink batching: flush to ClickHouse at this many rows or after this many seconds.
     sink_max_rows: int = 50_000
     sink_max_wait_s: float = 0.25
+    # The sink's consumer group: its committed offsets say what is stored. A new name makes
+    # the sink re-read the whole log, storing only what ClickHouse lacks.
+    sink_group: str = "coalmine-sink"
     log_level: str = "info"
 
     @property

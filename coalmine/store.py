@@ -74,7 +74,7 @@ async def serve_store(settings: Settings) -> None:
     if reseeded:
         log.info("re-seeded %d keys from ClickHouse onto the log", reseeded)
     events_consumer = kafka.consumer(
-        bootstrap, group_id="coalmine-sink", max_partition_fetch_bytes=8 * 1024 * 1024
+        bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     keys_consumer = kafka.consumer(bootstrap)
     await events_consumer.start()

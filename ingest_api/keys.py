@@ -43,7 +43,8 @@ def hash_key(key: str) -> str:
 
 def bearer_key(authorization: str | None) -> str | None:
     """The ch_live_ key in an Authorization header, or None if absent or malformed."""
-    if not authorization or not authorization.startswith(_BEARER):
+    # RFC 9110: the scheme is case-insensitive.
+    if not authorization or authorization[: len(_BEARER)].lower() != "bearer ":
         return None
     key = authorization[len(_BEARER) :].strip()
     if not key.startswith(API_KEY_PREFIX) or len(key) > 128:

@@ -100,19 +100,29 @@ class EventSink:
     async def _add(
         self, columns: EventColumns, tp: TopicPartition, messages: list[ConsumerRecord]
     ) -> None:
-        batches: list[tuple[EventBatch, int]] = []
+        decoded: list[tuple[EventBatch, ConsumerRecord]] = []
         for message in messages:
             try:
-                batches.append((batch_decoder.decode(message.value), message.offset))
+                decoded.append((batch_decoder.decode(message.value), message))
             except Exception as exc:
                 await self._dead_letter(message, exc)
         if tp not in self._recovery_bound:
             self._recovery_bound[tp] = self._consumer.highwater(tp) or 0
         bound = self._recovery_bound[tp]
-        maybe_stored = [batch for batch, offset in batches if offset < bound]
+        maybe_stored = [batch for batch, message in decoded if message.offset < bound]
         skip = await self._stored_ids(tp.partition, maybe_stored) if maybe_stored else frozenset()
-        for batch, offset in batches:
-            columns.add(batch, tp.partition, offset, skip)
+        if skip:
+            log.warning(
+                "recovery: partition %d had %d events of replayed records already stored;"
+                " storing only the rest",
+                tp.partition,
+                len(skip),
+            )
+        for batch, message in decoded:
+            try:
+                columns.add(batch, tp.partition, message.offset, skip)
+            except Exception as exc:  # valid JSON that cannot become rows: never block the log
+                await self._dead_letter(message, exc)
 
     async def _stored_ids(self, partition: int, batches: list[EventBatch]) -> frozenset[uuid.UUID]:
         received = [batch.received_at for batch in batches]
@@ -146,13 +156,14 @@ class EventSink:
 
     async def _dead_letter(self, message: ConsumerRecord, exc: Exception) -> None:
         self.dead_lettered += 1
-        log.error("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+        offset = message.offset
+        log.error("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, offset, exc)
         reason = f"{type(exc).__name__}: {exc}"[:500].encode()
         await self._dead_letters.send_and_wait(
             Topic.DEAD_LETTERS.topic_name,
             message.value,
             headers=[
-                ("source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                ("source", f"{message.topic}/{message.partition}/{offset}".encode()),
                 ("reason", reason),
                 ("at", dt.datetime.now(dt.timezone.utc).isoformat().encode()),
             ],

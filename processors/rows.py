@@ -43,28 +43,33 @@ class EventColumns:
         offset: int,
         skip: frozenset[uuid.UUID] = frozenset(),
     ) -> None:
-        """Append the batch's events; ids in `skip` (already stored) are left out."""
-        (c_id, c_key, c_type, c_name, c_msg, c_value, c_meta, c_ts, c_recv, c_part, c_off) = (
-            self.columns
-        )
+        """Append the batch's events; ids in `skip` (already stored) are left out. All or
+        nothing: a batch that cannot be mapped raises and leaves the columns as they were."""
         base = int(batch.batch_id, 16)
         received = dt.datetime.fromtimestamp(batch.received_at, UTC)
+        rows = []
         for index, event in enumerate(batch.events):
             event_id = uuid.UUID(int=base | index)
             if skip and event_id in skip:
                 continue
             meta = bytes(event.meta)
-            c_id.append(event_id)
-            c_key.append(batch.key_id)
-            c_type.append(event.type)
-            c_name.append(event.name)
-            c_msg.append(event.message or "")
-            c_value.append(event.value)
-            c_meta.append("" if meta == b"null" else meta.decode())
-            c_ts.append(event.ts or received)
-            c_recv.append(received)
-            c_part.append(partition)
-            c_off.append(offset)
+            rows.append(
+                (
+                    event_id,
+                    batch.key_id,
+                    event.type,
+                    event.name,
+                    event.message or "",
+                    event.value,
+                    "" if meta == b"null" else meta.decode(),
+                    event.ts or received,
+                    received,
+                    partition,
+                    offset,
+                )
+            )
+        for column, values in zip(self.columns, zip(*rows)):
+            column.extend(values)
 
 
 def _utc(epoch: float | None) -> dt.datetime | None:

@@ -9,7 +9,8 @@ import re
 UTC = dt.timezone.utc
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
-_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+_DURATION = re.compile(r"^(\d{1,9})([smhdw]?)$")
+MAX_DURATION_S = 366 * 86400
 
 
 class QueryError(ValueError):
@@ -21,30 +22,34 @@ def parse_time(raw: str, now: dt.datetime, field: str) -> dt.datetime:
     raw = raw.strip()
     if raw == "now":
         return now
+    invalid = QueryError(
+        f"`{field}` must be ISO 8601, epoch seconds or relative like -7d; got {raw[:40]!r}"
+    )
     relative = _RELATIVE.match(raw)
-    if relative:
-        return now - dt.timedelta(seconds=int(relative[1]) * _UNITS[relative[2]])
     try:
-        return dt.datetime.fromtimestamp(float(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    try:
+        if relative:
+            return now - dt.timedelta(seconds=int(relative[1]) * _UNITS[relative[2]])
+        try:
+            return dt.datetime.fromtimestamp(float(raw), UTC)
+        except ValueError:
+            pass
         parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(
-            f"`{field}` must be ISO 8601, epoch seconds or relative like -7d; got {raw!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise QueryError(f"`{field}` needs a timezone offset, e.g. 2026-07-02T10:00:00Z")
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            raise QueryError(f"`{field}` needs a timezone offset, e.g. 2026-07-02T10:00:00Z")
+        return parsed.astimezone(UTC)
+    except QueryError:
+        raise
+    except (ValueError, OverflowError, OSError):
+        raise invalid from None
 
 
 def parse_duration(raw: str, field: str) -> int:
     """Whole seconds from `90`, `90s`, `5m`, `1h`, `1d`, `1w`."""
     match = _DURATION.match(raw.strip())
-    if not match or int(match[1]) == 0:
-        raise QueryError(f"`{field}` must be a positive duration like 60, 5m, 1h or 1d")
-    return int(match[1]) * _UNITS[match[2] or "s"]
+    seconds = int(match[1]) * _UNITS[match[2] or "s"] if match else 0
+    if not 0 < seconds <= MAX_DURATION_S:
+        raise QueryError(f"`{field}` must be a duration from 1s to 366d, like 60, 5m, 1h or 1d")
+    return seconds
 
 
 def time_range(

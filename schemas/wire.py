@@ -8,6 +8,7 @@ Decisions where the spec is silent (also in the README):
   server cannot know the sender's zone;
 - `meta` must be a JSON object of at most 4 KB as sent (its raw bytes are measured and stored
   verbatim, so the limit is the size the client serialised); `null` means no meta;
+- `ts` must lie between 1970 and 2100;
 - a key repeated inside an object keeps its last value, as most JSON parsers do.
 """
 
@@ -50,6 +51,10 @@ class InvalidBatch(ValueError):
     """The first problem found in a request body, worded for the client."""
 
 
+# Times outside these bounds are client bugs, not history; ClickHouse could not store them.
+TS_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+TS_MAX = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
+
 _decoder = msgspec.json.Decoder(IngestRequest)
 _OPEN_BRACE = ord("{")
 
@@ -64,6 +69,8 @@ def decode_batch(body: bytes) -> list[Event]:
         raise InvalidBatch(f"malformed JSON: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidBatch("malformed JSON: body is not valid UTF-8") from None
+    except RecursionError:
+        raise InvalidBatch("malformed JSON: nested too deeply") from None
     for index, event in enumerate(events):
         meta = memoryview(event.meta)
         if meta:  # most events carry no meta: only those pay for the checks
@@ -76,4 +83,12 @@ def decode_batch(body: bytes) -> list[Event]:
                     f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit"
                     f" - at `$.events[{index}].meta`"
                 )
+            try:  # msgspec checks the syntax of a Raw value but not its encoding
+                str(meta, "utf-8")
+            except UnicodeDecodeError:
+                raise InvalidBatch(f"meta is not valid UTF-8 - at `$.events[{index}].meta`") from None
+        if event.ts is not None and not TS_MIN <= event.ts < TS_MAX:
+            raise InvalidBatch(
+                f"ts must lie between {TS_MIN.year} and {TS_MAX.year} - at `$.events[{index}].ts`"
+            )
     return events

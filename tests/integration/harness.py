@@ -1,0 +1,146 @@
+"""A real Coalmine stack for tests: the Tansu broker and each process role started exactly as
+`coalmine up` starts them, but one by one, so a test can SIGKILL and restart any of them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coalmine import log as kafka
+from coalmine.broker import free_port, start_tansu
+from coalmine.settings import Settings, load_settings
+from tests.conftest import wait_for
+
+ROLES = ("store", "worker", "api")
+
+
+class Stack:
+    def __init__(self, root: Path, **settings: Any) -> None:
+        self.root = root
+        self.broker_port = free_port()
+        self.settings: Settings = load_settings(
+            {},
+            kafka_bootstrap=f"127.0.0.1:{self.broker_port}",
+            data_dir=str(root / "data"),
+            port=free_port(),
+            admin_token=secrets.token_urlsafe(24),
+            store_socket=str(root / "store.sock"),
+            startup_timeout_s=30,
+            **settings,
+        )
+        self.broker: subprocess.Popen[bytes] | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start_broker(self) -> None:
+        self.broker = start_tansu(self.broker_port)
+        asyncio.run(kafka.wait_for_broker(self.settings.kafka_bootstrap, 30))
+        asyncio.run(kafka.create_topics(self.settings.kafka_bootstrap))
+
+    def start(self, role: str) -> None:
+        log = open(self.root / f"{role}.log", "ab")
+        self.processes[role] = subprocess.Popen(
+            [sys.executable, "-m", "coalmine", role],
+            env={**os.environ, **self.settings.to_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        if role == "store":
+            transport = httpx.HTTPTransport(uds=self.settings.store_socket)
+            wait_for(
+                lambda: self._alive(role)
+                and httpx.Client(transport=transport).get("http://store/ready").status_code == 200,
+                60,
+                "the store",
+            )
+        elif role == "api":
+            wait_for(
+                lambda: self._alive(role) and self.http().get("/healthz").status_code == 200,
+                60,
+                "the API",
+            )
+
+    def start_all(self) -> Stack:
+        self.start_broker()
+        for role in ROLES:
+            self.start(role)
+        return self
+
+    def _alive(self, role: str) -> bool:
+        process = self.processes[role]
+        if process.poll() is not None:
+            tail = (self.root / f"{role}.log").read_text()[-3000:]
+            raise AssertionError(f"{role} exited with {process.returncode}:\n{tail}")
+        return True
+
+    def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(role)
+        process.send_signal(sig)
+        process.wait(30)
+
+    def kill_broker(self) -> None:
+        assert self.broker is not None
+        self.broker.kill()
+        self.broker.wait(10)
+        self.broker = None
+
+    def stop(self) -> None:
+        for role in reversed(ROLES):
+            if role in self.processes:
+                process = self.processes.pop(role)
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if self.broker is not None:
+            self.kill_broker()
+
+    # --- clients ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.settings.base_url
+
+    def http(self, token: str | None = None, timeout: float = 15.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def admin(self) -> httpx.Client:
+        return self.http(self.settings.admin_token)
+
+    def create_key(self, name: str = "test", scope: str = "ingest") -> dict[str, Any]:
+        response = self.admin().post("/api/v1/admin/keys", json={"name": name, "scope": scope})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def series_total(self, name: str) -> int:
+        response = self.admin().get(
+            "/api/v1/query/series",
+            params={"name": name, "from": "-30d", "to": str(time.time() + 86400), "interval": "1d"},
+        )
+        assert response.status_code == 200, response.text
+        return sum(point["count"] for point in response.json()["points"])
+
+
+def clickhouse_facts(data_dir: Path, sql: str) -> list[list[Any]]:
+    """Run SQL on a stopped stack's chDB from a separate process (chDB allows one per dir)."""
+    code = (
+        "import json, sys, clickhouse_connect\n"
+        f"c = clickhouse_connect.get_client(dsn='chdb://{(data_dir / 'clickhouse').resolve()}')\n"
+        "print(json.dumps([list(r) for r in c.query(sys.argv[1]).result_rows], default=str))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, sql], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
