@@ -202,8 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TIME_FLAGS = ("--from", "--to")
+
+
+def _join_time_flags(argv: list[str]) -> list[str]:
+    """`--from -7d` reads as a flag to argparse; glue such values on (`--from=-7d`)."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in _TIME_FLAGS and arg.startswith("-"):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_time_flags(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.WARNING if args.command in ("keys", "query") else logging.INFO,
         format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -82,10 +83,18 @@ async def serve_store(settings: Settings) -> None:
     sink = EventSink(
         client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
     )
-    tasks = [
-        asyncio.create_task(sink.run(), name="event-sink"),
-        asyncio.create_task(mirror_keys(client, keys_consumer, executor), name="key-mirror"),
+    # SIGTERM: drain the log into ClickHouse, then exit. The launcher stops the API first, so
+    # on a clean stop everything acknowledged is stored even though the embedded log is not.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    workers = [
+        asyncio.create_task(sink.run(stop), name="event-sink"),
+        asyncio.create_task(mirror_keys(client, keys_consumer, executor, stop), name="key-mirror"),
     ]
+    tasks = list(workers)
+    server: uvicorn.Server | None = None
     if settings.store_socket:
         socket_path = Path(settings.store_socket)
         socket_path.unlink(missing_ok=True)
@@ -96,10 +105,17 @@ async def serve_store(settings: Settings) -> None:
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(server.serve(), name="query-socket"))
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # a sink that stops is a bug: surface it and let the launcher see
+        while not all(task.done() for task in workers):
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a task that fails is a bug: surface it to the launcher
+                if not stop.is_set():
+                    raise RuntimeError(f"{task.get_name()} stopped unexpectedly")
+            tasks = [task for task in tasks if not task.done()]
+        log.info("drained the log into ClickHouse (%d events stored this run)", sink.stored)
     finally:
+        if server is not None:
+            server.should_exit = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

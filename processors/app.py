@@ -22,6 +22,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=str(settings.data_path / "processors"),  # Faust's default is the cwd
         processing_guarantee="at_least_once",
         web_enabled=False,
         topic_disable_leader=True,

@@ -72,30 +72,50 @@ class EventSink:
             else:
                 self._consumer.seek(tp, committed)
 
-    async def run(self) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Store for ever; once `stop` is set, drain what the log holds and return."""
         await self.start()
         while True:
-            await self.run_once()
+            fetched = await self.run_once()
+            if stop.is_set() and not fetched:
+                return
 
-    async def run_once(self) -> None:
-        """Collect up to max_rows (or max_wait_s), store them, then commit their offsets."""
+    async def run_once(self) -> int:
+        """Collect up to max_rows (or max_wait_s), store them, then commit their offsets.
+        Returns the number of log records read."""
         columns = EventColumns()
         next_offsets: dict[TopicPartition, int] = {}
         deadline = time.monotonic() + self._max_wait_s
+        records = 0
         while len(columns) < self._max_rows:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
             fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=2_000)
             for tp, messages in fetched.items():
                 await self._add(columns, tp, messages)
                 next_offsets[tp] = messages[-1].offset + 1
+                records += len(messages)
             if time.monotonic() >= deadline:
                 break
         if not next_offsets:
-            return
+            return 0
         if len(columns):
             await self._retrying(self._insert, columns)
-        await self._consumer.commit(next_offsets)
+        await self._commit(next_offsets)
         self.stored += len(columns)
+        return records
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit, retrying while the broker is away: the rows are stored already, and a
+        replay after a crash here is deduplicated, so waiting is the only safe choice."""
+        delay = 0.2
+        while True:
+            try:
+                await self._consumer.commit(offsets)
+                return
+            except Exception as exc:
+                log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _add(
         self, columns: EventColumns, tp: TopicPartition, messages: list[ConsumerRecord]

@@ -43,9 +43,10 @@ async def reseed_keys(client: Client, producer: AIOKafkaProducer, consumer: AIOK
 
 
 async def mirror_keys(
-    client: Client, consumer: AIOKafkaConsumer, executor: Executor
+    client: Client, consumer: AIOKafkaConsumer, executor: Executor, stop: asyncio.Event
 ) -> None:
-    """Store every key record in api_keys, for ever. Inserts are idempotent (ReplacingMergeTree)."""
+    """Store every key record in api_keys; once `stop` is set, drain the topic and return.
+    Inserts are idempotent (ReplacingMergeTree keeps the newest state of a key)."""
     consumer.assign(partitions_of(Topic.KEYS))
     await consumer.seek_to_beginning()
     states: dict[str, KeyState] = {}
@@ -54,7 +55,9 @@ async def mirror_keys(
         "api_keys", rows, column_names=KEY_COLUMNS
     )
     while True:
-        fetched = await consumer.getmany(timeout_ms=500)
+        fetched = await consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
+        if stop.is_set() and not fetched:
+            return
         rows = []
         for messages in fetched.values():
             for message in messages:

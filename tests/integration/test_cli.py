@@ -1,0 +1,66 @@
+"""The CLI against a running service: keys create/list/revoke and query series."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import wait_for
+from tests.integration.harness import Stack
+
+
+def coalmine(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "COALMINE_ADMIN_TOKEN": stack.settings.admin_token,
+        "COALMINE_PORT": str(stack.settings.port),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "coalmine", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_it_creates_lists_and_revokes_keys(stack: Stack) -> None:
+    created = coalmine(stack, "keys", "create", "from-cli", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["key"].startswith("ch_live_")
+
+    listed = coalmine(stack, "keys", "list")
+    assert listed.returncode == 0
+    assert key["id"] in listed.stdout and "from-cli" in listed.stdout
+    assert key["key"] not in listed.stdout
+
+    revoked = coalmine(stack, "keys", "revoke", key["id"])
+    assert revoked.returncode == 0 and f"revoked {key['id']}" in revoked.stdout
+    keys = json.loads(coalmine(stack, "keys", "list", "--json").stdout)
+    assert next(k for k in keys if k["id"] == key["id"])["revoked_at"] is not None
+
+
+def test_it_prints_a_series_with_a_sparkline(stack: Stack, ingest_key: str) -> None:
+    events = [{"type": "event", "name": "cli-series", "value": 4}] * 5
+    assert stack.http(ingest_key).post("/api/v1/events", json={"events": events}).status_code == 202
+    wait_for(lambda: stack.series_total("cli-series") == 5, 30, "events stored")
+    shown = coalmine(stack, "query", "series", "cli-series", "--from", "-2h", "--interval", "1h")
+    assert shown.returncode == 0, shown.stderr
+    assert "cli-series" in shown.stdout and "█" in shown.stdout
+    as_json = json.loads(coalmine(stack, "query", "series", "cli-series", "--json").stdout)
+    assert sum(p["count"] for p in as_json["points"]) == 5
+    assert sum(p["value_sum"] for p in as_json["points"]) == 20
+
+
+def test_it_reports_errors_in_one_line(stack: Stack) -> None:
+    wrong = coalmine(stack, "keys", "revoke", "key_missing")
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("coalmine: 404") and "Traceback" not in wrong.stderr
+    env_port = {"COALMINE_PORT": "1"}
+    down = subprocess.run(
+        [sys.executable, "-m", "coalmine", "keys", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COALMINE_ADMIN_TOKEN": "x" * 20, **env_port},
+    )
+    assert down.returncode == 1 and "cannot reach" in down.stderr

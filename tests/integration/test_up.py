@@ -1,0 +1,177 @@
+"""`coalmine up`: the one command, on the embedded default."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coalmine.broker import free_port
+from tests.conftest import wait_for
+
+
+class Up:
+    """`coalmine up` in a subprocess, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "COALMINE_ADMIN_TOKEN"},
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        wait_for(
+            lambda: self.process.poll() is None and any("Coalmine is up at" in l for l in self.lines)
+            or self._exited(),
+            90,
+            "coalmine up to print its URL",
+        )
+
+    def _exited(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"coalmine up exited {self.process.returncode}: {self.lines}")
+        return False
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def _descendants(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    up = Up(data_dir, free_port())
+    try:
+        up.wait_ready()
+        token_file = data_dir / "admin-token"
+        assert f"admin token: {token_file}" in "\n".join(up.lines)
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        admin = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "restart"}, headers=admin).json()
+        batch = {"events": [{"type": "event", "name": "survivor", "value": 2}] * 3}
+        auth = {"Authorization": f"Bearer {created['key']}"}
+        assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
+        series = f"{up.url}/api/v1/query/series?name=survivor&from=-1h&interval=1h"
+
+        def total() -> int:
+            return sum(p["count"] for p in httpx.get(series, headers=admin).json()["points"])
+
+        wait_for(lambda: total() == 3, 30, "the events stored")
+        # Created just before the stop: a clean stop drains the log into ClickHouse first.
+        late = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "late"}, headers=admin).json()
+        assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
+        children = _descendants(up.process.pid)
+        assert len(children) >= 4  # broker, store, worker, api
+    finally:
+        code = up.stop()
+    assert code == 0
+    wait_for(lambda: not any(_alive(pid) for pid in children), 30, "every child to exit")
+
+    up = Up(data_dir, up.port)
+    try:
+        up.wait_ready()
+        keys = httpx.get(f"{up.url}/api/v1/admin/keys", headers=admin).json()["keys"]
+        assert [k["id"] for k in keys] == [created["id"], late["id"]]
+        assert total() == 6  # including the batch acknowledged just before the stop
+        assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
+        wait_for(lambda: total() == 9, 30, "old and new events")
+        revoked = httpx.delete(f"{up.url}/api/v1/admin/keys/{created['id']}", headers=admin)
+        assert revoked.status_code == 200
+    finally:
+        assert up.stop() == 0
+
+
+def test_it_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_it_refuses_a_second_instance_on_the_same_data_dir(tmp_path: Path) -> None:
+    up = Up(tmp_path, free_port())
+    try:
+        up.wait_ready()
+        result = subprocess.run(
+            [sys.executable, "-m", "coalmine", "up", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert "another coalmine is running" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        up.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({"COALMINE_PORT": "nope"}, "invalid setting"), ({"COALMINE_ADMIN_TOKEN": "short"}, "at least 16")],
+)
+def test_it_refuses_bad_settings_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "coalmine", "up", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
