@@ -3,7 +3,7 @@
 latency, and whether every accepted event reaches ClickHouse.
 
     python bench/ingest.py [--seconds 20] [--connections 32] [--batch 100]
-                           [--url URL --admin-token TOKEN]
+                           [--url URL --admin-token=TOKEN | --admin-token-file PATH]
 
 Without --url it starts `coalmine up` on a free port with a temporary data directory, and
 stops it (SIGTERM) at the end, whatever happens. It creates an ingest key through the admin
@@ -64,14 +64,28 @@ EVENT_KINDS: list[tuple[str, str, tuple[float, float] | None, list[dict[str, Any
     ("cache-warmup", "event", (50.0, 900.0), [], None),
     ("search", "event", (1.0, 250.0), [{"q_len": 12, "results": 40}], None),
     ("page-view", "event", None, [{"path": "/pricing", "referrer": "news.ycombinator.com"}], None),
-    ("webhook failed", "error", None, [{"endpoint": "https://hooks.example.com/x"}],
-     "timeout after 3 retries"),
-    ("payment declined", "error", (5.0, 499.0), [{"code": "card_declined"}],
-     "card_declined: insufficient funds"),
-    ("db timeout", "error", (5000.0, 30000.0), [],
-     "canceling statement due to statement timeout"),
-    ("job crashed", "error", None, [{"job": "sync-crm", "exit_code": 137}],
-     "Traceback (most recent call last):\n  File \"sync.py\", line 42\nMemoryError"),
+    (
+        "webhook failed",
+        "error",
+        None,
+        [{"endpoint": "https://hooks.example.com/x"}],
+        "timeout after 3 retries",
+    ),
+    (
+        "payment declined",
+        "error",
+        (5.0, 499.0),
+        [{"code": "card_declined"}],
+        "card_declined: insufficient funds",
+    ),
+    ("db timeout", "error", (5000.0, 30000.0), [], "canceling statement due to statement timeout"),
+    (
+        "job crashed",
+        "error",
+        None,
+        [{"job": "sync-crm", "exit_code": 137}],
+        'Traceback (most recent call last):\n  File "sync.py", line 42\nMemoryError',
+    ),
     ("upstream rate limited", "error", None, [], "429 from api.partner.example"),
     ("email bounced", "error", None, [{"domain": "example.org"}], "550 5.1.1 user unknown"),
 ]
@@ -84,7 +98,9 @@ DISTINCT_BODIES = 8
 # Request bodies
 
 
-def build_bodies(tag: str, batch: int, count: int, seed: int = 7) -> list[tuple[bytes, dict[str, int]]]:
+def build_bodies(
+    tag: str, batch: int, count: int, seed: int = 7
+) -> list[tuple[bytes, dict[str, int]]]:
     """`count` different bodies of `batch` events each, with their per-name event counts.
     Every name appears in at least one body, so the verification covers all of them."""
     rng = random.Random(seed)
@@ -194,8 +210,13 @@ async def _load(conf: dict[str, Any], report: Any) -> dict[str, Any]:
                     length = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
                     body = await reader.readexactly(length) if length else b""
                     close = b"\r\nconnection: close" in lower
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                        BadResponse, ValueError) as exc:
+                except (
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError,
+                    BadResponse,
+                    ValueError,
+                ) as exc:
                     # The server may or may not have stored this batch: outcome unknown.
                     phase.errors[f"{type(exc).__name__}: {exc}"[:80]] += 1
                     in_flight = None
@@ -260,7 +281,7 @@ def generator_main(conf: dict[str, Any], report: Any) -> None:
         report.send(("done", result))
     except KeyboardInterrupt:
         pass
-    except BaseException as exc:  # the parent prints it
+    except Exception as exc:  # noqa: BLE001 (any failure goes to the parent, which prints it)
         report.send(("failed", f"{type(exc).__name__}: {exc}"))
 
 
@@ -268,8 +289,9 @@ def generator_main(conf: dict[str, Any], report: Any) -> None:
 # Talking to the service (admin + query), stdlib only
 
 
-def call(base: str, method: str, path: str, token: str, payload: Any = None,
-         timeout: float = 15.0) -> tuple[int, Any]:
+def call(
+    base: str, method: str, path: str, token: str, payload: Any = None, timeout: float = 15.0
+) -> tuple[int, Any]:
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(base + path, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
@@ -286,7 +308,9 @@ def call(base: str, method: str, path: str, token: str, payload: Any = None,
             return exc.code, body.decode(errors="replace")
 
 
-def stored_counts(base: str, token: str, names: list[str], since: int, until: int) -> dict[str, int]:
+def stored_counts(
+    base: str, token: str, names: list[str], since: int, until: int
+) -> dict[str, int]:
     counts = {}
     for name in names:
         query = urllib.parse.urlencode(
@@ -331,17 +355,27 @@ class Service:
 
     def start(self) -> str:
         """Start, wait for the ready line, return the admin token."""
-        log = open(self.log_path, "wb")
-        argv = [sys.executable, "-m", "coalmine", "up", "--port", str(self.port),
-                "--data-dir", str(self.data_dir)]
+        argv = [
+            sys.executable,
+            "-m",
+            "coalmine",
+            "up",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         print(f"starting: {' '.join(argv)}  (log: {self.log_path})", flush=True)
-        self.process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.tmp,  # Faust writes its data directory into the working directory
-            start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop it in order
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.tmp,  # Faust writes its data directory into the working directory
+                start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop it in order
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads yet; as the launcher)
+            )
         started = time.monotonic()
         deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
@@ -486,7 +520,7 @@ def machine() -> str:
 def percentile(ordered: list[float], q: float) -> float:
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 def run_profiler(pid: int, seconds: float, output: str) -> subprocess.Popen[bytes] | None:
@@ -494,9 +528,28 @@ def run_profiler(pid: int, seconds: float, output: str) -> subprocess.Popen[byte
     if not Path(spy).exists():
         print("py-spy not found: `pip install py-spy` to profile", file=sys.stderr)
         return None
-    fmt = "speedscope" if output.endswith(".json") else "flamegraph" if output.endswith(".svg") else "raw"
-    argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-            "--rate", "200", "--format", fmt, "--output", output, "--nonblocking"]
+    fmt = (
+        "speedscope"
+        if output.endswith(".json")
+        else "flamegraph"
+        if output.endswith(".svg")
+        else "raw"
+    )
+    argv = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, int(seconds))),
+        "--rate",
+        "200",
+        "--format",
+        fmt,
+        "--output",
+        output,
+        "--nonblocking",
+    ]
     print(f"profiling the API (pid {pid}): {' '.join(argv)}", flush=True)
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -507,18 +560,38 @@ def run_profiler(pid: int, seconds: float, output: str) -> subprocess.Popen[byte
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="measured duration (default 20)")
-    p.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
+    p.add_argument(
+        "--connections", type=int, default=32, help="keep-alive connections (default 32)"
+    )
     p.add_argument("--batch", type=int, default=100, help="events per request, 1-100 (default 100)")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds sent but not measured (default 2)")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds sent but not measured (default 2)"
+    )
     p.add_argument("--url", help="a running service's base URL (default: start `coalmine up`)")
-    p.add_argument("--admin-token", help="its admin token (required with --url)")
-    p.add_argument("--verify-timeout", type=float, default=120.0,
-                   help="seconds to wait for ClickHouse to hold every accepted event (default 120)")
-    p.add_argument("--startup-timeout", type=float, default=120.0,
-                   help="seconds to wait for `coalmine up` (default 120)")
-    p.add_argument("--profile-api", metavar="FILE",
-                   help="record the API process with py-spy during the measured window "
-                        "(.svg flamegraph, .json speedscope, else raw collapsed stacks)")
+    p.add_argument(
+        "--admin-token",
+        help="its admin token (required with --url; write "
+        "--admin-token=TOKEN, as a token may start with '-')",
+    )
+    p.add_argument("--admin-token-file", help="or a file holding it, e.g. DATA_DIR/admin-token")
+    p.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for ClickHouse to hold every accepted event (default 120)",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for `coalmine up` (default 120)",
+    )
+    p.add_argument(
+        "--profile-api",
+        metavar="FILE",
+        help="record the API process with py-spy during the measured window "
+        "(.svg flamegraph, .json speedscope, else raw collapsed stacks)",
+    )
     p.add_argument("--api-pid", type=int, help="the API's pid for --profile-api with --url")
     p.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = p.parse_args(argv)
@@ -526,8 +599,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--batch must be 1-100 (the contract's limit)")
     if args.connections < 1 or args.seconds <= 0 or args.warmup < 0:
         p.error("--connections, --seconds must be positive and --warmup not negative")
+    if args.admin_token_file and not args.admin_token:
+        args.admin_token = Path(args.admin_token_file).read_text().strip()
     if args.url and not args.admin_token:
-        p.error("--url needs --admin-token")
+        p.error("--url needs --admin-token or --admin-token-file")
     return args
 
 
@@ -541,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine(), flush=True)
     service: Service | None = None
     generator: multiprocessing.process.BaseProcess | None = None
-    ok = False
+    ok = interrupted = False
     try:
         if args.url:
             base, token = args.url.rstrip("/"), args.admin_token
@@ -563,8 +638,10 @@ def main(argv: list[str] | None = None) -> int:
         bodies = build_bodies(tag, args.batch, DISTINCT_BODIES)
         names = sorted({name for _, counts in bodies for name in counts})
         host_header = url.netloc
-        requests = [build_request(host_header, path_prefix + "/api/v1/events", key, body)
-                    for body, _ in bodies]
+        requests = [
+            build_request(host_header, path_prefix + "/api/v1/events", key, body)
+            for body, _ in bodies
+        ]
         sizes = [len(body) for body, _ in bodies]
         print(
             f"load: {args.connections} connections, {args.batch} events/request, "
@@ -574,8 +651,13 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         conf = {
-            "host": host, "port": port, "requests": requests, "connections": args.connections,
-            "warmup": args.warmup, "seconds": args.seconds, "grace": 30.0,
+            "host": host,
+            "port": port,
+            "requests": requests,
+            "connections": args.connections,
+            "warmup": args.warmup,
+            "seconds": args.seconds,
+            "grace": 30.0,
         }
         wall_start = time.time()
         ctx = multiprocessing.get_context("spawn")
@@ -612,8 +694,14 @@ def main(argv: list[str] | None = None) -> int:
         result = message[1]
         if profiler is not None:
             _, err = profiler.communicate(timeout=60)
-            print(f"py-spy: exit {profiler.returncode}, profile in {args.profile_api}"
-                  + (f" ({err.decode(errors='replace').strip()[-300:]})" if profiler.returncode else ""))
+            print(
+                f"py-spy: exit {profiler.returncode}, profile in {args.profile_api}"
+                + (
+                    f" ({err.decode(errors='replace').strip()[-300:]})"
+                    if profiler.returncode
+                    else ""
+                )
+            )
 
         warm, meas = result["warmup"], result["measure"]
         load_done = max(warm["last_done"], meas["last_done"], result["end"])
@@ -622,7 +710,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n== ingest ==")
         print(f"duration:        {elapsed:.2f} s measured (+{args.warmup:g} s warm-up)")
         print(f"requests:        {meas['requests']} ({meas['requests'] / elapsed:,.0f}/s)")
-        print(f"accepted events: {meas['accepted_events']} -> {meas['accepted_events'] / elapsed:,.0f} events/s")
+        print(
+            f"accepted events: {meas['accepted_events']} -> {meas['accepted_events'] / elapsed:,.0f} events/s"
+        )
         print(
             f"latency:         p50 {percentile(lat, 0.50) * 1e3:.1f} ms, "
             f"p99 {percentile(lat, 0.99) * 1e3:.1f} ms, max {(lat[-1] if lat else float('nan')) * 1e3:.1f} ms"
@@ -632,15 +722,19 @@ def main(argv: list[str] | None = None) -> int:
         errors = collections.Counter(meas["errors"]) + collections.Counter(warm["errors"])
         print(f"client errors:   {dict(errors) or 'none'}")
         warm_non_202 = {s: n for s, n in warm["statuses"].items() if s != 202}
-        print(f"warm-up:         {warm['requests']} requests, {warm['accepted_events']} events accepted"
-              + (f", non-202 {warm_non_202}" if warm_non_202 else ""))
+        print(
+            f"warm-up:         {warm['requests']} requests, {warm['accepted_events']} events accepted"
+            + (f", non-202 {warm_non_202}" if warm_non_202 else "")
+        )
         timeline = result["timeline"]
         seconds = range(int(args.seconds) + 1)
         per_second = [timeline.get(s, timeline.get(str(s), 0)) for s in seconds]
         print(f"202/s by second: {' '.join(str(n) for n in per_second)}")
         if result["hung"]:
             print(f"connections still waiting {conf['grace']:.0f}s after the end: {result['hung']}")
-        print(f"load generator:  {result['cpu_s']:.1f} CPU-s ({result['cpu_s'] / (load_done - result['warm_end'] + args.warmup) * 100:.0f}% of a core)")
+        print(
+            f"load generator:  {result['cpu_s']:.1f} CPU-s ({result['cpu_s'] / (load_done - result['warm_end'] + args.warmup) * 100:.0f}% of a core)"
+        )
         if servers:
             used = []
             for pid, role in sorted(servers.items(), key=lambda item: item[1]):
@@ -660,15 +754,23 @@ def main(argv: list[str] | None = None) -> int:
         if service and service.process:
             ours_pids.add(service.process.pid)
         others = sorted(
-            ((everyone_after[pid] - everyone_before.get(pid, 0.0), pid) for pid in everyone_after
-             if pid not in ours_pids),
+            (
+                (everyone_after[pid] - everyone_before.get(pid, 0.0), pid)
+                for pid in everyone_after
+                if pid not in ours_pids
+            ),
             reverse=True,
         )
         others = [(used, pid) for used, pid in others if used / cpu_window > 0.03][:5]
         if others:
-            print("other processes: " + ", ".join(
-                f"pid {pid} {role_of(pid)} {used / cpu_window * 100:.0f}%" for used, pid in others)
-                + " (of one core: they share the machine with the benchmark)")
+            print(
+                "other processes: "
+                + ", ".join(
+                    f"pid {pid} {role_of(pid)} {used / cpu_window * 100:.0f}%"
+                    for used, pid in others
+                )
+                + " (of one core: they share the machine with the benchmark)"
+            )
 
         # ---- verification: ClickHouse must hold exactly the accepted events
         expected_by_name: collections.Counter[str] = collections.Counter()
@@ -678,11 +780,16 @@ def main(argv: list[str] | None = None) -> int:
                     expected_by_name[name] += count * times
         expected = warm["accepted_events"] + meas["accepted_events"]
         if sum(expected_by_name.values()) != expected:
-            print(f"note: the 202 bodies counted {expected} events, the bodies sent "
-                  f"{sum(expected_by_name.values())}")
+            print(
+                f"note: the 202 bodies counted {expected} events, the bodies sent "
+                f"{sum(expected_by_name.values())}"
+            )
         since, until = int(wall_start) - 300, int(time.time()) + 3600
-        print(f"\n== pipeline ==\nwaiting for ClickHouse to hold {expected} events "
-              f"(up to {args.verify_timeout:.0f}s)…", flush=True)
+        print(
+            f"\n== pipeline ==\nwaiting for ClickHouse to hold {expected} events "
+            f"(up to {args.verify_timeout:.0f}s)…",
+            flush=True,
+        )
         deadline = time.monotonic() + args.verify_timeout
         last_print = 0.0
         stored_by_name: dict[str, int] = {}
@@ -701,32 +808,52 @@ def main(argv: list[str] | None = None) -> int:
                 last_print = now
             time.sleep(0.5)
         caught_up = time.monotonic() - load_done
-        mismatched = {n: (stored_by_name.get(n, 0), expected_by_name[n]) for n in names
-                      if stored_by_name.get(n, 0) != expected_by_name[n]}
+        mismatched = {
+            n: (stored_by_name.get(n, 0), expected_by_name[n])
+            for n in names
+            if stored_by_name.get(n, 0) != expected_by_name[n]
+        }
         if stored == expected and not mismatched:
-            print(f"caught up {max(0.0, caught_up):.1f}s after the last response "
-                  f"({expected / (load_done - result['warm_end'] + args.warmup + max(0.0, caught_up)):,.0f} events/s end to end)")
+            print(
+                f"caught up {max(0.0, caught_up):.1f}s after the last response "
+                f"({expected / (load_done - result['warm_end'] + args.warmup + max(0.0, caught_up)):,.0f} events/s end to end)"
+            )
             print(f"stored == accepted: OK ({stored} events in ClickHouse)")
             ok = True
         else:
-            print(f"stored == accepted: MISMATCH — stored {stored}, accepted {expected} "
-                  f"({stored - expected:+d}), checked {caught_up:.1f}s after the load")
+            print(
+                f"stored == accepted: MISMATCH — stored {stored}, accepted {expected} "
+                f"({stored - expected:+d}), checked {caught_up:.1f}s after the load"
+            )
             for name, (got, want) in list(mismatched.items())[:10]:
                 print(f"  {name}: stored {got}, accepted {want}")
+            unknown = sum(errors.values())
+            if unknown:
+                print(
+                    f"  note: {unknown} request(s) got no response (client errors above); the "
+                    "service may have stored them, so up to that many batches may be extra"
+                )
         if service:
             problems = service.log_problems()
             if problems:
-                print(f"\n== service log: {len(problems)} warning/error line(s) ({service.log_path}) ==")
+                print(
+                    f"\n== service log: {len(problems)} warning/error line(s) ({service.log_path}) =="
+                )
                 for line in problems:
                     print("  " + line[:300])
         return 0 if ok else 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
+        interrupted = True
         return 130
     except (RuntimeError, OSError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         if service:
-            tail = service.log_path.read_text(errors="replace").splitlines()[-40:] if service.log_path.exists() else []
+            tail = (
+                service.log_path.read_text(errors="replace").splitlines()[-40:]
+                if service.log_path.exists()
+                else []
+            )
             if tail:
                 print(f"--- last lines of {service.log_path} ---", file=sys.stderr)
                 print("\n".join(tail), file=sys.stderr)
@@ -739,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             generator.join(5)
         if service is not None:
             service.stop()
-            if ok and not args.keep_data:
+            if (ok or interrupted) and not args.keep_data:
                 shutil.rmtree(service.tmp, ignore_errors=True)
             else:
                 print(f"data and log kept in {service.tmp}", file=sys.stderr)

@@ -27,9 +27,12 @@ def connect(settings: Settings) -> Client:
     deadline = time.monotonic() + settings.startup_timeout_s
     if settings.embedded_clickhouse:
         (settings.data_path / "clickhouse").mkdir(parents=True, exist_ok=True)
+    # A server session refuses concurrent queries, and the API queries from several threads:
+    # no session id (chDB has no sessions to speak of and warns about the option).
+    options = {} if settings.embedded_clickhouse else {"autogenerate_session_id": False}
     while True:
         try:
-            client = clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
+            client = clickhouse_connect.get_client(dsn=settings.clickhouse_dsn, **options)
             client.command("SELECT 1")
             return client
         except Exception as exc:  # the driver raises several unrelated types

