@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         data_dir=getattr(args, "data_dir", None),
+        api_workers=getattr(args, "api_workers", None),
     )
 
 
@@ -37,19 +38,25 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    import socket
+
     import uvicorn
 
     from ingest_api.app import create_app
 
     settings = _settings(args)
-    uvicorn.run(
+    # SO_REUSEPORT: several API processes share the port and the kernel spreads connections.
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    config = uvicorn.Config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -108,7 +115,9 @@ def _when(epoch: float | None) -> str | None:
 def cmd_keys(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.keys_command == "create":
-        created = client.call("POST", "/api/v1/admin/keys", json={"name": args.name, "scope": args.scope})
+        body = {"name": args.name, "scope": args.scope}
+        body.update(_limits(args))
+        created = client.call("POST", "/api/v1/admin/keys", json=body)
         if args.json:
             print(json.dumps(created))
         else:
@@ -119,14 +128,32 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(json.dumps(keys))
         else:
             rows = [
-                {**k, "created_at": _when(k["created_at"]), "revoked_at": _when(k["revoked_at"])}
+                {
+                    **k,
+                    "created_at": _when(k["created_at"]),
+                    "revoked_at": _when(k["revoked_at"]),
+                    "last_used_at": _when(k["last_used_at"]),
+                }
                 for k in keys
             ]
-            _print_table(rows, ["id", "name", "scope", "created_at", "revoked_at"])
+            columns = ["id", "name", "scope", "rate_per_minute", "burst", "created_at"]
+            _print_table(rows, columns + ["last_used_at", "revoked_at"])
+    elif args.keys_command == "limit":
+        changed = client.call("PATCH", f"/api/v1/admin/keys/{args.id}", json=_limits(args))
+        print(
+            json.dumps(changed)
+            if args.json
+            else f"{changed['id']}: {changed['rate_per_minute']} events/minute, burst {changed['burst']}"
+        )
     else:
         revoked = client.call("DELETE", f"/api/v1/admin/keys/{args.id}")
         print(json.dumps(revoked) if args.json else f"revoked {revoked['id']}")
     return 0
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int]:
+    limits = {"rate_per_minute": args.rate, "burst": args.burst}
+    return {name: value for name, value in limits.items() if value is not None}
 
 
 def sparkline(values: list[float]) -> str:
@@ -138,6 +165,15 @@ def sparkline(values: list[float]) -> str:
 
 def cmd_query(args: argparse.Namespace) -> int:
     client = _client(args)
+    if args.query_command == "rejections":
+        params = {"from": args.since, "to": args.until}
+        result = client.call("GET", "/api/v1/query/rejections", params=params)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"rejected requests {result['from']} → {result['to']}")
+            _print_table(result["rejections"], ["key_id", "reason", "requests", "events"])
+        return 0
     params = {"name": args.name, "from": args.since, "to": args.until, "interval": args.interval}
     result = client.call("GET", "/api/v1/query/series", params=params)
     if args.json:
@@ -161,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run everything on the embedded default")
     service_flags(up)
+    up.add_argument("--api-workers", type=int, help="API processes on the one port (default 1)")
     up.set_defaults(func=cmd_up)
     for role, func, text in (
         ("api", cmd_api, "run one API process (production roles)"),
@@ -183,7 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key (printed once)")
     create.add_argument("name")
     create.add_argument("--scope", choices=["ingest", "read"], default="ingest")
+
+    def limit_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--rate", type=int, help="events per minute (default 60)")
+        p.add_argument("--burst", type=int, help="burst allowance in events (default 120)")
+
+    limit_flags(create)
     client_flags(create)
+    limit = keys_sub.add_parser("limit", help="change a key's rate limit")
+    limit.add_argument("id")
+    limit_flags(limit)
+    client_flags(limit)
     client_flags(keys_sub.add_parser("list", help="list keys (no secrets)"))
     revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("id")
@@ -198,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     series.add_argument("--to", dest="until", default="now")
     series.add_argument("--interval", default="1h", help="bucket width: 60, 5m, 1h, 1d")
     client_flags(series)
+    rejected = query_sub.add_parser("rejections", help="rejected requests per key and reason")
+    rejected.add_argument("--from", dest="since", default="-24h", help="ISO 8601, epoch or -7d")
+    rejected.add_argument("--to", dest="until", default="now")
+    client_flags(rejected)
     query.set_defaults(func=cmd_query)
     return parser
 

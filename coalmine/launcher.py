@@ -99,8 +99,8 @@ class Supervisor:
         )
         self.children.append((name, process))
 
-    def role(self, name: str, env: dict[str, str]) -> None:
-        self.spawn(name, [sys.executable, "-m", "coalmine", name], env)
+    def role(self, role: str, env: dict[str, str], name: str | None = None) -> None:
+        self.spawn(name or role, [sys.executable, "-m", "coalmine", role], env)
 
     def dead_child(self) -> str | None:
         for name, process in self.children:
@@ -173,7 +173,8 @@ def up(settings: Settings) -> int:
                 "the store", lambda: _http_ok("http://store/ready", uds), settings.startup_timeout_s
             )
         supervisor.role("worker", env)
-        supervisor.role("api", env)
+        for index in range(settings.api_workers):
+            supervisor.role("api", env, name=f"api-{index + 1}")
         supervisor.wait_until(
             "the API", lambda: _http_ok(f"{settings.base_url}/healthz"), settings.startup_timeout_s
         )

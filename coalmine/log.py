@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -118,3 +119,43 @@ async def create_topics(bootstrap: str, topics: list[Topic] | None = None) -> li
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+def _handle_all(batches: dict, handle: Callable[[bytes], None], what: str) -> None:
+    for records in batches.values():
+        for message in records:
+            try:
+                handle(message.value)
+            except Exception:  # one bad record must not stop a follower
+                log.exception("skipping unreadable %s record at offset %d", what, message.offset)
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer, handle: Callable[[bytes], None], what: str, timeout_s: float
+) -> None:
+    """Apply every record of the consumer's (single) assigned partition up to its end."""
+    (tp,) = consumer.assignment()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        batches = await consumer.getmany(timeout_ms=200)
+        _handle_all(batches, handle, what)
+        highwater = consumer.highwater(tp)
+        if highwater is not None and await consumer.position(tp) >= highwater and not batches:
+            return
+    raise LogUnavailable(f"could not read the {what} topic to its end in {timeout_s:.0f}s")
+
+
+async def follow(consumer: AIOKafkaConsumer, handle: Callable[[bytes], None], what: str) -> None:
+    """Apply every new record, for ever."""
+    while True:
+        _handle_all(await consumer.getmany(timeout_ms=500), handle, what)
+
+
+async def start_follower(bootstrap: str, topic: Topic) -> AIOKafkaConsumer:
+    """A group-less consumer of the whole of a one-partition topic, from its beginning."""
+    follower = consumer(bootstrap)
+    await follower.start()
+    follower.assign(partitions_of(topic))
+    await follower.seek_to_beginning()
+    return follower

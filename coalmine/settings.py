@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The sink's consumer group: its committed offsets say what is stored. A new name makes
     # the sink re-read the whole log, storing only what ClickHouse lacks.
     sink_group: str = "coalmine-sink"
+    # How many API processes `coalmine up` runs on the one port (SO_REUSEPORT).
+    api_workers: int = 1
     log_level: str = "info"
 
     @property
@@ -94,6 +96,8 @@ def load_settings(
         raise SettingsError(f"invalid setting: {exc}") from None
     if settings.admin_token and len(settings.admin_token) < 16:
         raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
+    if not 1 <= settings.api_workers <= 64:
+        raise SettingsError("api_workers must be between 1 and 64")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port {settings.port} is out of range")
     return settings

@@ -26,7 +26,11 @@ from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.settings import Settings
 from processors.event_sink import EventSink
-from processors.key_sink import mirror_keys, reseed_keys
+from processors.key_sink import key_rows, reseed_keys
+from processors.rows import KEY_COLUMNS, REJECTION_COLUMNS, rejection_rows
+from processors.topic_sink import resume, sink_topic
+from schemas.records import rejections_decoder
+from schemas.topics import Topic
 from queries import QueryError, run_query
 
 log = logging.getLogger(__name__)
@@ -77,9 +81,12 @@ async def serve_store(settings: Settings) -> None:
     events_consumer = kafka.consumer(
         bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
-    keys_consumer = kafka.consumer(bootstrap)
     await events_consumer.start()
-    await keys_consumer.start()
+    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS)
+    rejections_consumer = kafka.consumer(bootstrap, group_id="coalmine-rejections-sink")
+    await rejections_consumer.start()
+    rejections_consumer.assign(kafka.partitions_of(Topic.REJECTIONS))
+    await resume(rejections_consumer)
     sink = EventSink(
         client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
     )
@@ -91,7 +98,23 @@ async def serve_store(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     workers = [
         asyncio.create_task(sink.run(stop), name="event-sink"),
-        asyncio.create_task(mirror_keys(client, keys_consumer, executor, stop), name="key-mirror"),
+        asyncio.create_task(
+            sink_topic(client, keys_consumer, executor, stop, "api_keys", KEY_COLUMNS, key_rows()),
+            name="key-mirror",
+        ),
+        asyncio.create_task(
+            sink_topic(
+                client,
+                rejections_consumer,
+                executor,
+                stop,
+                "rejections",
+                REJECTION_COLUMNS,
+                lambda value: rejection_rows(rejections_decoder.decode(value)),
+                commit=True,
+            ),
+            name="rejections-sink",
+        ),
     ]
     tasks = list(workers)
     server: uvicorn.Server | None = None
@@ -119,8 +142,8 @@ async def serve_store(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await events_consumer.stop()
-        await keys_consumer.stop()
+        for consumer in (events_consumer, keys_consumer, rejections_consumer):
+            await consumer.stop()
         await producer.stop()
         executor.shutdown(wait=False)
         if settings.store_socket:

@@ -12,8 +12,14 @@ from starlette.responses import Response
 from ingest_api.keys import ApiKey, generate_key, generate_key_id, hash_key
 from ingest_api.responses import error, json_response
 from ingest_api.services import AppendFailed, Services
-from schemas.limits import KEY_NAME_MAX_CHARS
-from schemas.records import KeyCreated, KeyRevoked, KeyScope, record_encoder
+from schemas.limits import (
+    DEFAULT_BURST,
+    DEFAULT_RATE_PER_MINUTE,
+    KEY_NAME_MAX_CHARS,
+    MAX_BURST,
+    MAX_RATE_PER_MINUTE,
+)
+from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope, record_encoder
 from schemas.topics import Topic
 
 
@@ -32,12 +38,24 @@ AdminServices = Annotated[Services, Depends(admin_services)]
 router = APIRouter(prefix="/api/v1/admin")
 
 
+RatePerMinute = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE_PER_MINUTE)]
+Burst = Annotated[int, msgspec.Meta(ge=1, le=MAX_BURST)]
+
+
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_NAME_MAX_CHARS)]
     scope: KeyScope = "ingest"
+    rate_per_minute: RatePerMinute = DEFAULT_RATE_PER_MINUTE
+    burst: Burst = DEFAULT_BURST
+
+
+class PatchKey(msgspec.Struct, forbid_unknown_fields=True):
+    rate_per_minute: RatePerMinute | None = None
+    burst: Burst | None = None
 
 
 _create_key_decoder = msgspec.json.Decoder(CreateKey)
+_patch_key_decoder = msgspec.json.Decoder(PatchKey)
 
 
 def key_view(key: ApiKey) -> dict[str, object]:
@@ -48,6 +66,8 @@ def key_view(key: ApiKey) -> dict[str, object]:
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
+        "rate_per_minute": key.limit.rate_per_minute,
+        "burst": key.limit.burst,
     }
 
 
@@ -58,7 +78,15 @@ async def create_key(request: Request, services: AdminServices) -> Response:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return error(400, f"invalid key request: {exc}")
     secret = generate_key()
-    record = KeyCreated(generate_key_id(), spec.name, hash_key(secret), time.time(), spec.scope)
+    record = KeyCreated(
+        generate_key_id(),
+        spec.name,
+        hash_key(secret),
+        time.time(),
+        spec.scope,
+        spec.rate_per_minute,
+        spec.burst,
+    )
     try:
         await services.append(Topic.KEYS, record_encoder.encode(record))
     except AppendFailed as exc:
@@ -85,4 +113,29 @@ async def revoke_key(key_id: str, services: AdminServices) -> Response:
         except AppendFailed as exc:
             return error(503, str(exc))
         services.registry.apply(record)
+    return json_response(200, key_view(key))
+
+
+@router.patch("/keys/{key_id}")
+async def change_key_limits(key_id: str, request: Request, services: AdminServices) -> Response:
+    """Change a key's rate limit (`rate_per_minute`, `burst`); effective in every API process
+    as soon as it reads the keys topic. A bucket keeps its level, capped at the new burst."""
+    key = services.registry.get(key_id)
+    if key is None:
+        return error(404, f"no key {key_id!r}")
+    try:
+        patch = _patch_key_decoder.decode(await request.body())
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return error(400, f"invalid key change: {exc}")
+    record = KeyLimitsChanged(
+        key_id,
+        patch.rate_per_minute or key.limit.rate_per_minute,
+        patch.burst or key.limit.burst,
+        time.time(),
+    )
+    try:
+        await services.append(Topic.KEYS, record_encoder.encode(record))
+    except AppendFailed as exc:
+        return error(503, str(exc))
+    services.registry.apply(record)
     return json_response(200, key_view(key))

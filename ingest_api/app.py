@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -17,10 +19,13 @@ from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.settings import Settings, SettingsError
 from ingest_api import admin, ingest, query
-from ingest_api.keys import KeyRegistry, catch_up, follow_keys
+from ingest_api.keys import KeyRegistry
 from ingest_api.query_backend import DirectQueries, QueryBackend, StoreQueries
+from ingest_api.ratelimit import RateLimiter
+from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
+from schemas.records import record_encoder
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -44,16 +49,35 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     kafka.quiet_client_loggers()
     await kafka.wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s)
-    producer = kafka.producer(settings.kafka_bootstrap)
+    bootstrap = settings.kafka_bootstrap
+    producer = kafka.producer(bootstrap)
     await producer.start()
-    registry = KeyRegistry()
-    keys_consumer = kafka.consumer(settings.kafka_bootstrap)
-    await keys_consumer.start()
-    keys_consumer.assign(kafka.partitions_of(Topic.KEYS))
-    await keys_consumer.seek_to_beginning()
-    await catch_up(keys_consumer, registry, settings.startup_timeout_s)
-    services = Services(settings, registry, producer, _query_backend(settings))
-    services.background.append(asyncio.create_task(follow_keys(keys_consumer, registry)))
+    registry, limiter = KeyRegistry(), RateLimiter()
+    # Both read to their end before the first request: a restarted API must know every key
+    # and must not hand any key a fresh, full bucket.
+    followers = {
+        "keys": (await kafka.start_follower(bootstrap, Topic.KEYS), registry.apply_bytes),
+        "rate snapshot": (await kafka.start_follower(bootstrap, Topic.RATELIMIT), limiter.apply_bytes),
+    }
+    for what, (consumer, handle) in followers.items():
+        await kafka.read_to_end(consumer, handle, what, settings.startup_timeout_s)
+    services = Services(
+        settings,
+        registry,
+        producer,
+        _query_backend(settings),
+        limiter,
+        RejectionCounter(origin=secrets.token_hex(4)),
+    )
+    for what, (consumer, handle) in followers.items():
+        services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
+    services.background.append(
+        asyncio.create_task(
+            publish_rejections(
+                services.rejections, lambda value: services.append(Topic.REJECTIONS, value)
+            )
+        )
+    )
     app.state.services = services
     try:
         yield
@@ -61,7 +85,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in services.background:
             task.cancel()
         await asyncio.gather(*services.background, return_exceptions=True)
-        await keys_consumer.stop()
+        last = services.rejections.drain(time.time())
+        if last is not None:  # counts of the final second, best effort
+            with contextlib.suppress(Exception):
+                await services.append(Topic.REJECTIONS, record_encoder.encode(last))
+        for consumer, _ in followers.values():
+            await consumer.stop()
         await producer.stop()
         await services.queries.close()
 

@@ -1,7 +1,8 @@
 """POST /api/v1/events: the hot path. Bytes in, one log record out, 202 only after acks=all.
 
 Order of checks: key (401) before the body is read, so unauthenticated clients cost nothing;
-size (413) while reading; content (400) on the whole body.
+size (413) while reading; content (400) on the whole body; then the key's token bucket (429),
+so only valid events are charged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from ingest_api.body import BodyTooLarge, read_capped
 from ingest_api.responses import error
 from ingest_api.services import AppendFailed, Services
+from processors.token_bucket import Decision, Limit
 from schemas.ids import new_batch_id
 from schemas.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH
 from schemas.records import EventBatch, record_encoder
@@ -27,6 +29,7 @@ _RESPONSES = {
     400: {"description": 'Invalid batch: {"error": "..."} with the first problem'},
     401: {"description": "Missing, unknown or revoked API key"},
     413: {"description": f"Body over {MAX_BODY_BYTES} bytes"},
+    429: {"description": "Rate limit exceeded; nothing was stored. See Retry-After"},
     503: {"description": "The log did not acknowledge the batch; nothing was stored"},
 }
 
@@ -54,19 +57,61 @@ async def post_events(request: Request) -> Response:
     services: Services = request.app.state.services
     key = services.key(request.headers.get("authorization"), "ingest")
     if key is None:
+        services.rejections.count("", "unauthorized")
         return error(401, "missing, unknown or revoked API key")
     try:
         body = await read_capped(request, MAX_BODY_BYTES)
     except BodyTooLarge:
+        services.rejections.count(key.id, "too_large")
         return error(413, f"body over {MAX_BODY_BYTES} bytes")
     try:
         events = decode_batch(body)
     except InvalidBatch as exc:
+        services.rejections.count(key.id, "invalid")
         return error(400, str(exc))
     now_ms = time.time_ns() // 1_000_000
-    record = EventBatch(new_batch_id(now_ms), key.id, now_ms / 1000, events)
+    now = now_ms / 1000
+    limit = key.limit
+    decision, admission = services.limiter.take(key.id, len(events), limit, now)
+    headers = rate_limit_headers(limit, decision)
+    if admission is None:
+        services.rejections.count(key.id, "rate_limited", len(events))
+        if decision.retry_after_s is None:
+            message = f"a batch of {len(events)} events exceeds this key's burst of {limit.burst}"
+        else:
+            headers["Retry-After"] = str(decision.retry_after_s)
+            message = (
+                f"rate limit exceeded: {limit.rate_per_minute} events/minute, burst {limit.burst};"
+                f" retry in {decision.retry_after_s}s"
+            )
+        return error(429, message, headers)
+    record = EventBatch(
+        new_batch_id(now_ms),
+        key.id,
+        now,
+        events,
+        services.origin,
+        limit.rate_per_minute,
+        limit.burst,
+    )
     try:
-        await services.append(Topic.EVENTS, record_encoder.encode(record), key.partition)
+        offset = await services.append(
+            Topic.EVENTS, record_encoder.encode(record), key.partition, key.key_id_bytes
+        )
     except AppendFailed as exc:
+        services.limiter.refund(key.id, admission)
         return error(503, f"{exc}; nothing was stored, retry later")
-    return Response(b'{"accepted":%d}' % len(events), 202, media_type="application/json")
+    services.limiter.acknowledged(admission, offset)
+    return Response(
+        b'{"accepted":%d}' % len(events), 202, headers, media_type="application/json"
+    )
+
+
+def rate_limit_headers(limit: Limit, decision: Decision) -> dict[str, str]:
+    """IETF draft (httpapi-ratelimit-headers): the quota, what is left, and seconds until the
+    bucket is full again."""
+    return {
+        "RateLimit-Limit": str(limit.burst),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset_s),
+    }

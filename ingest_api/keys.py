@@ -8,21 +8,25 @@ The final equality check is constant-time all the same.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import secrets
-import zlib
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import murmur2
 
 from schemas.limits import API_KEY_PREFIX, API_KEY_RANDOM_BYTES
-from schemas.records import KeyCreated, KeyRecord, KeyRevoked, KeyScope, KeyUsed, key_record_decoder
+from processors.token_bucket import Limit
+from schemas.records import (
+    KeyCreated,
+    KeyLimitsChanged,
+    KeyRecord,
+    KeyRevoked,
+    KeyScope,
+    KeyUsed,
+    key_record_decoder,
+)
 from schemas.topics import Topic
-
-log = logging.getLogger(__name__)
 
 _BEARER = "Bearer "
 # token_urlsafe's alphabet; anything else after the prefix cannot be one of our keys.
@@ -55,6 +59,13 @@ def bearer_key(authorization: str | None) -> str | None:
     return key
 
 
+def events_partition(key_id: str) -> int:
+    """The events partition of a key's batches: Kafka's default partitioner on the key id, so
+    that the Faust tables keyed by key id (changelogs partitioned the same way) line up with
+    the source partitions. Computed once per key, never per request."""
+    return (murmur2(key_id.encode()) & 0x7FFFFFFF) % Topic.EVENTS.partitions
+
+
 @dataclass
 class ApiKey:
     id: str
@@ -62,11 +73,14 @@ class ApiKey:
     key_hash: str
     scope: KeyScope
     created_at: float
+    limit: Limit
+    partition: int
     revoked_at: float | None = None
     last_used_at: float | None = None
-    # The events partition this key's batches go to: per-key order for the processors, and
-    # no partitioner hashing on the hot path.
-    partition: int = 0
+
+    @property
+    def key_id_bytes(self) -> bytes:
+        return self.id.encode()
 
     @property
     def active(self) -> bool:
@@ -90,7 +104,8 @@ class KeyRegistry:
                 key_hash=record.key_hash,
                 scope=record.scope,
                 created_at=record.created_at,
-                partition=zlib.crc32(record.id.encode()) % Topic.EVENTS.partitions,
+                limit=Limit(record.rate_per_minute, record.burst),
+                partition=events_partition(record.id),
             )
             self._by_hash[key.key_hash] = key
             self._by_id[key.id] = key
@@ -102,6 +117,10 @@ class KeyRegistry:
             key = self._by_id.get(record.id)
             if key is not None:
                 key.last_used_at = max(key.last_used_at or 0.0, record.last_used_at)
+        elif isinstance(record, KeyLimitsChanged):
+            key = self._by_id.get(record.id)
+            if key is not None:
+                key.limit = Limit(record.rate_per_minute, record.burst)
 
     def authenticate(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
         """The active key of this scope named by the header, else None (-> 401)."""
@@ -116,36 +135,11 @@ class KeyRegistry:
             return None
         return key
 
+    def apply_bytes(self, value: bytes) -> None:
+        self.apply(key_record_decoder.decode(value))
+
     def get(self, key_id: str) -> ApiKey | None:
         return self._by_id.get(key_id)
 
     def all(self) -> list[ApiKey]:
         return sorted(self._by_id.values(), key=lambda k: k.created_at)
-
-
-async def follow_keys(consumer: AIOKafkaConsumer, registry: KeyRegistry) -> None:
-    """Apply every key record from the topic, for ever. A bad record is logged and skipped."""
-    while True:
-        batches = await consumer.getmany(timeout_ms=500)
-        for records in batches.values():
-            for message in records:
-                try:
-                    registry.apply(key_record_decoder.decode(message.value))
-                except Exception:
-                    log.exception("skipping unreadable key record at offset %s", message.offset)
-
-
-async def catch_up(consumer: AIOKafkaConsumer, registry: KeyRegistry, timeout_s: float) -> None:
-    """Read the keys topic to its end before the API answers its first request."""
-    (tp,) = consumer.assignment()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        batches = await consumer.getmany(timeout_ms=200)
-        for records in batches.values():
-            for message in records:
-                registry.apply(key_record_decoder.decode(message.value))
-        highwater = consumer.highwater(tp)
-        if highwater is not None and await consumer.position(tp) >= highwater and not batches:
-            return
-    raise TimeoutError("could not read the keys topic to its end")

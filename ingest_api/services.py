@@ -12,6 +12,8 @@ from aiokafka.errors import KafkaError
 from coalmine.settings import Settings
 from ingest_api.keys import ApiKey, KeyRegistry
 from ingest_api.query_backend import QueryBackend
+from ingest_api.ratelimit import RateLimiter
+from ingest_api.rejections import RejectionCounter
 from schemas.records import KeyScope
 from schemas.topics import Topic
 
@@ -26,15 +28,27 @@ class Services:
     registry: KeyRegistry
     producer: AIOKafkaProducer
     queries: QueryBackend
+    limiter: RateLimiter
+    rejections: RejectionCounter
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def append(self, topic: Topic, value: bytes, partition: int | None = None) -> None:
-        """Append one record and wait for acks=all; AppendFailed after append_timeout_s."""
+    @property
+    def origin(self) -> str:
+        return self.rejections.origin
+
+    async def append(
+        self, topic: Topic, value: bytes, partition: int | None = None, key: bytes | None = None
+    ) -> int:
+        """Append one record and wait for acks=all; return its offset. AppendFailed after
+        append_timeout_s."""
         try:
             async with asyncio.timeout(self.settings.append_timeout_s):
-                await self.producer.send_and_wait(topic.topic_name, value, partition=partition)
+                metadata = await self.producer.send_and_wait(
+                    topic.topic_name, value, key=key, partition=partition
+                )
         except (KafkaError, TimeoutError, OSError) as exc:
             raise AppendFailed(f"log unavailable: {type(exc).__name__}") from exc
+        return metadata.offset
 
     def is_admin(self, authorization: str | None) -> bool:
         expected = "Bearer " + self.settings.admin_token

@@ -14,7 +14,7 @@ import faust
 from coalmine.settings import Settings
 
 APP_ID = "coalmine-processors"
-AGENT_MODULES: tuple[str, ...] = ("processors.key_usage",)
+AGENT_MODULES: tuple[str, ...] = ("processors.key_usage", "processors.ratelimit")
 
 
 def create_faust_app(settings: Settings) -> faust.App:

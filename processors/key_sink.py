@@ -7,25 +7,18 @@ topic before any API process starts.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import Any
-
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from coalmine.clickhouse import query_dicts
 from coalmine.log import partitions_of
-from processors.rows import KEY_COLUMNS, KeyState, fold_key_record, key_records_from_row
+from processors.topic_sink import ToRows
+from processors.rows import KeyState, fold_key_record, key_records_from_row
 from schemas.records import key_record_decoder, record_encoder
 from schemas.topics import Topic
 
-log = logging.getLogger(__name__)
-
 STORED_KEYS_SQL = (
-    "SELECT id, name, key_hash, scope, created_at, revoked_at, last_used_at"
+    "SELECT id, name, key_hash, scope, created_at, revoked_at, last_used_at, rate_per_minute, burst"
     " FROM api_keys FINAL ORDER BY created_at"
 )
 
@@ -42,37 +35,12 @@ async def reseed_keys(client: Client, producer: AIOKafkaProducer, consumer: AIOK
     return len(rows)
 
 
-async def mirror_keys(
-    client: Client, consumer: AIOKafkaConsumer, executor: Executor, stop: asyncio.Event
-) -> None:
-    """Store every key record in api_keys; once `stop` is set, drain the topic and return.
-    Inserts are idempotent (ReplacingMergeTree keeps the newest state of a key)."""
-    consumer.assign(partitions_of(Topic.KEYS))
-    await consumer.seek_to_beginning()
+def key_rows() -> ToRows:
+    """Key records -> api_keys rows; the fold keeps each key's whole state."""
     states: dict[str, KeyState] = {}
-    loop = asyncio.get_running_loop()
-    insert: Callable[[list[Any]], Any] = lambda rows: client.insert(  # noqa: E731
-        "api_keys", rows, column_names=KEY_COLUMNS
-    )
-    while True:
-        fetched = await consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
-        if stop.is_set() and not fetched:
-            return
-        rows = []
-        for messages in fetched.values():
-            for message in messages:
-                try:
-                    record = key_record_decoder.decode(message.value)
-                except Exception:
-                    log.exception("skipping unreadable key record at offset %d", message.offset)
-                    continue
-                row = fold_key_record(states, record)
-                if row is not None:
-                    rows.append(row)
-        while rows:
-            try:
-                await loop.run_in_executor(executor, insert, rows)
-                rows = []
-            except Exception as exc:
-                log.warning("storing keys failed (%s); retrying", exc)
-                await asyncio.sleep(1.0)
+
+    def to_rows(value: bytes) -> list[list[object]]:
+        row = fold_key_record(states, key_record_decoder.decode(value))
+        return [] if row is None else [row]
+
+    return to_rows

@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from schemas.records import EventBatch, KeyCreated, KeyRecord, KeyRevoked, KeyUsed
+from schemas.records import (
+    EventBatch,
+    KeyCreated,
+    KeyLimitsChanged,
+    KeyRecord,
+    KeyRevoked,
+    KeyUsed,
+    Rejections,
+)
 
 UTC = dt.timezone.utc
 
@@ -24,8 +32,19 @@ EVENT_COLUMNS = (
 )
 
 KEY_COLUMNS = (
-    "id", "name", "key_hash", "scope", "created_at", "revoked_at", "last_used_at", "version"
+    "id",
+    "name",
+    "key_hash",
+    "scope",
+    "created_at",
+    "revoked_at",
+    "last_used_at",
+    "rate_per_minute",
+    "burst",
+    "version",
 )
+
+REJECTION_COLUMNS = ("id", "origin", "start", "end", "key_id", "reason", "requests", "events")
 
 class EventColumns:
     """Column-oriented rows of the `events` table, appended batch by batch."""
@@ -95,8 +114,17 @@ def fold_key_record(states: dict[str, KeyState], record: KeyRecord) -> list[obje
             state.revoked_at = state.revoked_at or record.revoked_at
         elif isinstance(record, KeyUsed):
             state.last_used_at = max(state.last_used_at or 0.0, record.last_used_at)
+        elif isinstance(record, KeyLimitsChanged):
+            if record.changed_at >= state.limits_changed_at:
+                state.limits = (record.rate_per_minute, record.burst)
+                state.limits_changed_at = record.changed_at
     created = state.created
-    changed = max(created.created_at, state.revoked_at or 0.0, state.last_used_at or 0.0)
+    changed = max(
+        created.created_at,
+        state.revoked_at or 0.0,
+        state.last_used_at or 0.0,
+        state.limits_changed_at,
+    )
     return [
         created.id,
         created.name,
@@ -105,6 +133,8 @@ def fold_key_record(states: dict[str, KeyState], record: KeyRecord) -> list[obje
         _utc(created.created_at),
         _utc(state.revoked_at),
         _utc(state.last_used_at),
+        state.limits[0],
+        state.limits[1],
         int(changed * 1000),
     ]
 
@@ -114,6 +144,8 @@ class KeyState:
         self.created = created
         self.revoked_at: float | None = None
         self.last_used_at: float | None = None
+        self.limits = (created.rate_per_minute, created.burst)
+        self.limits_changed_at = 0.0
 
 
 def key_records_from_row(row: dict[str, object]) -> list[KeyRecord]:
@@ -126,6 +158,8 @@ def key_records_from_row(row: dict[str, object]) -> list[KeyRecord]:
             key_hash=str(row["key_hash"]),
             created_at=_epoch(row["created_at"]) or 0.0,
             scope=row["scope"],  # type: ignore[arg-type]
+            rate_per_minute=int(row["rate_per_minute"]),  # type: ignore[call-overload]
+            burst=int(row["burst"]),  # type: ignore[call-overload]
         )
     ]
     last_used_at = _epoch(row["last_used_at"])
@@ -135,3 +169,11 @@ def key_records_from_row(row: dict[str, object]) -> list[KeyRecord]:
     if revoked_at is not None:
         records.append(KeyRevoked(key_id, revoked_at))
     return records
+
+
+def rejection_rows(record: Rejections) -> list[list[object]]:
+    start, end = _utc(record.start), _utc(record.end)
+    return [
+        [record.id, record.origin, start, end, c.key_id, c.reason, c.requests, c.events]
+        for c in record.counts
+    ]

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-DEFAULT_RATE_PER_MINUTE = 60
-DEFAULT_BURST = 120
+from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 
 
 class Limit(NamedTuple):

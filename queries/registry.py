@@ -9,12 +9,14 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.params import QueryError
+from queries.rejections import rejections
 from queries.series import series
 
 QueryFn = Callable[[Client, dict[str, str], dt.datetime], dict[str, Any]]
 
 NAMED_QUERIES: dict[str, QueryFn] = {
     "series": series,
+    "rejections": rejections,
 }
 
 

@@ -22,6 +22,10 @@ class Topic(enum.Enum):
     EVENTS = TopicSpec("coalmine.events", 4)
     # API key created / revoked; compacted by key id. The durable copy lives in ClickHouse.
     KEYS = TopicSpec("coalmine.keys", 1, compacted=True)
+    # The ratelimit agent's bucket per key (RateSnapshot), followed by every API process.
+    RATELIMIT = TopicSpec("coalmine.ratelimit", 1, compacted=True)
+    # Rejected requests counted per key and reason by each API process (Rejections).
+    REJECTIONS = TopicSpec("coalmine.rejections", 1)
     # Records no consumer could read, with the reason in a header; counted, never retried.
     DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
 

@@ -19,9 +19,11 @@ import httpx
 from coalmine import log as kafka
 from coalmine.broker import free_port, start_tansu
 from coalmine.settings import Settings, load_settings
+from schemas.limits import MAX_BURST, MAX_RATE_PER_MINUTE
 from tests.conftest import wait_for
 
 ROLES = ("store", "worker", "api")
+UNLIMITED = {"rate_per_minute": MAX_RATE_PER_MINUTE, "burst": MAX_BURST}
 
 
 class Stack:
@@ -47,9 +49,12 @@ class Stack:
         asyncio.run(kafka.wait_for_broker(self.settings.kafka_bootstrap, 30))
         asyncio.run(kafka.create_topics(self.settings.kafka_bootstrap))
 
-    def start(self, role: str) -> None:
-        log = open(self.root / f"{role}.log", "ab")
-        self.processes[role] = subprocess.Popen(
+    def start(self, role: str, name: str | None = None) -> None:
+        """Start a role; `name` tells apart several processes of one role (API replicas
+        share the port through SO_REUSEPORT)."""
+        name = name or role
+        log = open(self.root / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "coalmine", role],
             env={**os.environ, **self.settings.to_env()},
             stdout=log,
@@ -58,14 +63,14 @@ class Stack:
         if role == "store":
             transport = httpx.HTTPTransport(uds=self.settings.store_socket)
             wait_for(
-                lambda: self._alive(role)
+                lambda: self._alive(name)
                 and httpx.Client(transport=transport).get("http://store/ready").status_code == 200,
                 60,
                 "the store",
             )
         elif role == "api":
             wait_for(
-                lambda: self._alive(role) and self.http().get("/healthz").status_code == 200,
+                lambda: self._alive(name) and self.http().get("/healthz").status_code == 200,
                 60,
                 "the API",
             )
@@ -76,11 +81,11 @@ class Stack:
             self.start(role)
         return self
 
-    def _alive(self, role: str) -> bool:
-        process = self.processes[role]
+    def _alive(self, name: str) -> bool:
+        process = self.processes[name]
         if process.poll() is not None:
-            tail = (self.root / f"{role}.log").read_text()[-3000:]
-            raise AssertionError(f"{role} exited with {process.returncode}:\n{tail}")
+            tail = (self.root / f"{name}.log").read_text()[-3000:]
+            raise AssertionError(f"{name} exited with {process.returncode}:\n{tail}")
         return True
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
@@ -95,9 +100,10 @@ class Stack:
         self.broker = None
 
     def stop(self) -> None:
-        for role in reversed(ROLES):
-            if role in self.processes:
-                process = self.processes.pop(role)
+        order = sorted(self.processes, key=lambda n: -ROLES.index(n.split("-")[0]))
+        for name in order:
+            if name in self.processes:
+                process = self.processes.pop(name)
                 process.terminate()
                 try:
                     process.wait(20)
@@ -119,8 +125,13 @@ class Stack:
     def admin(self) -> httpx.Client:
         return self.http(self.settings.admin_token)
 
-    def create_key(self, name: str = "test", scope: str = "ingest") -> dict[str, Any]:
-        response = self.admin().post("/api/v1/admin/keys", json={"name": name, "scope": scope})
+    def create_key(
+        self, name: str = "test", scope: str = "ingest", **limits: int
+    ) -> dict[str, Any]:
+        """A key; unless limits are given, raised far above what a test sends, so that only
+        the rate-limit tests meet the token bucket."""
+        body = {"name": name, "scope": scope, **(limits or UNLIMITED)}
+        response = self.admin().post("/api/v1/admin/keys", json=body)
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -144,3 +155,26 @@ def clickhouse_facts(data_dir: Path, sql: str) -> list[list[Any]]:
         [sys.executable, "-c", code, sql], capture_output=True, text=True, timeout=120, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def latest_snapshot(stack: Stack, key_id: str) -> Any:
+    """The ratelimit agent's newest RateSnapshot for a key, read from the log (or None)."""
+    from schemas.records import rate_snapshot_decoder
+    from schemas.topics import Topic
+
+    async def read() -> Any:
+        consumer = await kafka.start_follower(stack.settings.kafka_bootstrap, Topic.RATELIMIT)
+        found: list[Any] = []
+
+        def keep(value: bytes) -> None:
+            snapshot = rate_snapshot_decoder.decode(value)
+            if snapshot.key_id == key_id:
+                found.append(snapshot)
+
+        try:
+            await kafka.read_to_end(consumer, keep, "rate snapshot", 10)
+        finally:
+            await consumer.stop()
+        return found[-1] if found else None
+
+    return asyncio.run(read())

@@ -64,3 +64,21 @@ def test_it_reports_errors_in_one_line(stack: Stack) -> None:
         env={**os.environ, "COALMINE_ADMIN_TOKEN": "x" * 20, **env_port},
     )
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_it_sets_limits_and_shows_rejections(stack: Stack) -> None:
+    created = json.loads(
+        coalmine(stack, "keys", "create", "limited-cli", "--rate", "6", "--burst", "2", "--json").stdout
+    )
+    assert (created["rate_per_minute"], created["burst"]) == (6, 2)
+    changed = coalmine(stack, "keys", "limit", created["id"], "--burst", "3")
+    assert changed.returncode == 0 and "6 events/minute, burst 3" in changed.stdout
+    client = stack.http(created["key"])
+    assert client.post("/api/v1/events", json={"events": [{"type": "event", "name": "c"}] * 4}).status_code == 429
+
+    def shown() -> str | None:
+        out = coalmine(stack, "query", "rejections", "--from", "-1h").stdout
+        return out if created["id"] in out else None
+
+    out = wait_for(shown, 30, "the rejection in the CLI")
+    assert "rate_limited" in out

@@ -15,10 +15,11 @@ from processors.rows import (
     key_records_from_row,
 )
 from schemas.ids import event_id
-from schemas.limits import MAX_EVENTS_PER_BATCH
+from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE, MAX_EVENTS_PER_BATCH
 from schemas.records import (
     EventBatch,
     KeyCreated,
+    KeyLimitsChanged,
     KeyRevoked,
     KeyUsed,
     key_record_decoder,
@@ -187,8 +188,22 @@ def test_it_makes_a_row_from_a_created_key() -> None:
         "created_at": dt.datetime(2026, 7, 2, 10, 0, 0, 500_000, tzinfo=UTC),
         "revoked_at": None,
         "last_used_at": None,
+        "rate_per_minute": DEFAULT_RATE_PER_MINUTE,
+        "burst": DEFAULT_BURST,
         "version": 1_782_986_400_500,
     }
+
+
+def test_it_keeps_the_newest_limits_of_a_key_and_reseeds_them() -> None:
+    states: dict[str, KeyState] = {}
+    fold_key_record(states, CREATED)
+    fold_key_record(states, KeyLimitsChanged("key_1", 600, 50, CREATED_AT + 20))
+    row = key_row(fold_key_record(states, KeyLimitsChanged("key_1", 6, 5, CREATED_AT + 10)))
+
+    assert (row["rate_per_minute"], row["burst"]) == (600, 50)  # the older change lost
+    assert row["version"] == int((CREATED_AT + 20) * 1000)
+    (created,) = [r for r in key_records_from_row(row) if isinstance(r, KeyCreated)]
+    assert (created.rate_per_minute, created.burst) == (600, 50)
 
 
 def test_it_updates_the_whole_row_when_a_key_is_used() -> None:

@@ -1,0 +1,69 @@
+"""A small sink for the low-volume topics (keys, rejections): records -> rows -> one insert,
+retried until ClickHouse takes it. Tables are ReplacingMergeTree, so a record stored twice
+(after a crash, or when the topic is re-read) counts once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from aiokafka import AIOKafkaConsumer
+from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+ToRows = Callable[[bytes], list[list[object]]]
+
+
+async def sink_topic(
+    client: Client,
+    consumer: AIOKafkaConsumer,
+    executor: Executor,
+    stop: asyncio.Event,
+    table: str,
+    columns: tuple[str, ...],
+    to_rows: ToRows,
+    commit: bool = False,
+) -> None:
+    """Store every record of the consumer's assignment; once `stop` is set, drain and return.
+    With `commit`, offsets are committed after each insert (the consumer needs a group)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        fetched = await consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
+        if stop.is_set() and not fetched:
+            return
+        rows: list[list[object]] = []
+        for messages in fetched.values():
+            for message in messages:
+                try:
+                    rows.extend(to_rows(message.value))
+                except Exception:
+                    log.exception("%s: skipping unreadable record at offset %d", table, message.offset)
+        delay = 0.2
+        while rows:
+            try:
+                await loop.run_in_executor(
+                    executor, lambda: client.insert(table, rows, column_names=columns)
+                )
+                break
+            except Exception as exc:
+                log.warning("storing %s failed (%s); retrying in %.1fs", table, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if commit and fetched:
+            try:
+                await consumer.commit()
+            except Exception as exc:  # replays are harmless: the next commit catches up
+                log.warning("%s: offset commit failed (%s)", table, exc)
+
+
+async def resume(consumer: AIOKafkaConsumer) -> None:
+    """Seek every assigned partition to its committed offset (or the beginning)."""
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
