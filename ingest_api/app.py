@@ -18,7 +18,8 @@ from starlette.responses import Response
 from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, ingest, query
+from ingest_api import admin, canaries, checkin, ingest, query
+from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
 from ingest_api.query_backend import DirectQueries, QueryBackend, StoreQueries
 from ingest_api.ratelimit import RateLimiter
@@ -52,12 +53,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     bootstrap = settings.kafka_bootstrap
     producer = kafka.producer(bootstrap)
     await producer.start()
-    registry, limiter = KeyRegistry(), RateLimiter()
+    registry, limiter = KeyRegistry(), RateLimiter(settings.api_workers)
+    control = ControlRegistry()
     # Both read to their end before the first request: a restarted API must know every key
     # and must not hand any key a fresh, full bucket.
     followers = {
         "keys": (await kafka.start_follower(bootstrap, Topic.KEYS), registry.apply_bytes),
         "rate snapshot": (await kafka.start_follower(bootstrap, Topic.RATELIMIT), limiter.apply_bytes),
+        "control": (await kafka.start_follower(bootstrap, Topic.CONTROL), control.apply_bytes),
     }
     for what, (consumer, handle) in followers.items():
         await kafka.read_to_end(consumer, handle, what, settings.startup_timeout_s)
@@ -68,6 +71,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         _query_backend(settings),
         limiter,
         RejectionCounter(origin=secrets.token_hex(4)),
+        control,
     )
     for what, (consumer, handle) in followers.items():
         services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
@@ -118,6 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.include_router(ingest.router)
     app.include_router(admin.router)
+    app.include_router(canaries.router)
+    app.include_router(checkin.router)
     app.include_router(query.router)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -59,11 +59,11 @@ def bearer_key(authorization: str | None) -> str | None:
     return key
 
 
-def events_partition(key_id: str) -> int:
-    """The events partition of a key's batches: Kafka's default partitioner on the key id, so
-    that the Faust tables keyed by key id (changelogs partitioned the same way) line up with
-    the source partitions. Computed once per key, never per request."""
-    return (murmur2(key_id.encode()) & 0x7FFFFFFF) % Topic.EVENTS.partitions
+def events_partition(record_key: str, topic: Topic = Topic.EVENTS) -> int:
+    """The partition of a record keyed by `record_key`: Kafka's default partitioner, so that
+    Faust tables keyed the same way (changelogs partitioned by the producer) line up with the
+    source partitions. Computed by the caller once per key where it can, not per request."""
+    return (murmur2(record_key.encode()) & 0x7FFFFFFF) % topic.partitions
 
 
 @dataclass

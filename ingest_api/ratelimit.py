@@ -6,9 +6,11 @@ partition) plus its own admissions the snapshot does not cover yet. A request is
 that view at once, with no network round trip; a snapshot arriving later replaces the base
 and drops the admissions it now covers. Tokens spent concurrently by another API process are
 seen one snapshot later (~100-300 ms): the agent's level then shows the debt, and every process
-holds back until it is repaid. While several processes admit for one key, each may spend only
-its share of the level (1/sharers), which keeps a cold burst from being spent N times over.
-A request that could never fit in a share is judged against the whole level instead.
+holds back until it is repaid. While several processes admit for one key (or, before the agent
+has said anything about a key, as many as are configured), each may spend only its share of
+the agent's level (1/sharers), which keeps a cold burst from being spent N times over. A request
+that could never fit in a share is judged against the whole level instead (so it is not refused
+for ever), which bounds the over-admission by one batch per other process.
 A new snapshot is folded in lazily (see REBASE_EVERY_S): until then the process goes on with
 its own exact local view.
 """
@@ -50,14 +52,19 @@ class KeyBucket:
 
 
 class RateLimiter:
-    def __init__(self) -> None:
+    def __init__(self, api_processes: int = 1) -> None:
+        # Before the agent says who shares a key, assume every configured API process does:
+        # a cold, full bucket is then not spent once per process.
+        self._default_sharers = max(1, api_processes)
         self._buckets: dict[str, KeyBucket] = {}
 
     def _bucket(self, key_id: str, limit: Limit, now: float) -> KeyBucket:
         bucket = self._buckets.get(key_id)
         if bucket is None:
             start = full(limit, now)
-            bucket = self._buckets[key_id] = KeyBucket(start, start)
+            bucket = self._buckets[key_id] = KeyBucket(
+                start, start, sharers=self._default_sharers
+            )
         return bucket
 
     def _rebuild(self, bucket: KeyBucket, limit: Limit, now: float) -> None:
@@ -81,7 +88,10 @@ class RateLimiter:
         view = bucket.view
         available = None
         if bucket.sharers > 1 and n <= limit.burst / bucket.sharers:
-            available = refill(view, limit, now).level / bucket.sharers
+            # This process's share: what it sees, less what the others may spend of the base.
+            base_level = refill(bucket.base, limit, now).level
+            keep_back = base_level * (1 - 1 / bucket.sharers)
+            available = refill(view, limit, now).level - keep_back
         decision = decide(view, n, limit, now, available)
         if not decision.admitted:
             return decision, None

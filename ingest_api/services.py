@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from coalmine.settings import Settings
+from ingest_api.control import ControlRegistry
 from ingest_api.keys import ApiKey, KeyRegistry
 from ingest_api.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
@@ -30,6 +31,7 @@ class Services:
     queries: QueryBackend
     limiter: RateLimiter
     rejections: RejectionCounter
+    control: ControlRegistry
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

@@ -8,6 +8,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from queries.canaries import canary_facts, canary_history
 from queries.params import QueryError
 from queries.rejections import rejections
 from queries.series import series
@@ -17,6 +18,8 @@ QueryFn = Callable[[Client, dict[str, str], dt.datetime], dict[str, Any]]
 NAMED_QUERIES: dict[str, QueryFn] = {
     "series": series,
     "rejections": rejections,
+    "canary_facts": canary_facts,
+    "canary_history": canary_history,
 }
 
 

@@ -26,6 +26,14 @@ class Topic(enum.Enum):
     RATELIMIT = TopicSpec("coalmine.ratelimit", 1, compacted=True)
     # Rejected requests counted per key and reason by each API process (Rejections).
     REJECTIONS = TopicSpec("coalmine.rejections", 1)
+    # Canary and channel definitions (ControlRecord), compacted by id; durable copy in ClickHouse.
+    CONTROL = TopicSpec("coalmine.control", 1, compacted=True)
+    # Check-ins (and the definitions forwarded to them), keyed by canary id (HeartbeatRecord).
+    CHECKINS = TopicSpec("coalmine.checkins", 4)
+    # canary.down / canary.up transitions (Flip), keyed by canary id.
+    FLIPS = TopicSpec("coalmine.flips", 4)
+    # Notification delivery attempts (DeliveryAttempt).
+    DELIVERIES = TopicSpec("coalmine.deliveries", 1)
     # Records no consumer could read, with the reason in a header; counted, never retried.
     DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
 

@@ -17,11 +17,13 @@ BURST = 120
 WINDOW_S = 20.0
 BATCH = 5
 CONNECTIONS = 8
-# Measured overshoot on the 2-core machine: see README; the test allows one burst more.
-TOLERANCE = BURST
+# Measured (bench/ratelimit_two_apis.py, README): over 60 s the two processes stayed under
+# the ceiling; the worst single window exceeded it by 52 events. The test allows half a burst.
+TOLERANCE = BURST // 2
 
 
 def test_it_keeps_two_api_processes_within_the_bucket(own_stack: Stack) -> None:
+    own_stack.settings = own_stack.settings.replace(api_workers=2)
     own_stack.start_all()
     own_stack.start("api", name="api-2")
     key = own_stack.create_key("hammered", rate_per_minute=RATE_PER_MINUTE, burst=BURST)

@@ -1,0 +1,268 @@
+"""/api/v1/admin/canaries and /api/v1/admin/channels: canaries and where their alerts go.
+Every change is a record on the control topic first (event-sourced), applied locally at once."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ingest_api.admin import AdminServices
+from ingest_api.control import generate_token, hash_token
+from ingest_api.query_backend import QueryBackendUnavailable
+from ingest_api.responses import error, json_response
+from ingest_api.services import AppendFailed, Services
+from processors.heartbeat import CanaryState, deadline, next_due_at, status_at
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    CanaryName,
+    ChannelConfig,
+    ChannelDefined,
+    ChannelDeleted,
+    ChannelIds,
+    ControlRecord,
+    EmailConfig,
+    GraceSeconds,
+    IntervalSeconds,
+    SlackConfig,
+    WebhookConfig,
+)
+from schemas.records import record_encoder
+from schemas.topics import Topic
+
+router = APIRouter(prefix="/api/v1/admin")
+UNSET = msgspec.UNSET
+
+
+class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
+    name: CanaryName
+    interval_seconds: IntervalSeconds
+    grace_seconds: GraceSeconds = 0
+    channels: ChannelIds = []
+    max_runtime_seconds: IntervalSeconds | None = None
+
+
+class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
+    name: CanaryName | msgspec.UnsetType = UNSET
+    interval_seconds: IntervalSeconds | msgspec.UnsetType = UNSET
+    grace_seconds: GraceSeconds | msgspec.UnsetType = UNSET
+    channels: ChannelIds | msgspec.UnsetType = UNSET
+    max_runtime_seconds: IntervalSeconds | None | msgspec.UnsetType = UNSET
+    paused: bool | msgspec.UnsetType = UNSET
+
+
+_create_canary = msgspec.json.Decoder(CreateCanary)
+_change_canary = msgspec.json.Decoder(ChangeCanary)
+
+
+async def _append(services: Services, record: ControlRecord) -> Response | None:
+    try:
+        await services.append(Topic.CONTROL, record_encoder.encode(record), key=record.id.encode())
+    except AppendFailed as exc:
+        return error(503, str(exc))
+    services.control.apply(record)
+    return None
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _unknown_channels(services: Services, channels: list[str]) -> list[str]:
+    return [c for c in channels if c not in services.control.channels]
+
+
+def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """A canary as the API shows it: its definition and where it stands now."""
+    facts = facts or {}
+    state = CanaryState(
+        canary.id,
+        definition=canary,
+        status="down" if facts.get("down") else ("up" if facts.get("last_checkin_at") else "new"),
+        period_start=max(canary.created_at, facts.get("period_start") or 0.0),
+        last_checkin_at=facts.get("last_checkin_at"),
+        last_message=facts.get("last_message") or "",
+        started_at=facts.get("started_at"),
+    )
+    return {
+        "id": canary.id,
+        "name": canary.name,
+        "interval_seconds": canary.interval_s,
+        "grace_seconds": canary.grace_s,
+        "max_runtime_seconds": canary.max_runtime_s,
+        "channels": canary.channels,
+        "paused": canary.paused,
+        "created_at": canary.created_at,
+        "status": status_at(state, now),
+        "last_checkin_at": state.last_checkin_at,
+        "last_message": state.last_message or None,
+        "next_due_at": None if canary.paused else next_due_at(state),
+        "down_after": deadline(state),
+    }
+
+
+async def _facts(services: Services) -> dict[str, dict[str, Any]]:
+    result = await services.queries.run("canary_facts", {})
+    return {row["canary_id"]: row for row in result["canaries"]}
+
+
+@router.post("/canaries", status_code=201)
+async def create_canary(request: Request, services: AdminServices) -> Response:
+    try:
+        spec: CreateCanary = _decode(_create_canary, await request.body())
+    except ValueError as exc:
+        return error(400, f"invalid canary: {exc}")
+    unknown = _unknown_channels(services, spec.channels)
+    if unknown:
+        return error(400, f"unknown channel(s): {', '.join(unknown)}")
+    token, now = generate_token(), time.time()
+    record = CanaryDefined(
+        id="can_" + secrets.token_hex(8),
+        name=spec.name,
+        token_hash=hash_token(token),
+        interval_s=spec.interval_seconds,
+        grace_s=spec.grace_seconds,
+        channels=spec.channels,
+        created_at=now,
+        changed_at=now,
+        max_runtime_s=spec.max_runtime_seconds,
+    )
+    failed = await _append(services, record)
+    if failed:
+        return failed
+    view = canary_view(record, None, now)
+    return json_response(201, {**view, "token": token, "checkin_path": f"/checkin/{token}"})
+
+
+@router.get("/canaries")
+async def list_canaries(services: AdminServices) -> Response:
+    try:
+        facts = await _facts(services)
+    except QueryBackendUnavailable as exc:
+        return error(503, str(exc))
+    now = time.time()
+    canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
+    return json_response(200, {"canaries": [canary_view(c, facts.get(c.id), now) for c in canaries]})
+
+
+@router.get("/canaries/{canary_id}")
+async def get_canary(canary_id: str, services: AdminServices) -> Response:
+    canary = services.control.canaries.get(canary_id)
+    if canary is None:
+        return error(404, f"no canary {canary_id!r}")
+    try:
+        facts = await _facts(services)
+    except QueryBackendUnavailable as exc:
+        return error(503, str(exc))
+    return json_response(200, canary_view(canary, facts.get(canary_id), time.time()))
+
+
+@router.patch("/canaries/{canary_id}")
+async def change_canary(canary_id: str, request: Request, services: AdminServices) -> Response:
+    canary = services.control.canaries.get(canary_id)
+    if canary is None:
+        return error(404, f"no canary {canary_id!r}")
+    try:
+        change: ChangeCanary = _decode(_change_canary, await request.body())
+    except ValueError as exc:
+        return error(400, f"invalid change: {exc}")
+    changes = {
+        field: value
+        for field, value in (
+            ("name", change.name),
+            ("interval_s", change.interval_seconds),
+            ("grace_s", change.grace_seconds),
+            ("channels", change.channels),
+            ("max_runtime_s", change.max_runtime_seconds),
+            ("paused", change.paused),
+        )
+        if value is not UNSET
+    }
+    unknown = _unknown_channels(services, changes.get("channels", []))
+    if unknown:
+        return error(400, f"unknown channel(s): {', '.join(unknown)}")
+    now = time.time()
+    record = msgspec.structs.replace(canary, changed_at=max(now, canary.changed_at), **changes)
+    failed = await _append(services, record)
+    if failed:
+        return failed
+    return json_response(200, canary_view(record, None, now))
+
+
+@router.delete("/canaries/{canary_id}")
+async def delete_canary(canary_id: str, services: AdminServices) -> Response:
+    if canary_id not in services.control.canaries:
+        return error(404, f"no canary {canary_id!r}")
+    failed = await _append(services, CanaryDeleted(canary_id, time.time()))
+    return failed or json_response(200, {"id": canary_id, "deleted": True})
+
+
+# --- channels --------------------------------------------------------------------------------
+def channel_view(channel: ChannelDefined) -> dict[str, Any]:
+    """A channel without its secrets: no webhook secret, no SMTP password, and only the host
+    of a Slack URL (the URL itself is the credential)."""
+    config = channel.config
+    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": channel.created_at}
+    if isinstance(config, WebhookConfig):
+        shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
+    elif isinstance(config, SlackConfig):
+        shown.update(kind="slack", url_host=config.url.split("/")[2] if "//" in config.url else "")
+    elif isinstance(config, EmailConfig):
+        shown.update(
+            kind="email",
+            to=config.to,
+            host=config.host,
+            port=config.port,
+            starttls=config.starttls,
+            username=config.username,
+            sender=config.sender,
+        )
+    return shown
+
+
+@router.post("/channels", status_code=201)
+async def create_channel(request: Request, services: AdminServices) -> Response:
+    try:
+        body = msgspec.json.decode(await request.body())
+        if not isinstance(body, dict):
+            raise ValueError("expected an object")
+        name = body.pop("name", None)
+        if not isinstance(name, str) or not 1 <= len(name) <= 200:
+            raise ValueError("`name` (1-200 characters) is required")
+        config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
+        if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
+            raise ValueError("`url` must be an http(s) URL")
+    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError) as exc:
+        return error(400, f"invalid channel: {exc}")
+    if isinstance(config, WebhookConfig) and not config.secret:
+        config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
+    record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
+    failed = await _append(services, record)
+    if failed:
+        return failed
+    shown = channel_view(record)
+    if isinstance(config, WebhookConfig):
+        shown["secret"] = config.secret  # shown once, to verify signatures
+    return json_response(201, shown)
+
+
+@router.get("/channels")
+async def list_channels(services: AdminServices) -> Response:
+    channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
+    return json_response(200, {"channels": [channel_view(c) for c in channels]})
+
+
+@router.delete("/channels/{channel_id}")
+async def delete_channel(channel_id: str, services: AdminServices) -> Response:
+    if channel_id not in services.control.channels:
+        return error(404, f"no channel {channel_id!r}")
+    failed = await _append(services, ChannelDeleted(channel_id, time.time()))
+    return failed or json_response(200, {"id": channel_id, "deleted": True})

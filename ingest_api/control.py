@@ -1,0 +1,59 @@
+"""Canaries and channels as every API process knows them: derived from the control topic,
+like the key registry. Check-in tokens are looked up by their SHA-256, never kept in clear."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import msgspec
+
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    ChannelDefined,
+    ChannelDeleted,
+    ControlRecord,
+)
+
+control_decoder = msgspec.json.Decoder(ControlRecord)  # type: ignore[arg-type]
+# 192 bits: unguessable, and short enough for a cron line.
+CHECKIN_TOKEN_BYTES = 24
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(CHECKIN_TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ControlRegistry:
+    def __init__(self) -> None:
+        self.canaries: dict[str, CanaryDefined] = {}
+        self.channels: dict[str, ChannelDefined] = {}
+        self._by_token: dict[str, str] = {}
+
+    def apply_bytes(self, value: bytes) -> None:
+        self.apply(control_decoder.decode(value))
+
+    def apply(self, record: ControlRecord) -> None:
+        if isinstance(record, CanaryDefined):
+            old = self.canaries.get(record.id)
+            if old is not None and old.changed_at > record.changed_at:
+                return
+            self.canaries[record.id] = record
+            self._by_token[record.token_hash] = record.id
+        elif isinstance(record, CanaryDeleted):
+            old = self.canaries.pop(record.id, None)
+            if old is not None:
+                self._by_token.pop(old.token_hash, None)
+        elif isinstance(record, ChannelDefined):
+            self.channels[record.id] = record
+        elif isinstance(record, ChannelDeleted):
+            self.channels.pop(record.id, None)
+
+    def canary_by_token(self, token: str) -> CanaryDefined | None:
+        canary_id = self._by_token.get(hash_token(token))
+        return None if canary_id is None else self.canaries.get(canary_id)

@@ -1,0 +1,94 @@
+"""What ClickHouse knows of each canary (last check-in, run in progress, last flip), and one
+canary's history: check-ins and status flips over a time range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from queries.params import QueryError, iso, required, time_range
+
+CHECKIN_FACTS_SQL = """
+SELECT
+    canary_id,
+    maxIf(at, kind != 'start') AS last_checkin,
+    argMaxIf(message, at, message != '') AS last_message,
+    maxIf(at, kind = 'start') AS last_start
+FROM checkins FINAL
+GROUP BY canary_id
+"""
+
+FLIP_FACTS_SQL = """
+SELECT canary_id, argMax(status, at) AS status, max(at) AS at
+FROM canary_flips FINAL
+GROUP BY canary_id
+"""
+
+HISTORY_CHECKINS_SQL = """
+SELECT at, kind, message FROM checkins FINAL
+WHERE canary_id = {canary_id:String}
+  AND at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND at < fromUnixTimestamp64Milli({to_ms:Int64})
+ORDER BY at DESC
+LIMIT {limit:UInt32}
+"""
+
+HISTORY_FLIPS_SQL = """
+SELECT at, status, reason FROM canary_flips FINAL
+WHERE canary_id = {canary_id:String}
+  AND at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND at < fromUnixTimestamp64Milli({to_ms:Int64})
+ORDER BY at DESC
+"""
+
+HISTORY_LIMIT_MAX = 10_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _epoch(moment: dt.datetime | None) -> float | None:
+    if moment is None:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return None if moment <= _EPOCH else moment.timestamp()
+
+
+def canary_facts(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+    facts: dict[str, dict[str, Any]] = {}
+    for canary_id, last_checkin, last_message, last_start in client.query(CHECKIN_FACTS_SQL).result_rows:
+        checkin, start = _epoch(last_checkin), _epoch(last_start)
+        facts[canary_id] = {
+            "canary_id": canary_id,
+            "last_checkin_at": checkin,
+            "last_message": last_message,
+            "started_at": start if start and (checkin is None or start > checkin) else None,
+        }
+    for canary_id, status, at in client.query(FLIP_FACTS_SQL).result_rows:
+        row = facts.setdefault(canary_id, {"canary_id": canary_id, "last_checkin_at": None})
+        row["down"] = status == "down"
+        row["last_flip_at"] = _epoch(at)
+    return {"canaries": list(facts.values())}
+
+
+def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+    canary_id = required(params, "canary_id")
+    start, end = time_range(params, now, default_from="-7d")
+    try:
+        limit = int(params.get("limit") or 1000)
+    except ValueError:
+        raise QueryError("`limit` must be a number") from None
+    if not 1 <= limit <= HISTORY_LIMIT_MAX:
+        raise QueryError(f"`limit` must be between 1 and {HISTORY_LIMIT_MAX}")
+    bounds = {
+        "canary_id": canary_id,
+        "from_ms": int(start.timestamp() * 1000),
+        "to_ms": int(end.timestamp() * 1000),
+    }
+    checkins = client.query(HISTORY_CHECKINS_SQL, parameters={**bounds, "limit": limit}).result_rows
+    flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
+    return {
+        "canary_id": canary_id,
+        "from": iso(start),
+        "to": iso(end),
+        "checkins": [{"at": _epoch(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
+        "flips": [{"at": _epoch(at), "status": st, "reason": reason} for at, st, reason in flips],
+    }

@@ -1,0 +1,151 @@
+"""Canaries, check-ins, status flips, notification channels and delivery attempts: the wire
+bodies of the check-in and admin APIs and the records on the log (specs/checkin-api.txt)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+CHECKIN_MESSAGE_MAX_CHARS = 500
+CANARY_NAME_MAX_CHARS = 200
+INTERVAL_MIN_S = 1
+INTERVAL_MAX_S = 365 * 86400
+GRACE_MIN_S = 0
+GRACE_MAX_S = 365 * 86400
+MAX_CHANNELS_PER_CANARY = 20
+
+CheckinKind = Literal["success", "start", "fail"]
+CanaryStatus = Literal["new", "up", "late", "down", "paused"]
+# Why a canary went down (or came back up).
+FlipReason = Literal["missed", "failed", "runtime_exceeded", "checkin"]
+ChannelKind = Literal["webhook", "slack", "email"]
+
+IntervalSeconds = Annotated[int, msgspec.Meta(ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)]
+GraceSeconds = Annotated[int, msgspec.Meta(ge=GRACE_MIN_S, le=GRACE_MAX_S)]
+CanaryName = Annotated[str, msgspec.Meta(min_length=1, max_length=CANARY_NAME_MAX_CHARS)]
+ChannelIds = Annotated[list[str], msgspec.Meta(max_length=MAX_CHANNELS_PER_CANARY)]
+
+
+# --- notification channels -------------------------------------------------------------------
+class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="webhook", tag_field="kind"):
+    """A JSON POST to `url`, signed: header `X-Coalmine-Signature: sha256=<hex HMAC-SHA256 of
+    the body with `secret`>`. Retried with exponential backoff on failure."""
+
+    url: str
+    secret: str = ""  # generated when empty
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class SlackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="slack", tag_field="kind"):
+    """A Slack-compatible incoming webhook: POST {"text": ..., "blocks": [...]} to `url`."""
+
+    url: str
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class EmailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="email", tag_field="kind"):
+    """E-mail over SMTP (plain text and HTML parts)."""
+
+    to: list[str]
+    host: str
+    port: int = 587
+    starttls: bool = True
+    username: str = ""
+    password: str = ""
+    sender: str = "coalmine@localhost"
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+
+
+ChannelConfig = WebhookConfig | SlackConfig | EmailConfig
+
+
+# --- records on the log ----------------------------------------------------------------------
+class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field="type"):
+    """A canary created or changed: its whole definition (later records replace earlier)."""
+
+    id: str
+    name: str
+    token_hash: str  # sha256 hex of the check-in token; the token itself is never stored
+    interval_s: int
+    grace_s: int
+    channels: list[str]
+    created_at: float
+    changed_at: float
+    max_runtime_s: int | None = None
+    paused: bool = False
+
+
+class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field="type"):
+    id: str
+    deleted_at: float
+
+
+class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_field="type"):
+    id: str
+    name: str
+    config: ChannelConfig
+    created_at: float
+
+
+class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_field="type"):
+    id: str
+    deleted_at: float
+
+
+ControlRecord = CanaryDefined | CanaryDeleted | ChannelDefined | ChannelDeleted
+
+
+class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type"):
+    """One check-in, appended to the check-ins topic keyed by canary id."""
+
+    id: str  # UUIDv7 hex
+    canary_id: str
+    kind: CheckinKind
+    at: float
+    message: str = ""
+
+
+class StateRestored(msgspec.Struct, frozen=True, tag="state.restored", tag_field="type"):
+    """Written by the store onto an empty log (embedded restart): where a canary stood, so the
+    heartbeats agent neither forgets a down canary nor counts the service's own downtime as
+    missed check-ins (a canary that was up starts a fresh period at `at`)."""
+
+    canary_id: str
+    status: Literal["new", "up", "down"]
+    at: float
+    last_checkin_at: float | None = None
+    last_message: str = ""
+
+
+HeartbeatRecord = CheckIn | StateRestored | CanaryDefined | CanaryDeleted
+
+
+class Flip(msgspec.Struct, frozen=True):
+    """A canary's status changed (canary.down / canary.up). `id` is derived from the canary and
+    the deadline it concerns, so a flip emitted twice (after a worker crash) is one flip."""
+
+    id: str
+    canary_id: str
+    canary_name: str
+    status: Literal["down", "up"]
+    reason: FlipReason
+    at: float
+    last_checkin_at: float | None = None
+    message: str = ""
+    channels: list[str] = []
+
+
+class DeliveryAttempt(msgspec.Struct, frozen=True):
+    """One try at sending a flip to one channel (stored in ClickHouse, visible by API)."""
+
+    flip_id: str
+    channel_id: str
+    channel_kind: ChannelKind
+    attempt: int
+    at: float
+    ok: bool
+    detail: str = ""  # HTTP status or the error, never a secret
