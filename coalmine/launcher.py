@@ -26,6 +26,7 @@ import httpx
 from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.settings import Settings
+from processors.app import ready_path
 
 class LaunchError(RuntimeError):
     """Why `coalmine up` could not start; printed as one line."""
@@ -173,6 +174,8 @@ def up(settings: Settings) -> int:
                 "the store", lambda: _http_ok("http://store/ready", uds), settings.startup_timeout_s
             )
         supervisor.role("worker", env)
+        worker_ready = ready_path(child)
+        supervisor.wait_until("the worker", worker_ready.exists, settings.startup_timeout_s)
         for index in range(settings.api_workers):
             supervisor.role("api", env, name=f"api-{index + 1}")
         supervisor.wait_until(

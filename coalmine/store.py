@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,8 +28,25 @@ from coalmine.clickhouse import connect, migrate
 from coalmine.settings import Settings
 from processors.event_sink import EventSink
 from processors.key_sink import key_rows, reseed_keys
-from processors.rows import KEY_COLUMNS, REJECTION_COLUMNS, rejection_rows
-from processors.topic_sink import resume, sink_topic
+from ingest_api.control import control_decoder
+from processors.control_sink import reseed_control
+from processors.heartbeats import heartbeat_decoder
+from processors.notifier import flip_decoder
+from processors.rows import (
+    ATTEMPT_COLUMNS,
+    CHECKIN_COLUMNS,
+    CONTROL_COLUMNS,
+    FLIP_COLUMNS,
+    KEY_COLUMNS,
+    REJECTION_COLUMNS,
+    attempt_rows,
+    checkin_rows,
+    control_rows,
+    flip_rows,
+    rejection_rows,
+)
+from processors.topic_sink import ToRows, resume, sink_topic
+from schemas.canaries import DeliveryAttempt
 from schemas.records import rejections_decoder
 from schemas.topics import Topic
 from queries import QueryError, run_query
@@ -75,18 +93,68 @@ async def serve_store(settings: Settings) -> None:
     keys_probe = kafka.consumer(bootstrap)
     await keys_probe.start()
     reseeded = await reseed_keys(client, producer, keys_probe)
+    reseeded_control = await reseed_control(client, producer, keys_probe)
     await keys_probe.stop()
-    if reseeded:
-        log.info("re-seeded %d keys from ClickHouse onto the log", reseeded)
+    if reseeded or reseeded_control:
+        log.info(
+            "re-seeded %d keys and %d canaries/channels from ClickHouse onto the log",
+            reseeded,
+            reseeded_control,
+        )
     events_consumer = kafka.consumer(
         bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     await events_consumer.start()
     keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS)
-    rejections_consumer = kafka.consumer(bootstrap, group_id="coalmine-rejections-sink")
-    await rejections_consumer.start()
-    rejections_consumer.assign(kafka.partitions_of(Topic.REJECTIONS))
-    await resume(rejections_consumer)
+    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL)
+
+    async def group_consumer(topic: Topic) -> AIOKafkaConsumer:
+        consumer = kafka.consumer(bootstrap, group_id=f"coalmine-{topic.name.lower()}-sink")
+        await consumer.start()
+        consumer.assign(kafka.partitions_of(topic))
+        await resume(consumer)
+        return consumer
+
+    attempt_decoder = msgspec.json.Decoder(DeliveryAttempt)
+    # Low-volume topics: (consumer, table, columns, record -> rows, commit offsets?)
+    small_sinks: list[tuple[AIOKafkaConsumer, str, tuple[str, ...], ToRows, bool]] = [
+        (keys_consumer, "api_keys", KEY_COLUMNS, key_rows(), False),
+        (
+            control_consumer,
+            "control",
+            CONTROL_COLUMNS,
+            lambda value: control_rows(control_decoder.decode(value), value),
+            False,
+        ),
+        (
+            await group_consumer(Topic.REJECTIONS),
+            "rejections",
+            REJECTION_COLUMNS,
+            lambda value: rejection_rows(rejections_decoder.decode(value)),
+            True,
+        ),
+        (
+            await group_consumer(Topic.CHECKINS),
+            "checkins",
+            CHECKIN_COLUMNS,
+            lambda value: checkin_rows(heartbeat_decoder.decode(value)),
+            True,
+        ),
+        (
+            await group_consumer(Topic.FLIPS),
+            "canary_flips",
+            FLIP_COLUMNS,
+            lambda value: flip_rows(flip_decoder.decode(value)),
+            True,
+        ),
+        (
+            await group_consumer(Topic.DELIVERIES),
+            "notification_attempts",
+            ATTEMPT_COLUMNS,
+            lambda value: attempt_rows(attempt_decoder.decode(value)),
+            True,
+        ),
+    ]
     sink = EventSink(
         client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
     )
@@ -96,25 +164,12 @@ async def serve_store(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    workers = [
-        asyncio.create_task(sink.run(stop), name="event-sink"),
+    workers = [asyncio.create_task(sink.run(stop), name="event-sink")] + [
         asyncio.create_task(
-            sink_topic(client, keys_consumer, executor, stop, "api_keys", KEY_COLUMNS, key_rows()),
-            name="key-mirror",
-        ),
-        asyncio.create_task(
-            sink_topic(
-                client,
-                rejections_consumer,
-                executor,
-                stop,
-                "rejections",
-                REJECTION_COLUMNS,
-                lambda value: rejection_rows(rejections_decoder.decode(value)),
-                commit=True,
-            ),
-            name="rejections-sink",
-        ),
+            sink_topic(client, consumer, executor, stop, table, columns, to_rows, commit),
+            name=f"{table}-sink",
+        )
+        for consumer, table, columns, to_rows, commit in small_sinks
     ]
     tasks = list(workers)
     server: uvicorn.Server | None = None
@@ -142,7 +197,7 @@ async def serve_store(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for consumer in (events_consumer, keys_consumer, rejections_consumer):
+        for consumer in [events_consumer] + [entry[0] for entry in small_sinks]:
             await consumer.stop()
         await producer.stop()
         executor.shutdown(wait=False)

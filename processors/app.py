@@ -1,5 +1,5 @@
 """The Faust application that hosts the stream processors ; one module per agent, each
-with a `register(app)` function, listed in AGENT_MODULES.
+with a `register(app, settings)` function, listed in AGENT_MODULES.
 
 Settings from ARCHITECTURE.md: at_least_once (exactly_once is unreliable in Faust: sinks are
 idempotent instead) and short rebalance timings, without which a worker waits ~30 s to join.
@@ -8,19 +8,27 @@ idempotent instead) and short rebalance timings, without which a worker waits ~3
 from __future__ import annotations
 
 import importlib
+import time
+from pathlib import Path
 
 import faust
 
 from coalmine.settings import Settings
+from processors import faust_transport
 
 APP_ID = "coalmine-processors"
-AGENT_MODULES: tuple[str, ...] = ("processors.key_usage", "processors.ratelimit")
+AGENT_MODULES: tuple[str, ...] = (
+    "processors.key_usage",
+    "processors.ratelimit",
+    "processors.heartbeats",
+    "processors.notifier",
+)
 
 
 def create_faust_app(settings: Settings) -> faust.App:
     app = faust.App(
         APP_ID,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"{faust_transport.SCHEME}://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.data_path / "processors"),  # Faust's default is the cwd
         processing_guarantee="at_least_once",
@@ -33,8 +41,22 @@ def create_faust_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
     )
     for module in AGENT_MODULES:
-        importlib.import_module(module).register(app)
+        importlib.import_module(module).register(app, settings)
+    ready_file = ready_path(settings)
+    ready_file.unlink(missing_ok=True)
+
+    @app.on_rebalance_complete.connect
+    async def announce_ready(sender: object, **kwargs: object) -> None:
+        # Partitions assigned and tables recovered: agents and timers are live. The launcher
+        # and the tests wait for this file.
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text(str(time.time()))
+
     return app
+
+
+def ready_path(settings: Settings) -> Path:
+    return settings.data_path / "processors" / "ready"
 
 
 def run_worker(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from schemas.canaries import (
     FlipReason,
     HeartbeatRecord,
     StateRestored,
+    Tick,
 )
 
 
@@ -100,6 +101,8 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
     """Fold one record of the canary's stream into its state; the flip it causes, if any."""
     if isinstance(record, CanaryDefined):
         previous = state.definition
+        if previous is not None and record.changed_at < previous.changed_at:
+            return None  # an older definition seen again (a replay): the newer one stands
         state.definition = record
         state.deleted = False
         if previous is None:
@@ -113,6 +116,8 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
     if isinstance(record, CanaryDeleted):
         state.deleted = True
         return None
+    if isinstance(record, Tick):
+        return None  # stream time, handled by the agent
     if isinstance(record, StateRestored):
         state.status = record.status
         state.last_checkin_at = record.last_checkin_at

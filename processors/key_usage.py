@@ -12,6 +12,8 @@ import logging
 
 import faust
 
+from coalmine.settings import Settings
+
 from schemas.records import KeyUsed, batch_origin_decoder, record_encoder
 from schemas.topics import Topic
 
@@ -43,7 +45,7 @@ class UsageFold:
         return due
 
 
-def register(app: faust.App) -> None:
+def register(app: faust.App, settings: Settings) -> None:
     events = app.topic(
         Topic.EVENTS.topic_name, value_serializer="raw", partitions=Topic.EVENTS.partitions
     )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import faust
 
+from coalmine.settings import Settings
+
 from processors.token_bucket import Bucket, Limit, debit, full
 from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
 from schemas.topics import Topic
@@ -77,7 +79,7 @@ def forget_idle_origins(state: KeyLevel, now: float) -> None:
             del state.origins[origin]
 
 
-def register(app: faust.App) -> None:
+def register(app: faust.App, settings: Settings) -> None:
     events = app.topic(
         Topic.EVENTS.topic_name,
         key_serializer="raw",

@@ -5,6 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    ChannelDefined,
+    CheckIn,
+    ControlRecord,
+    DeliveryAttempt,
+    Flip,
+    HeartbeatRecord,
+)
 from schemas.records import (
     EventBatch,
     KeyCreated,
@@ -177,3 +187,34 @@ def rejection_rows(record: Rejections) -> list[list[object]]:
         [record.id, record.origin, start, end, c.key_id, c.reason, c.requests, c.events]
         for c in record.counts
     ]
+
+
+CHECKIN_COLUMNS = ("id", "canary_id", "kind", "at", "message")
+FLIP_COLUMNS = ("id", "canary_id", "canary_name", "status", "reason", "at")
+ATTEMPT_COLUMNS = ("flip_id", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
+CONTROL_COLUMNS = ("id", "kind", "record", "deleted", "version")
+
+
+def checkin_rows(record: HeartbeatRecord) -> list[list[object]]:
+    """Only check-ins are history; definitions and restorations on that topic are not."""
+    if not isinstance(record, CheckIn):
+        return []
+    return [[record.id, record.canary_id, record.kind, _utc(record.at), record.message]]
+
+
+def flip_rows(flip: Flip) -> list[list[object]]:
+    return [[flip.id, flip.canary_id, flip.canary_name, flip.status, flip.reason, _utc(flip.at)]]
+
+
+def attempt_rows(a: DeliveryAttempt) -> list[list[object]]:
+    return [[a.flip_id, a.channel_id, a.channel_kind, a.attempt, _utc(a.at), a.ok, a.detail]]
+
+
+def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
+    """The latest state of a canary or channel, as the record that re-creates it."""
+    if isinstance(record, CanaryDefined):
+        return [[record.id, "canary", raw.decode(), False, int(record.changed_at * 1000)]]
+    if isinstance(record, ChannelDefined):
+        return [[record.id, "channel", raw.decode(), False, int(record.created_at * 1000)]]
+    kind = "canary" if isinstance(record, CanaryDeleted) else "channel"
+    return [[record.id, kind, raw.decode(), True, int(record.deleted_at * 1000)]]

@@ -61,7 +61,7 @@ def decide(bucket: Bucket, n: int, limit: Limit, now: float, available: float | 
     level when several API processes spend one key's tokens); it defaults to the level."""
     current = refill(bucket, limit, now)
     spendable = current.level if available is None else min(available, current.level)
-    if n <= spendable:
+    if n <= spendable + _ROUNDING:
         after = Bucket(current.level - n, current.at)
         return Decision(True, after, _remaining(after), _reset(after, limit), None)
     retry = None if n > limit.burst else max(1, seconds_until(current.level, n, limit))
@@ -72,6 +72,11 @@ def debit(bucket: Bucket, n: int, limit: Limit, now: float) -> Bucket:
     """Take n tokens whatever the level: the agent replaying admissions from the log."""
     current = refill(bucket, limit, now)
     return Bucket(current.level - n, current.at)
+
+
+# Tokens are whole events; refills are floats. Without this, a bucket refilled for exactly
+# the Retry-After it announced can hold n - 1e-14 tokens and refuse the retry it invited.
+_ROUNDING = 1e-9
 
 
 def _remaining(bucket: Bucket) -> int:

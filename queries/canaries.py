@@ -21,7 +21,7 @@ GROUP BY canary_id
 """
 
 FLIP_FACTS_SQL = """
-SELECT canary_id, argMax(status, at) AS status, max(at) AS at
+SELECT canary_id, argMax(status, at) AS last_status, max(at) AS last_at
 FROM canary_flips FINAL
 GROUP BY canary_id
 """

@@ -121,7 +121,15 @@ class StateRestored(msgspec.Struct, frozen=True, tag="state.restored", tag_field
     last_message: str = ""
 
 
-HeartbeatRecord = CheckIn | StateRestored | CanaryDefined | CanaryDeleted
+class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
+    """Appended by the heartbeats worker to each of its partitions every few hundred ms. When
+    the agent reads a tick written at `at`, every check-in acknowledged before `at` is behind
+    it in the partition, so it has been processed: `at` is the partition's stream time."""
+
+    at: float
+
+
+HeartbeatRecord = CheckIn | StateRestored | CanaryDefined | CanaryDeleted | Tick
 
 
 class Flip(msgspec.Struct, frozen=True):

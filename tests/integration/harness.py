@@ -19,6 +19,7 @@ import httpx
 from coalmine import log as kafka
 from coalmine.broker import free_port, start_tansu
 from coalmine.settings import Settings, load_settings
+from processors.app import ready_path
 from schemas.limits import MAX_BURST, MAX_RATE_PER_MINUTE
 from tests.conftest import wait_for
 
@@ -68,6 +69,9 @@ class Stack:
                 60,
                 "the store",
             )
+        elif role == "worker":
+            ready = ready_path(self.settings)
+            wait_for(lambda: self._alive(name) and ready.exists(), 60, "the worker")
         elif role == "api":
             wait_for(
                 lambda: self._alive(name) and self.http().get("/healthz").status_code == 200,
@@ -92,6 +96,8 @@ class Stack:
         process = self.processes.pop(role)
         process.send_signal(sig)
         process.wait(30)
+        if role == "worker":
+            ready_path(self.settings).unlink(missing_ok=True)
 
     def kill_broker(self) -> None:
         assert self.broker is not None

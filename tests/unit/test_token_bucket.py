@@ -202,11 +202,6 @@ def test_it_has_the_tokens_at_the_retry_time_it_gives(
     assert refill(decision.bucket, limit, retry_at).level >= n - 1e-9
 
 
-@pytest.mark.xfail(
-    reason="BUG: float rounding: a bucket refilled for exactly retry_after_s seconds can hold "
-    "n - 1e-14 tokens, so decide() refuses the retry (and reports remaining >= n)",
-    strict=True,
-)
 def test_it_admits_a_retry_at_the_retry_time_it_gives() -> None:
     limit = Limit(11, 55)  # 11/60 tokens a second: 300 s * (11/60) rounds to 54.999...
     emptied = decide(full(limit, T0), 55, limit, T0).bucket
@@ -218,7 +213,6 @@ def test_it_admits_a_retry_at_the_retry_time_it_gives() -> None:
     assert retried.admitted, f"refused with remaining={retried.remaining}"
 
 
-@pytest.mark.xfail(reason="BUG: see test_it_admits_a_retry_at_the_retry_time_it_gives", strict=True)
 @settings(max_examples=300, deadline=None, database=None)
 @example(limit=Limit(11, 55), first=55, second=55, gap=0.0)
 @given(
