@@ -345,7 +345,8 @@ def free_port() -> int:
 class Service:
     """`coalmine up` as a child, its output in a log file next to its data directory."""
 
-    def __init__(self, startup_timeout: float) -> None:
+    def __init__(self, startup_timeout: float, extra_args: list[str] | None = None) -> None:
+        self.extra_args = extra_args or []  # more `coalmine up` flags, e.g. --api-workers 2
         self.tmp = Path(tempfile.mkdtemp(prefix="coalmine-bench-"))
         self.data_dir = self.tmp / "data"
         self.log_path = self.tmp / "coalmine.log"
@@ -366,6 +367,7 @@ class Service:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            *self.extra_args,
         ]
         print(f"starting: {' '.join(argv)}  (log: {self.log_path})", flush=True)
         with open(self.log_path, "wb") as log:

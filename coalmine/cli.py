@@ -13,6 +13,8 @@ from typing import Any
 from coalmine.settings import Settings, SettingsError, load_settings
 
 SPARK = "▁▂▃▄▅▆▇█"
+# Commands that run (part of) the service log at INFO; client commands print only results.
+SERVICE_COMMANDS = ("up", "api", "worker", "store", "migrate", "create-topics")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -151,6 +153,53 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_canaries(args: argparse.Namespace) -> int:
+    client = _client(args)
+    command = args.canaries_command
+    if command == "create":
+        body: dict[str, Any] = {
+            "name": args.name,
+            "interval_seconds": args.interval,
+            "grace_seconds": args.grace,
+            "channels": args.channel or [],
+        }
+        if args.max_runtime is not None:
+            body["max_runtime_seconds"] = args.max_runtime
+        created = client.call("POST", "/api/v1/admin/canaries", json=body)
+        if args.json:
+            print(json.dumps(created))
+        else:
+            print(f"id:       {created['id']}\ntoken:    {created['token']}")
+            print(f"check in: curl -fsS {args.url or _settings(args).base_url}{created['checkin_path']}")
+    elif command == "list":
+        canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
+        if args.json:
+            print(json.dumps(canaries))
+        else:
+            rows = [
+                {
+                    **c,
+                    "last_checkin_at": _when(c["last_checkin_at"]),
+                    "next_due_at": _when(c["next_due_at"]),
+                }
+                for c in canaries
+            ]
+            _print_table(
+                rows,
+                ["id", "name", "status", "interval_seconds", "grace_seconds", "last_checkin_at"]
+                + ["next_due_at", "last_message"],
+            )
+    elif command in ("pause", "resume"):
+        changed = client.call(
+            "PATCH", f"/api/v1/admin/canaries/{args.id}", json={"paused": command == "pause"}
+        )
+        print(json.dumps(changed) if args.json else f"{changed['id']}: {changed['status']}")
+    else:
+        client.call("DELETE", f"/api/v1/admin/canaries/{args.id}")
+        print(json.dumps({"id": args.id, "deleted": True}) if args.json else f"deleted {args.id}")
+    return 0
+
+
 def _limits(args: argparse.Namespace) -> dict[str, int]:
     limits = {"rate_per_minute": args.rate, "burst": args.burst}
     return {name: value for name, value in limits.items() if value is not None}
@@ -237,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(revoke)
     keys.set_defaults(func=cmd_keys)
 
+    canaries = sub.add_parser("canaries", help="manage canaries (jobs that must check in)")
+    canaries_sub = canaries.add_subparsers(dest="canaries_command", required=True)
+    create_canary = canaries_sub.add_parser("create", help="create a canary; prints its token")
+    create_canary.add_argument("name")
+    create_canary.add_argument("--interval", type=int, required=True, help="seconds between check-ins")
+    create_canary.add_argument("--grace", type=int, default=0, help="seconds of grace (default 0)")
+    create_canary.add_argument("--max-runtime", type=int, help="seconds a /start may run")
+    create_canary.add_argument("--channel", action="append", help="channel id (repeatable)")
+    client_flags(create_canary)
+    client_flags(canaries_sub.add_parser("list", help="canaries and their status"))
+    for verb, text in (("pause", "stop alerting"), ("resume", "alert again"), ("delete", "remove")):
+        p = canaries_sub.add_parser(verb, help=text)
+        p.add_argument("id")
+        client_flags(p)
+    canaries.set_defaults(func=cmd_canaries)
+
     query = sub.add_parser("query", help="run an analytics query")
     query_sub = query.add_subparsers(dest="query_command", required=True)
     series = query_sub.add_parser("series", help="counts and value sums of one event name")
@@ -270,7 +335,7 @@ def _join_time_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_time_flags(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
-        level=logging.WARNING if args.command in ("keys", "query") else logging.INFO,
+        level=logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING,
         format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s",
     )
     try:

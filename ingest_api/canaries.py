@@ -3,6 +3,7 @@ Every change is a record on the control topic first (event-sourced), applied loc
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
@@ -76,8 +77,18 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
-def _unknown_channels(services: Services, channels: list[str]) -> list[str]:
-    return [c for c in channels if c not in services.control.channels]
+# A channel created through another API process reaches this one through the control topic
+# a moment later: wait that long before calling an id unknown (read-your-writes for a client).
+CHANNEL_WAIT_S = 2.0
+
+
+async def _unknown_channels(services: Services, channels: list[str]) -> list[str]:
+    deadline = time.monotonic() + CHANNEL_WAIT_S
+    while True:
+        unknown = [c for c in channels if c not in services.control.channels]
+        if not unknown or time.monotonic() > deadline:
+            return unknown
+        await asyncio.sleep(0.05)
 
 
 def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
@@ -120,7 +131,7 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         spec: CreateCanary = _decode(_create_canary, await request.body())
     except ValueError as exc:
         return error(400, f"invalid canary: {exc}")
-    unknown = _unknown_channels(services, spec.channels)
+    unknown = await _unknown_channels(services, spec.channels)
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
     token, now = generate_token(), time.time()
@@ -186,7 +197,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         )
         if value is not UNSET
     }
-    unknown = _unknown_channels(services, changes.get("channels", []))
+    unknown = await _unknown_channels(services, changes.get("channels", []))
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
     now = time.time()

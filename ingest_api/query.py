@@ -13,15 +13,33 @@ from queries import NAMED_QUERIES, QueryError
 router = APIRouter(prefix="/api/v1/query")
 
 
+@router.get("/canaries/{canary_id}/history")
+async def canary_history(canary_id: str, request: Request) -> Response:
+    """A canary's check-ins and status flips (`from`, `to`, `limit`)."""
+    return await _run(request, "canary_history", {**request.query_params, "canary_id": canary_id})
+
+
+@router.get("/canaries/{canary_id}/notifications")
+async def canary_notifications(canary_id: str, request: Request) -> Response:
+    """Every delivery attempt of a canary's alerts (`from`, `to`)."""
+    return await _run(
+        request, "canary_notifications", {**request.query_params, "canary_id": canary_id}
+    )
+
+
 @router.get("/{name}")
 async def run_named_query(name: str, request: Request) -> Response:
+    return await _run(request, name, dict(request.query_params))
+
+
+async def _run(request: Request, name: str, params: dict[str, str]) -> Response:
     services: Services = request.app.state.services
     if not services.reader(request.headers.get("authorization")):
         return error(401, "the admin token or a read key is required")
     if name not in NAMED_QUERIES:
         return error(404, f"unknown query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")
     try:
-        result = await services.queries.run(name, dict(request.query_params))
+        result = await services.queries.run(name, params)
     except QueryError as exc:
         return error(400, str(exc))
     except QueryBackendUnavailable as exc:

@@ -92,3 +92,33 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
         "checkins": [{"at": _epoch(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
         "flips": [{"at": _epoch(at), "status": st, "reason": reason} for at, st, reason in flips],
     }
+
+
+NOTIFICATIONS_SQL = """
+SELECT a.flip_id, f.status, f.reason, a.channel_id, a.channel_kind, a.attempt, a.at, a.ok, a.detail
+FROM notification_attempts AS a FINAL
+LEFT JOIN (SELECT id, status, reason FROM canary_flips FINAL) AS f ON f.id = a.flip_id
+WHERE startsWith(a.flip_id, concat({canary_id:String}, ':'))
+  AND a.at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND a.at < fromUnixTimestamp64Milli({to_ms:Int64})
+ORDER BY a.at DESC, a.attempt DESC
+LIMIT 1000
+"""
+
+
+def canary_notifications(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+    """Every delivery attempt of a canary's alerts (flip ids begin with the canary id)."""
+    canary_id = required(params, "canary_id")
+    start, end = time_range(params, now, default_from="-7d")
+    rows = client.query(
+        NOTIFICATIONS_SQL,
+        parameters={
+            "canary_id": canary_id,
+            "from_ms": int(start.timestamp() * 1000),
+            "to_ms": int(end.timestamp() * 1000),
+        },
+    ).result_rows
+    columns = ("flip_id", "status", "reason", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
+    attempts = [dict(zip(columns, row)) for row in rows]
+    for attempt in attempts:
+        attempt["at"] = _epoch(attempt["at"])
+    return {"canary_id": canary_id, "from": iso(start), "to": iso(end), "attempts": attempts}

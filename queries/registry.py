@@ -8,7 +8,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from queries.canaries import canary_facts, canary_history
+from queries.canaries import canary_facts, canary_history, canary_notifications
 from queries.params import QueryError
 from queries.rejections import rejections
 from queries.series import series
@@ -20,6 +20,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "rejections": rejections,
     "canary_facts": canary_facts,
     "canary_history": canary_history,
+    "canary_notifications": canary_notifications,
 }
 
 

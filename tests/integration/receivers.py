@@ -60,6 +60,13 @@ class Reply:
 HANG = Reply(hang=True)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of alerts would wait on TCP SYN
+    # retries (1 s, 3 s...) and the tests would measure the receiver.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class HttpReceiver:
     """Answers every request with the queued replies, in order, then with `default`."""
 
@@ -69,7 +76,7 @@ class HttpReceiver:
         self._requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer((LOCALHOST, 0), _handler_for(self))
+        self._server = _Server((LOCALHOST, 0), _handler_for(self))
         self._server.daemon_threads = True  # hung handlers must not hold up close()
         self.port = self._server.server_address[1]
         # A short poll keeps close() (shutdown waits for the loop to look) from costing 0.5 s.

@@ -82,3 +82,22 @@ def test_it_sets_limits_and_shows_rejections(stack: Stack) -> None:
 
     out = wait_for(shown, 30, "the rejection in the CLI")
     assert "rate_limited" in out
+
+
+def test_it_manages_canaries(stack: Stack) -> None:
+    created = coalmine(stack, "canaries", "create", "cli-job", "--interval", "3600", "--grace", "60", "--json")
+    assert created.returncode == 0, created.stderr
+    job = json.loads(created.stdout)
+    assert job["interval_seconds"] == 3600 and job["grace_seconds"] == 60
+    listed = coalmine(stack, "canaries", "list")
+    assert listed.returncode == 0 and "cli-job" in listed.stdout and job["id"] in listed.stdout
+    assert job["token"] not in listed.stdout
+    paused = coalmine(stack, "canaries", "pause", job["id"])
+    assert paused.returncode == 0 and "paused" in paused.stdout
+    resumed = coalmine(stack, "canaries", "resume", job["id"])
+    assert resumed.returncode == 0 and "paused" not in resumed.stdout
+    deleted = coalmine(stack, "canaries", "delete", job["id"])
+    assert deleted.returncode == 0
+    assert stack.http().get(f"/checkin/{job['token']}").status_code == 404
+    bad = coalmine(stack, "canaries", "create", "bad", "--interval", "0")
+    assert bad.returncode == 1 and bad.stderr.startswith("coalmine: 400")

@@ -102,6 +102,17 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
             return sum(p["count"] for p in httpx.get(series, headers=admin).json()["points"])
 
         wait_for(lambda: total() == 3, 30, "the events stored")
+        channel = httpx.post(
+            f"{up.url}/api/v1/admin/channels",
+            json={"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/never"},
+            headers=admin,
+        ).json()
+        job = httpx.post(
+            f"{up.url}/api/v1/admin/canaries",
+            json={"name": "nightly", "interval_seconds": 3600, "channels": [channel["id"]]},
+            headers=admin,
+        ).json()
+        assert httpx.get(f"{up.url}/checkin/{job['token']}?message=ok").status_code == 200
         # Created just before the stop: a clean stop drains the log into ClickHouse first.
         late = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "late"}, headers=admin).json()
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
@@ -118,6 +129,11 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         keys = httpx.get(f"{up.url}/api/v1/admin/keys", headers=admin).json()["keys"]
         assert [k["id"] for k in keys] == [created["id"], late["id"]]
         assert total() == 6  # including the batch acknowledged just before the stop
+        canaries = httpx.get(f"{up.url}/api/v1/admin/canaries", headers=admin).json()["canaries"]
+        assert [(c["id"], c["status"], c["last_message"]) for c in canaries] == [(job["id"], "up", "ok")]
+        channels = httpx.get(f"{up.url}/api/v1/admin/channels", headers=admin).json()["channels"]
+        assert [c["id"] for c in channels] == [channel["id"]]
+        assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
         wait_for(lambda: total() == 9, 30, "old and new events")
         revoked = httpx.delete(f"{up.url}/api/v1/admin/keys/{created['id']}", headers=admin)

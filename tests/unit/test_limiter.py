@@ -4,9 +4,11 @@ process's own admissions the level does not cover yet."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest_api.ratelimit import REBASE_EVERY_S, UNCOVERED_HORIZON_S, RateLimiter
@@ -212,7 +214,9 @@ def test_it_lets_a_sole_process_spend_the_whole_level_in_small_requests() -> Non
     limiter = RateLimiter()
     limiter.apply(snapshot(float(DEFAULT_BURST), offset=1, sharers=1))
 
-    admitted = sum(1 for _ in range(DEFAULT_BURST + 1) if limiter.take(KEY, 1, LIMIT, T0)[0].admitted)
+    admitted = sum(
+        1 for _ in range(DEFAULT_BURST + 1) if limiter.take(KEY, 1, LIMIT, T0)[0].admitted
+    )
 
     assert admitted == DEFAULT_BURST
 
@@ -226,6 +230,49 @@ def test_it_spends_only_its_share_of_the_level_in_small_requests() -> None:
     assert admitted <= DEFAULT_BURST / 2
 
 
+def test_it_assumes_every_configured_process_shares_a_key_the_agent_has_not_spoken_of() -> None:
+    limiter = RateLimiter(api_processes=2)
+
+    admitted = sum(1 for _ in range(DEFAULT_BURST) if limiter.take(KEY, 1, LIMIT, T0)[0].admitted)
+
+    assert admitted == DEFAULT_BURST // 2
+
+
+def test_it_lets_the_agent_say_a_key_is_not_shared() -> None:
+    limiter = RateLimiter(api_processes=2)
+    limiter.apply(snapshot(float(DEFAULT_BURST), offset=1, sharers=1))
+
+    admitted = sum(1 for _ in range(DEFAULT_BURST) if limiter.take(KEY, 1, LIMIT, T0)[0].admitted)
+
+    assert admitted == DEFAULT_BURST
+
+
+@pytest.mark.xfail(
+    reason="BUG: apply() replaces `base` at once but the view is rebuilt from it only later "
+    "(REBASE_EVERY_S), and take() computes the share's keep_back from the new base: the other "
+    "process's spending shrinks keep_back while the stale view does not show it, so the share "
+    "grows (89 events instead of 59 here; all of a stale view once the base is in debt)",
+    strict=True,
+)
+def test_it_keeps_to_its_share_while_a_new_snapshot_waits_to_be_folded_in() -> None:
+    half = DEFAULT_BURST // 2
+    limiter = RateLimiter(api_processes=2)
+    limiter.apply(snapshot(float(DEFAULT_BURST), offset=1, sharers=2))
+    limiter.apply(snapshot(float(DEFAULT_BURST), offset=1, sharers=2))
+    _, first = limiter.take(KEY, 1, LIMIT, T0)  # the view is rebuilt at T0
+    assert first is not None
+    limiter.acknowledged(first, 2)
+    # The other process spent its share; the agent's level covers both admissions.
+    limiter.apply(snapshot(DEFAULT_BURST - 1.0 - half, offset=3, sharers=2))
+
+    before_rebase = T0 + REBASE_EVERY_S / 2
+    admitted = sum(
+        1 for _ in range(DEFAULT_BURST) if limiter.take(KEY, 1, LIMIT, before_rebase)[0].admitted
+    )
+
+    assert 1 + admitted <= half
+
+
 # Two API processes sharing one key, and the ratelimit agent folding their admissions.
 
 
@@ -236,7 +283,7 @@ def run_two_processes(
     log at once (acknowledged with the next offset) and folded by the agent, whose snapshot
     reaches both processes `lag` seconds later (at once when lag is 0). Returns the
     admissions as (time, n)."""
-    processes = [RateLimiter(), RateLimiter()]
+    processes = [RateLimiter(api_processes=2), RateLimiter(api_processes=2)]
     state: KeyLevel | None = None
     offset = 0
     in_transit: list[tuple[float, RateSnapshot]] = []
@@ -272,22 +319,27 @@ def run_two_processes(
     return admitted
 
 
-def two_process_runs(data: st.DataObject) -> tuple[Limit, list[tuple[int, int, float]]]:
-    limit = data.draw(st.builds(Limit, st.integers(1, 600), st.integers(1, 60)), label="limit")
+@st.composite
+def two_process_runs(
+    draw: st.DrawFn, largest: Callable[[Limit], int] = lambda limit: limit.burst + 1
+) -> tuple[Limit, list[tuple[int, int, float]]]:
+    """A limit and (process, n, gap) requests of 1..largest(limit) events."""
+    limit = draw(st.builds(Limit, st.integers(1, 600), st.integers(2, 60)))
     gaps = st.one_of(
         st.just(0.0),
         st.floats(0, REBASE_EVERY_S, allow_nan=False),
         st.floats(0, 2, allow_nan=False),
         st.floats(0, 30, allow_nan=False),
     )
-    requests = data.draw(
-        st.lists(st.tuples(st.integers(0, 1), st.integers(1, limit.burst + 1), gaps), max_size=40),
-        label="requests",
+    requests = draw(
+        st.lists(st.tuples(st.integers(0, 1), st.integers(1, largest(limit)), gaps), max_size=40)
     )
     return limit, requests
 
 
-def most_over(admitted: list[tuple[float, int]], allowed: float, limit: Limit, first_only: bool) -> float:
+def most_over(
+    admitted: list[tuple[float, int]], allowed: float, limit: Limit, first_only: bool
+) -> float:
     """The largest excess, over all windows of admissions (or those starting at the first),
     of the events admitted over `allowed` + rate x the window's length."""
     worst = float("-inf")
@@ -300,11 +352,13 @@ def most_over(admitted: list[tuple[float, int]], allowed: float, limit: Limit, f
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(data=st.data())
-def test_it_keeps_two_processes_within_two_bursts_plus_the_refill(data: st.DataObject) -> None:
+@given(run=two_process_runs())
+def test_it_keeps_two_processes_within_two_bursts_plus_the_refill(
+    run: tuple[Limit, list[tuple[int, int, float]]],
+) -> None:
     """Snapshots applied after every request: over the run (from its first admission), at
     most 2 x burst + rate x duration, the worst case the two-API integration test allows."""
-    limit, requests = two_process_runs(data)
+    limit, requests = run
 
     admitted = run_two_processes(limit, requests, lag=0)
 
@@ -312,14 +366,14 @@ def test_it_keeps_two_processes_within_two_bursts_plus_the_refill(data: st.DataO
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(data=st.data(), lag=st.one_of(st.just(0.0), st.floats(0, 1, allow_nan=False)))
+@given(run=two_process_runs(), lag=st.one_of(st.just(0.0), st.floats(0, 1, allow_nan=False)))
 def test_it_keeps_every_window_within_two_bursts_plus_the_refill_of_the_staleness(
-    data: st.DataObject, lag: float
+    run: tuple[Limit, list[tuple[int, int, float]]], lag: float
 ) -> None:
     """In any window of Δ seconds, at most 2 x burst + rate x (Δ + lag + REBASE_EVERY_S): a
     process decides on a view up to REBASE_EVERY_S older than the snapshot it last folded,
     which is itself `lag` old."""
-    limit, requests = two_process_runs(data)
+    limit, requests = run
 
     admitted = run_two_processes(limit, requests, lag)
 
@@ -350,3 +404,36 @@ def test_it_can_exceed_two_bursts_plus_the_refill_in_a_later_window() -> None:
     window = [(t, n) for t, n in admitted if t > T0 + 8]
     assert most_over(window, 2 * limit.burst, limit, first_only=True) > 0.3
     assert most_over(window, 2 * limit.burst + limit.rate_per_s * REBASE_EVERY_S, limit, True) <= 0
+
+
+# Found by hypothesis (target: the excess): 198 events admitted at one instant for a burst of
+# 100, in requests of at most 32 events (each within a share).
+SHARED_OVERDRAFT = (
+    Limit(1, 100),
+    [(0, 1, 0.0), (0, 1, 0.0), (1, 1, 0.0), (0, 31, 0.0), (0, 10, 0.0), (1, 31, 0.0), (0, 22, 0.0)]
+    + [(1, 32, 0.0), (0, 9, 0.0), (1, 32, 0.0), (0, 7, 0.0), (0, 8, 0.0), (0, 3, 0.0), (0, 7, 0.0)]
+    + [(0, 13, 0.0), (0, 6, 0.0), (0, 1, 0.0), (0, 2, 0.0), (1, 2, 0.0)],
+)
+
+
+@pytest.mark.xfail(
+    reason="BUG: the stale-view share (see test_it_keeps_to_its_share_while_a_new_snapshot_"
+    "waits_to_be_folded_in) lets two processes admit ~2 x burst in requests that each fit a share",
+    strict=True,
+)
+@settings(max_examples=300, deadline=None, database=None)
+@example(run=SHARED_OVERDRAFT)
+@given(run=two_process_runs(largest=lambda limit: limit.burst // 2))
+def test_it_over_admits_at_most_one_batch_when_every_request_fits_a_share(
+    run: tuple[Limit, list[tuple[int, int, float]]],
+) -> None:
+    """The module's claim (over-admission bounded by one batch per other process), for
+    requests of at most burst/2 events with snapshots applied at once: any window of Δ
+    seconds admits at most burst + the largest batch + rate x (Δ + REBASE_EVERY_S)."""
+    limit, requests = run
+
+    admitted = run_two_processes(limit, requests, lag=0)
+
+    largest = max((n for _, n in admitted), default=0)
+    allowed = limit.burst + largest + limit.rate_per_s * REBASE_EVERY_S
+    assert most_over(admitted, allowed, limit, first_only=False) <= 1e-6

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -192,7 +191,6 @@ def test_it_never_admits_more_than_burst_plus_refill_in_any_window(
 def test_it_has_the_tokens_at_the_retry_time_it_gives(
     limit: Limit, level: float, n: int, since: float
 ) -> None:
-    """Up to float rounding; the exact admission is test_it_admits_a_retry_at_the_retry_time."""
     level, n = min(level, limit.burst), min(n, limit.burst)
     decision = decide(Bucket(level, T0), n, limit, T0 + since)
     if decision.admitted:
@@ -200,6 +198,7 @@ def test_it_has_the_tokens_at_the_retry_time_it_gives(
     assert decision.retry_after_s is not None and decision.retry_after_s >= 1
     retry_at = T0 + since + decision.retry_after_s
     assert refill(decision.bucket, limit, retry_at).level >= n - 1e-9
+    assert decide(decision.bucket, n, limit, retry_at).admitted
 
 
 def test_it_admits_a_retry_at_the_retry_time_it_gives() -> None:

@@ -1,0 +1,179 @@
+"""Canaries end to end: missed check-ins, /fail, /start with max_runtime, pause, recovery, each
+alert delivered once to a real local webhook receiver / SMTP server and recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import signal
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.integration.harness import Stack
+from tests.integration.receivers import HttpReceiver, SmtpReceiver
+
+
+@pytest.fixture()
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as running:
+        yield running
+
+
+def webhook(stack: Stack, receiver: HttpReceiver) -> dict[str, Any]:
+    response = stack.admin().post(
+        "/api/v1/admin/channels", json={"name": "hook", "kind": "webhook", "url": receiver.url("/hook")}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def canary(stack: Stack, channels: list[str], **spec: Any) -> dict[str, Any]:
+    body = {"name": f"job-{time.monotonic_ns()}", "interval_seconds": 2, "grace_seconds": 0, "channels": channels}
+    response = stack.admin().post("/api/v1/admin/canaries", json={**body, **spec})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def events(receiver: HttpReceiver) -> list[dict[str, Any]]:
+    return [r.json() for r in receiver.requests]
+
+
+def test_it_alerts_once_when_a_canary_misses_and_once_when_it_recovers(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    channel = webhook(stack, receiver)
+    job = canary(stack, [channel["id"]])
+    assert stack.http().get(f"/checkin/{job['token']}", params={"message": "ran"}).status_code == 200
+    (down,) = receiver.wait_for_requests(1, 15)
+    body = down.json()
+    assert (body["event"], body["status"], body["reason"]) == ("canary.down", "down", "missed")
+    assert body["canary"] == {"id": job["id"], "name": job["name"]}
+    assert body["message"] == "ran"
+    expected = "sha256=" + hmac.new(channel["secret"].encode(), down.body, hashlib.sha256).hexdigest()
+    assert down.headers["x-coalmine-signature"] == expected
+    assert down.headers["x-coalmine-event"] == "canary.down"
+
+    assert stack.http().post(f"/checkin/{job['token']}").status_code == 200
+    up = receiver.wait_for_requests(2, 15)[1].json()
+    assert (up["event"], up["reason"]) == ("canary.up", "checkin")
+
+    # Recorded: the history has both flips and the delivery attempts are visible.
+    def recorded() -> dict[str, Any] | None:
+        history = stack.admin().get(f"/api/v1/query/canaries/{job['id']}/history").json()
+        sent = stack.admin().get(f"/api/v1/query/canaries/{job['id']}/notifications").json()
+        if len(history["flips"]) == 2 and len(sent["attempts"]) == 2:
+            return sent
+        return None
+
+    sent = wait_for(recorded, 30, "flips and deliveries in ClickHouse")
+    assert all(a["ok"] and a["channel_id"] == channel["id"] for a in sent["attempts"])
+    assert {a["status"] for a in sent["attempts"]} == {"down", "up"}
+    assert len(receiver.requests) == 2  # once each
+
+
+def test_it_alerts_at_once_on_fail_by_slack_and_email(stack: Stack, receiver: HttpReceiver) -> None:
+    with SmtpReceiver() as smtp:
+        slack = stack.admin().post(
+            "/api/v1/admin/channels", json={"name": "slack", "kind": "slack", "url": receiver.url("/slack")}
+        ).json()
+        email = stack.admin().post(
+            "/api/v1/admin/channels",
+            json={
+                "name": "ops mail",
+                "kind": "email",
+                "to": ["ops@example.com"],
+                "host": smtp.host,
+                "port": smtp.port,
+                "starttls": False,
+            },
+        ).json()
+        job = canary(stack, [slack["id"], email["id"]], interval_seconds=3600)
+        assert stack.http().get(f"/checkin/{job['token']}/fail", params={"message": "disk full"}).status_code == 200
+        (posted,) = receiver.wait_for_requests(1, 15)
+        assert job["name"] in posted.json()["text"] and "DOWN" in posted.json()["text"]
+        (mail,) = smtp.wait_for_mails(1, 15)
+        assert mail.rcpt_tos == ["ops@example.com"]
+        assert job["name"] in mail.message["Subject"]
+        assert "disk full" in mail.part("text/plain")
+
+
+def test_it_alerts_when_a_started_run_exceeds_its_max_runtime(stack: Stack, receiver: HttpReceiver) -> None:
+    channel = webhook(stack, receiver)
+    job = canary(stack, [channel["id"]], interval_seconds=3600, max_runtime_seconds=2)
+    assert stack.http().get(f"/checkin/{job['token']}/start").status_code == 200
+    (down,) = receiver.wait_for_requests(1, 15)
+    assert down.json()["reason"] == "runtime_exceeded"
+
+
+def test_it_does_not_alert_for_a_paused_canary_and_resumes_with_a_fresh_period(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    channel = webhook(stack, receiver)
+    paused = canary(stack, [channel["id"]], interval_seconds=1)
+    assert stack.admin().patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": True}).status_code == 200
+    # A second canary on the same channel goes down: by then the paused one would have too.
+    witness = canary(stack, [channel["id"]], interval_seconds=2)
+    (alert,) = receiver.wait_for_requests(1, 15)
+    assert alert.json()["canary"]["id"] == witness["id"]
+    listed = {c["id"]: c for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"]}
+    assert listed[paused["id"]]["status"] == "paused"
+    assert stack.admin().patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": False}).status_code == 200
+    resumed = receiver.wait_for_requests(2, 15)[1].json()
+    assert (resumed["canary"]["id"], resumed["reason"]) == (paused["id"], "missed")
+
+
+def test_it_keeps_state_and_sends_nothing_twice_across_a_worker_sigkill(
+    own_stack: Stack, receiver: HttpReceiver
+) -> None:
+    own_stack.start_all()
+    channel = webhook(own_stack, receiver)
+    job = canary(own_stack, [channel["id"]])
+    receiver.wait_for_requests(1, 15)  # down
+    own_stack.kill("worker", signal.SIGKILL)
+    own_stack.start("worker")
+    # Still down after the restart (no second down); the next check-in brings it up once.
+    assert own_stack.http().get(f"/checkin/{job['token']}").status_code == 200
+    receiver.wait_for_requests(2, 30)
+    own_stack.kill("worker", signal.SIGKILL)
+    own_stack.start("worker")
+    third = receiver.wait_for_requests(3, 30)[2].json()  # missed again after the new period
+    assert [e["status"] for e in events(receiver)] == ["down", "up", "down"]
+    assert third["reason"] == "missed"
+    ids = [e["id"] for e in events(receiver)]
+    assert len(set(ids)) == 3
+
+
+def test_it_does_not_report_a_check_in_missed_while_the_worker_lags(
+    own_stack: Stack, receiver: HttpReceiver
+) -> None:
+    own_stack.start_all()
+    channel = webhook(own_stack, receiver)
+    job = canary(own_stack, [channel["id"]], interval_seconds=3)
+    worker = own_stack.processes["worker"]
+    checkin = own_stack.http()
+    assert checkin.get(f"/checkin/{job['token']}").status_code == 200
+    worker.send_signal(signal.SIGSTOP)  # the stream stops; the API goes on acknowledging
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 5:  # well past the first deadline
+            assert checkin.get(f"/checkin/{job['token']}").status_code == 200
+            time.sleep(1)
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    # The worker catches up on check-ins acknowledged while it was stopped before judging
+    # any deadline. Keep checking in, then stop and see the one genuine alert.
+    for _ in range(3):
+        assert checkin.get(f"/checkin/{job['token']}").status_code == 200
+        time.sleep(1)
+    (alert,) = receiver.wait_for_requests(1, 20)
+    assert alert.json()["reason"] == "missed"
+    # It is about the last check-in, not one the stopped worker had not yet seen.
+    last = own_stack.admin().get(f"/api/v1/admin/canaries/{job['id']}").json()["last_checkin_at"]
+    alerted = dt.datetime.fromisoformat(alert.json()["last_checkin_at"].replace("Z", "+00:00"))
+    assert abs(alerted.timestamp() - last) < 0.01
+    assert len(receiver.requests) == 1
