@@ -10,7 +10,9 @@ holds back until it is repaid. While several processes admit for one key (or, be
 has said anything about a key, as many as are configured), each may spend only its share of
 the agent's level (1/sharers), which keeps a cold burst from being spent N times over. A request
 that could never fit in a share is judged against the whole level instead (so it is not refused
-for ever), which bounds the over-admission by one batch per other process.
+for ever). Over-admission is bounded by what the other processes spend before this one sees it:
+at most about a burst plus the refill over the snapshot delay and REBASE_EVERY_S (see the
+property tests in tests/unit/test_limiter.py and the measured figures in the README).
 A new snapshot is folded in lazily (see REBASE_EVERY_S): until then the process goes on with
 its own exact local view.
 """
@@ -43,7 +45,8 @@ class Admission:
 @dataclass
 class KeyBucket:
     base: Bucket  # the agent's latest level for this key (or full, before any snapshot)
-    view: Bucket  # base with `own` applied: what this process decides on
+    view: Bucket  # `view_base` with `own` applied: what this process decides on
+    view_base: Bucket  # the base `view` was built on (shares are taken of this one)
     base_offset: int = -1
     sharers: int = 1
     own: deque[Admission] = field(default_factory=deque)  # admissions `base` may not cover
@@ -63,7 +66,7 @@ class RateLimiter:
         if bucket is None:
             start = full(limit, now)
             bucket = self._buckets[key_id] = KeyBucket(
-                start, start, sharers=self._default_sharers
+                start, start, start, sharers=self._default_sharers
             )
         return bucket
 
@@ -78,7 +81,8 @@ class RateLimiter:
         for admission in own:
             if admission.offset is None or admission.offset > bucket.base_offset:
                 view = debit(view, admission.n, limit, admission.at)
-        bucket.view, bucket.stale, bucket.rebuilt_at = view, False, now
+        bucket.view, bucket.view_base = view, bucket.base
+        bucket.stale, bucket.rebuilt_at = False, now
 
     def take(self, key_id: str, n: int, limit: Limit, now: float) -> tuple[Decision, Admission | None]:
         """Admit n events for the key now, or refuse without taking anything."""
@@ -89,7 +93,9 @@ class RateLimiter:
         available = None
         if bucket.sharers > 1 and n <= limit.burst / bucket.sharers:
             # This process's share: what it sees, less what the others may spend of the base.
-            base_level = refill(bucket.base, limit, now).level
+            # Of the base the view was built on: a newer base not yet folded in would credit
+            # this process with the others' spending while its view does not show it.
+            base_level = refill(bucket.view_base, limit, now).level
             keep_back = base_level * (1 - 1 / bucket.sharers)
             available = refill(view, limit, now).level - keep_back
         decision = decide(view, n, limit, now, available)
@@ -118,7 +124,7 @@ class RateLimiter:
         bucket = self._buckets.get(snapshot.key_id)
         if bucket is None:
             self._buckets[snapshot.key_id] = KeyBucket(
-                base, base, snapshot.offset, max(1, snapshot.sharers)
+                base, base, base, snapshot.offset, max(1, snapshot.sharers)
             )
             return
         if snapshot.offset < bucket.base_offset:

@@ -247,13 +247,6 @@ def test_it_lets_the_agent_say_a_key_is_not_shared() -> None:
     assert admitted == DEFAULT_BURST
 
 
-@pytest.mark.xfail(
-    reason="BUG: apply() replaces `base` at once but the view is rebuilt from it only later "
-    "(REBASE_EVERY_S), and take() computes the share's keep_back from the new base: the other "
-    "process's spending shrinks keep_back while the stale view does not show it, so the share "
-    "grows (89 events instead of 59 here; all of a stale view once the base is in debt)",
-    strict=True,
-)
 def test_it_keeps_to_its_share_while_a_new_snapshot_waits_to_be_folded_in() -> None:
     half = DEFAULT_BURST // 2
     limiter = RateLimiter(api_processes=2)
@@ -416,11 +409,6 @@ SHARED_OVERDRAFT = (
 )
 
 
-@pytest.mark.xfail(
-    reason="BUG: the stale-view share (see test_it_keeps_to_its_share_while_a_new_snapshot_"
-    "waits_to_be_folded_in) lets two processes admit ~2 x burst in requests that each fit a share",
-    strict=True,
-)
 @settings(max_examples=300, deadline=None, database=None)
 @example(run=SHARED_OVERDRAFT)
 @given(run=two_process_runs(largest=lambda limit: limit.burst // 2))
