@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ingest_api.admin import AdminServices
+from ingest_api.checkin import checkin_partition
 from ingest_api.control import generate_token, hash_token
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
@@ -62,11 +63,18 @@ _change_canary = msgspec.json.Decoder(ChangeCanary)
 
 
 async def _append(services: Services, record: ControlRecord) -> Response | None:
+    """The control topic first (it is authoritative); a canary's definition also goes straight
+    onto its check-ins partition, so a check-in sent right after this answer (a /fail, say)
+    can never reach the heartbeats agent before the definition. The forwarding agent's later
+    copy is a harmless replay; if this second append fails, that copy still arrives."""
+    value, key = record_encoder.encode(record), record.id.encode()
     try:
-        await services.append(Topic.CONTROL, record_encoder.encode(record), key=record.id.encode())
+        await services.append(Topic.CONTROL, value, key=key)
+        services.control.apply(record)
+        if isinstance(record, (CanaryDefined, CanaryDeleted)):
+            await services.append(Topic.CHECKINS, value, checkin_partition(record.id), key)
     except AppendFailed as exc:
         return error(503, str(exc))
-    services.control.apply(record)
     return None
 
 
@@ -205,7 +213,11 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
     failed = await _append(services, record)
     if failed:
         return failed
-    return json_response(200, canary_view(record, None, now))
+    try:
+        facts = (await _facts(services)).get(canary_id)
+    except QueryBackendUnavailable:
+        facts = None  # the change is made; only the status shown is less complete
+    return json_response(200, canary_view(record, facts, now))
 
 
 @router.delete("/canaries/{canary_id}")

@@ -56,9 +56,10 @@ def checkin_message(
             raise BadCheckin("body is not valid UTF-8") from None
         if media == "application/json":
             try:
-                message = _json_body.decode(body).message
+                in_body = _json_body.decode(body).message
             except msgspec.MsgspecError as exc:
                 raise BadCheckin(f"malformed JSON: {exc}") from None
+            message = in_body if in_body is not None else message
         elif media in ("application/x-www-form-urlencoded", ""):
             message = parse_qs(text, keep_blank_values=True).get("message", [message])[0]
         else:

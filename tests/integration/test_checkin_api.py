@@ -24,7 +24,11 @@ INVALID_TOKEN = {"status": "error", "message": "Invalid token"}
 @pytest.fixture()
 def canary(stack: Stack) -> dict[str, Any]:
     # A long interval: nothing here should go down while the tests run.
-    body = {"name": f"checkin-{uuid.uuid4().hex[:8]}", "interval_seconds": 3600, "grace_seconds": 60}
+    body = {
+        "name": f"checkin-{uuid.uuid4().hex[:8]}",
+        "interval_seconds": 3600,
+        "grace_seconds": 60,
+    }
     response = stack.admin().post(CANARIES, json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -41,10 +45,16 @@ def history(stack: Stack, canary_id: str, **params: str) -> dict[str, Any]:
     return response.json()
 
 
-def stored_checkins(stack: Stack, canary_id: str, count: int, **params: str) -> list[dict[str, Any]]:
+def stored_checkins(
+    stack: Stack, canary_id: str, count: int, **params: str
+) -> list[dict[str, Any]]:
     """The canary's stored check-ins, oldest first, once `count` of them are in ClickHouse."""
     found = wait_for(
-        lambda: (rows := history(stack, canary_id, **params)["checkins"]) and len(rows) >= count and rows,
+        lambda: (
+            (rows := history(stack, canary_id, **params)["checkins"])
+            and len(rows) >= count
+            and rows
+        ),
         30,
         f"{count} check-in(s) of {canary_id} stored",
     )
@@ -69,7 +79,9 @@ def test_it_answers_a_plain_get_exactly_as_the_spec_shows(
     assert response.json() == RECEIVED  # no received_message key without a message
 
 
-def test_it_answers_the_checkin_path_it_was_given(client: httpx.Client, canary: dict[str, Any]) -> None:
+def test_it_answers_the_checkin_path_it_was_given(
+    client: httpx.Client, canary: dict[str, Any]
+) -> None:
     assert client.get(canary["checkin_path"]).json() == RECEIVED
 
 
@@ -88,7 +100,10 @@ def test_it_echoes_a_form_message(client: httpx.Client, canary: dict[str, Any]) 
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200
-    assert response.json() == {**RECEIVED, "received_message": "Processed 1234 records in 5.2 seconds"}
+    assert response.json() == {
+        **RECEIVED,
+        "received_message": "Processed 1234 records in 5.2 seconds",
+    }
 
 
 def test_it_echoes_a_json_message(client: httpx.Client, canary: dict[str, Any]) -> None:
@@ -112,6 +127,31 @@ def test_it_accepts_a_post_with_an_empty_body(
     response = client.post(f"/checkin/{canary['token']}", content=b"", headers=headers)
     assert response.status_code == 200
     assert response.json() == RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        pytest.param(b"", "", id="no-body"),
+        pytest.param(b"other=1", "application/x-www-form-urlencoded", id="form-without-message"),
+        pytest.param(
+            b'{"other": 1}',
+            "application/json",
+            id="json-without-message",
+        ),
+    ],
+)
+def test_it_takes_a_post_message_from_the_query_string_when_the_body_has_none(
+    client: httpx.Client, canary: dict[str, Any], body: bytes, content_type: str
+) -> None:
+    response = client.post(
+        f"/checkin/{canary['token']}",
+        params={"message": "from the query"},
+        content=body,
+        headers={"Content-Type": content_type} if content_type else {},
+    )
+    assert response.status_code == 200
+    assert response.json() == {**RECEIVED, "received_message": "from the query"}
 
 
 def test_it_answers_head_with_200_and_no_body(client: httpx.Client, canary: dict[str, Any]) -> None:
@@ -172,7 +212,9 @@ BAD_BODIES = [
     pytest.param(b"<message>hi</message>", "application/xml", id="xml"),
     pytest.param(b"message=caf\xe9", "application/x-www-form-urlencoded", id="form-invalid-utf8"),
     pytest.param(b'{"message": "caf\xe9"}', "application/json", id="json-invalid-utf8"),
-    pytest.param(b"m" * (CHECKIN_BODY_MAX_BYTES + 1), "application/x-www-form-urlencoded", id="over-8kb"),
+    pytest.param(
+        b"m" * (CHECKIN_BODY_MAX_BYTES + 1), "application/x-www-form-urlencoded", id="over-8kb"
+    ),
 ]
 
 
@@ -230,6 +272,10 @@ def test_it_stores_each_checkin_with_its_kind_and_message(
         ("success", ""),
         ("fail", ""),
     ]
+    # The README's route for the same query answers the same.
+    by_route = stack.admin().get(f"/api/v1/query/canaries/{canary['id']}/history")
+    assert by_route.status_code == 200
+    assert sorted(by_route.json()["checkins"], key=lambda row: row["at"]) == rows
 
 
 def test_it_stores_nothing_for_a_refused_checkin(
@@ -241,6 +287,32 @@ def test_it_stores_nothing_for_a_refused_checkin(
     assert client.get(f"/checkin/{token}", params={"message": "marker"}).status_code == 200
     rows = stored_checkins(stack, canary["id"], 1)
     assert [(row["kind"], row["message"]) for row in rows] == [("success", "marker")]
+
+
+def flips(stack: Stack, canary_id: str) -> list[dict[str, Any]]:
+    return history(stack, canary_id)["flips"]
+
+
+def test_it_puts_a_canary_down_on_a_fail_sent_right_after_its_creation(
+    stack: Stack, client: httpx.Client
+) -> None:
+    # Several canaries, so that the outcome does not hang on one race.
+    created = []
+    for _ in range(5):
+        body = {"name": f"fail-at-once-{uuid.uuid4().hex[:8]}", "interval_seconds": 3600}
+        response = stack.admin().post(CANARIES, json=body)
+        assert response.status_code == 201
+        created.append(response.json())
+        assert client.post(f"/checkin/{created[-1]['token']}/fail").status_code == 200
+
+    wait_for(
+        lambda: all(
+            [(f["status"], f["reason"]) for f in flips(stack, c["id"])] == [("down", "failed")]
+            for c in created
+        ),
+        10,
+        "a down/failed flip for every canary",
+    )
 
 
 def test_it_limits_the_history_to_from_and_to(
@@ -269,5 +341,8 @@ def test_it_refuses_a_history_query_without_a_canary_or_with_a_bad_range(stack: 
     admin = stack.admin()
     assert admin.get(HISTORY).status_code == 400
     assert admin.get(HISTORY, params={"canary_id": "can_x", "from": "soon"}).status_code == 400
-    assert admin.get(HISTORY, params={"canary_id": "can_x", "from": "now", "to": "-1d"}).status_code == 400
+    assert (
+        admin.get(HISTORY, params={"canary_id": "can_x", "from": "now", "to": "-1d"}).status_code
+        == 400
+    )
     assert stack.http().get(HISTORY, params={"canary_id": "can_x"}).status_code == 401

@@ -139,10 +139,16 @@ def test_it_has_no_deadline_without_a_definition() -> None:
         pytest.param([], just_after(CREATED + INTERVAL), "late", id="late-just-after-due"),
         pytest.param([], CREATED + INTERVAL + GRACE, "late", id="late-through-grace"),
         pytest.param([checkin(CREATED + 10)], CREATED + 10, "up", id="up-after-checkin"),
-        pytest.param([checkin(CREATED + 10)], CREATED + 10 + INTERVAL, "up", id="up-at-exactly-due"),
-        pytest.param([checkin(CREATED + 10)], CREATED + 11 + INTERVAL, "late", id="late-after-checkin"),
+        pytest.param(
+            [checkin(CREATED + 10)], CREATED + 10 + INTERVAL, "up", id="up-at-exactly-due"
+        ),
+        pytest.param(
+            [checkin(CREATED + 10)], CREATED + 11 + INTERVAL, "late", id="late-after-checkin"
+        ),
         pytest.param([checkin(CREATED + 10, "fail")], CREATED + 10, "down", id="down-after-fail"),
-        pytest.param([definition(paused=True, changed_at=CREATED + 5)], CREATED + 5, "paused", id="paused"),
+        pytest.param(
+            [definition(paused=True, changed_at=CREATED + 5)], CREATED + 5, "paused", id="paused"
+        ),
         pytest.param(
             [checkin(CREATED + 10, "fail"), definition(paused=True, changed_at=CREATED + 20)],
             CREATED + 20,
@@ -347,7 +353,9 @@ def test_it_ignores_a_replayed_definition_older_than_the_one_it_has() -> None:
 
 
 def test_it_applies_a_changed_interval_to_the_current_period() -> None:
-    state = canary(checkin(CREATED + 10), definition(interval_s=120, grace_s=0, changed_at=CREATED + 20))
+    state = canary(
+        checkin(CREATED + 10), definition(interval_s=120, grace_s=0, changed_at=CREATED + 20)
+    )
     assert deadline(state) == CREATED + 10 + 120
 
 
@@ -481,8 +489,12 @@ def test_it_does_not_flip_twice_on_a_replayed_checkin(kind: Literal["success", "
         pytest.param(CanaryState(CANARY), id="empty"),
         pytest.param(canary(), id="new"),
         pytest.param(canary(checkin(CREATED + 1, message="héllo ✓")), id="up"),
-        pytest.param(canary(checkin(CREATED + 1.125, "start"), max_runtime_s=MAX_RUNTIME), id="running"),
-        pytest.param(canary(StateRestored(CANARY, "down", CREATED + 0.1, CREATED + 0.3)), id="restored"),
+        pytest.param(
+            canary(checkin(CREATED + 1.125, "start"), max_runtime_s=MAX_RUNTIME), id="running"
+        ),
+        pytest.param(
+            canary(StateRestored(CANARY, "down", CREATED + 0.1, CREATED + 0.3)), id="restored"
+        ),
         pytest.param(canary(definition(paused=True, changed_at=CREATED + 1)), id="paused"),
         pytest.param(canary(CanaryDeleted(CANARY, CREATED + 1)), id="deleted"),
     ],
