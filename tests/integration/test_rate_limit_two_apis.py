@@ -28,7 +28,6 @@ def test_it_keeps_two_api_processes_within_the_bucket(own_stack: Stack) -> None:
     own_stack.start("api", name="api-2")
     key = own_stack.create_key("hammered", rate_per_minute=RATE_PER_MINUTE, burst=BURST)
     admitted: list[int] = []
-    origins: set[str] = set()
     deadline = time.monotonic() + WINDOW_S
 
     def hammer() -> None:

@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable
 
 import msgspec
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
