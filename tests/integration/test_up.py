@@ -191,3 +191,34 @@ def test_it_refuses_bad_settings_in_one_line(tmp_path: Path, env: dict[str, str]
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_it_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "coalmine", "up", "--api-workers", "2", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "COALMINE_ADMIN_TOKEN"},
+    )
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:  # bounded by the launcher's own start-up timeout
+            if "Coalmine is up at" in line:
+                break
+        apis = [
+            pid
+            for pid in _descendants(up.pid)
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[3:4] == [b"api"]
+        ]
+        assert len(apis) == 2
+        token = (tmp_path / "admin-token").read_text().strip()
+        for _ in range(10):  # new connections: the kernel spreads them over both processes
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/admin/keys", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 200
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
