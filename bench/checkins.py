@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check-in throughput and missed-heartbeat detection delay.
 
-    python bench/checkins.py [--seconds 15] [--connections 32] [--canaries 500]
+    python bench/checkins.py [--seconds 15] [--connections 256] [--canaries 500]
                              [--api-workers 2] [--delay-canaries 200]
 
 Starts `coalmine up` (see bench/ingest.py's Service), then:
@@ -30,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import Service, call, machine, percentile  # noqa: E402
+from ingest import Service, call, cpu_seconds, machine, percentile  # noqa: E402
 
 
 async def _get_load(host: str, port: int, paths: list[str], connections: int, seconds: float) -> dict[str, Any]:
     requests = [f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: coalmine-bench\r\n\r\n".encode() for p in paths]
     statuses: dict[int, int] = {}
     latencies: list[float] = []
-    end = time.monotonic() + seconds
+    acked = [0] * len(paths)  # 200s per canary, to check against what was stored
+    per_second: dict[int, int] = {}
+    start = time.monotonic()
+    end = start + seconds
 
     async def worker(index: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -45,7 +48,8 @@ async def _get_load(host: str, port: int, paths: list[str], connections: int, se
         k = index
         while time.monotonic() < end:
             t0 = time.monotonic()
-            writer.write(requests[k % len(requests)])
+            which = k % len(requests)
+            writer.write(requests[which])
             k += 1
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -53,12 +57,17 @@ async def _get_load(host: str, port: int, paths: list[str], connections: int, se
             at = lower.find(b"\r\ncontent-length:")
             length = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
             await reader.readexactly(length)
-            latencies.append(time.monotonic() - t0)
+            done = time.monotonic()
+            latencies.append(done - t0)
             statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
+                acked[which] += 1
+                second = int(done - start)
+                per_second[second] = per_second.get(second, 0) + 1
         writer.close()
 
     await asyncio.gather(*(worker(i) for i in range(connections)))
-    return {"statuses": statuses, "latencies": latencies}
+    return {"statuses": statuses, "latencies": latencies, "acked": acked, "per_second": per_second}
 
 
 def _load_process(conf: dict[str, Any], out: Any) -> None:
@@ -99,10 +108,25 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
+def stored_checkins(base: str, token: str, canaries: list[dict[str, Any]], acked: list[int]) -> list[int]:
+    """Check-ins stored per canary, once they match what was acknowledged (or after 60 s)."""
+    stored = [-1] * len(canaries)
+    deadline = time.monotonic() + 60
+    while stored != acked and time.monotonic() < deadline:
+        for i, canary in enumerate(canaries):
+            if stored[i] != acked[i]:
+                status, body = call(base, "GET", f"/api/v1/query/canaries/{canary['id']}/history?limit=10000&from=-1h",
+                                    token)
+                stored[i] = len(body["checkins"]) if status == 200 else -1
+        time.sleep(0.5)
+    return stored
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--connections", type=int, default=32)
+    # Check-ins come from many independent jobs: 256 keep-alive connections stand for them.
+    parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--canaries", type=int, default=500)
     parser.add_argument("--delay-canaries", type=int, default=200)
     parser.add_argument("--api-workers", type=int, default=2)
@@ -119,12 +143,21 @@ def main() -> int:
             assert status == 201, (status, body)
             return body
 
-        paths = [create(f"load-{i}", 3600, [])["checkin_path"] for i in range(args.canaries)]
+        loaded = [create(f"load-{i}", 3600, []) for i in range(args.canaries)]
+        paths = [canary["checkin_path"] for canary in loaded]
         parent, child = multiprocessing.Pipe()
         conf = {"host": "127.0.0.1", "port": service.port, "paths": paths,
                 "connections": args.connections, "seconds": args.seconds}
         load = multiprocessing.Process(target=_load_process, args=(conf, child))
         load.start()
+        servers = dict(service.descendants)
+        cpu_before = {pid: cpu_seconds(pid) for pid in [*servers, load.pid]}
+        started = time.monotonic()
+        while not parent.poll(0.05):  # the load's CPU is read just before it exits
+            load_cpu = cpu_seconds(load.pid)
+        window = time.monotonic() - started
+        cpu_after = {pid: cpu_seconds(pid) for pid in servers}
+        cpu_after[load.pid] = load_cpu
         result = parent.recv()
         load.join()
         ok = result["statuses"].get(200, 0)
@@ -134,6 +167,17 @@ def main() -> int:
         print(f"{ok / args.seconds:,.0f} check-ins/s acknowledged (200) over {args.seconds:.0f}s; "
               f"statuses {result['statuses']}")
         print(f"latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms")
+        seconds = range(int(args.seconds) + 1)
+        print("200s by second: " + " ".join(str(result["per_second"].get(s, 0)) for s in seconds))
+        roles = {**servers, load.pid: "load generator"}
+        used = [(role, (cpu_after[pid] or 0.0) - (cpu_before[pid] or 0.0)) for pid, role in roles.items()
+                if cpu_before.get(pid) is not None and cpu_after.get(pid) is not None]
+        print("CPU, % of one core (µs per check-in): " + ", ".join(
+            f"{role} {spent / window * 100:.0f}% ({spent / max(ok, 1) * 1e6:.0f})" for role, spent in sorted(used)))
+
+        stored = stored_checkins(base, token, loaded, result["acked"])
+        print(f"stored in ClickHouse: {sum(stored):,} check-ins of {sum(result['acked']):,} acknowledged; "
+              f"every canary exact: {stored == result['acked']}")
 
         receiver = Receiver()
         status, channel = call(base, "POST", "/api/v1/admin/channels", token,
@@ -167,7 +211,7 @@ def main() -> int:
                   f" p99 {percentile(judged, 0.99) * 1000:.0f} ms")
             print(f"  judged -> webhook received: p50 {percentile(delivered, 0.5) * 1000:.0f} ms,"
                   f" p99 {percentile(delivered, 0.99) * 1000:.0f} ms")
-        return 0 if len(delays) == len(watched) else 1
+        return 0 if len(delays) == len(watched) and stored == result["acked"] else 1
     finally:
         service.stop()
 

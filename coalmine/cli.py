@@ -44,7 +44,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from ingest_api.app import create_app
+    from ingest_api.app import serve
 
     settings = _settings(args)
     # SO_REUSEPORT: several API processes share the port and the kernel spreads connections.
@@ -53,7 +53,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((settings.host, settings.port))
     config = uvicorn.Config(
-        create_app(settings),
+        serve(settings),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

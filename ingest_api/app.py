@@ -73,6 +73,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         RejectionCounter(origin=secrets.token_hex(4)),
         control,
     )
+    services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():
         services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
     services.background.append(
@@ -86,6 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await services.checkins.close()
         for task in services.background:
             task.cancel()
         await asyncio.gather(*services.background, return_exceptions=True)
@@ -123,7 +125,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(admin.router)
     app.include_router(canaries.router)
-    app.include_router(checkin.router)
     app.include_router(query.router)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -136,8 +137,27 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
+class CheckinsFirst:
+    """The API as served: check-ins go straight to their plain ASGI handler (see
+    ingest_api.checkin for why), everything else, lifespan included, to FastAPI."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: checkin.Scope, receive: checkin.Receive, send: checkin.Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(checkin.PREFIX):
+            await checkin.handle(self.app.state.services, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def serve(settings: Settings) -> CheckinsFirst:
+    """The ASGI application uvicorn runs."""
+    return CheckinsFirst(create_app(settings))
+
+
+def app_from_env() -> CheckinsFirst:
     """uvicorn's factory entry point: `uvicorn --factory ingest_api.app:app_from_env`."""
     from coalmine.settings import load_settings
 
-    return create_app(load_settings())
+    return serve(load_settings())

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ingest_api.admin import AdminServices
-from ingest_api.checkin import checkin_partition
 from ingest_api.control import generate_token, hash_token
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
@@ -34,6 +33,7 @@ from schemas.canaries import (
     SlackConfig,
     WebhookConfig,
 )
+from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
@@ -72,7 +72,7 @@ async def _append(services: Services, record: ControlRecord) -> Response | None:
         await services.append(Topic.CONTROL, value, key=key)
         services.control.apply(record)
         if isinstance(record, (CanaryDefined, CanaryDeleted)):
-            await services.append(Topic.CHECKINS, value, checkin_partition(record.id), key)
+            await services.append(Topic.CHECKINS, value, canary_partition(record.id), key)
     except AppendFailed as exc:
         return error(503, str(exc))
     return None

@@ -13,10 +13,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
-
-from schemas.limits import API_KEY_PREFIX, API_KEY_RANDOM_BYTES
 from processors.token_bucket import Limit
+from schemas.limits import API_KEY_PREFIX, API_KEY_RANDOM_BYTES
+from schemas.partitions import partition_for
 from schemas.records import (
     KeyCreated,
     KeyLimitsChanged,
@@ -59,13 +58,6 @@ def bearer_key(authorization: str | None) -> str | None:
     return key
 
 
-def events_partition(record_key: str, topic: Topic = Topic.EVENTS) -> int:
-    """The partition of a record keyed by `record_key`: Kafka's default partitioner, so that
-    Faust tables keyed the same way (changelogs partitioned by the producer) line up with the
-    source partitions. Computed by the caller once per key where it can, not per request."""
-    return (murmur2(record_key.encode()) & 0x7FFFFFFF) % topic.partitions
-
-
 @dataclass
 class ApiKey:
     id: str
@@ -105,7 +97,7 @@ class KeyRegistry:
                 scope=record.scope,
                 created_at=record.created_at,
                 limit=Limit(record.rate_per_minute, record.burst),
-                partition=events_partition(record.id),
+                partition=partition_for(record.id, Topic.EVENTS),
             )
             self._by_hash[key.key_hash] = key
             self._by_id[key.id] = key

@@ -11,10 +11,12 @@ from aiokafka.errors import KafkaError
 
 from coalmine.settings import Settings
 from ingest_api.control import ControlRegistry
+from ingest_api.group_append import GroupAppend
 from ingest_api.keys import ApiKey, KeyRegistry
 from ingest_api.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
+from schemas.canaries import CheckIn
 from schemas.records import KeyScope
 from schemas.topics import Topic
 
@@ -33,6 +35,7 @@ class Services:
     rejections: RejectionCounter
     control: ControlRegistry
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
 
     @property
     def origin(self) -> str:

@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from coalmine.log import partitions_of
-from ingest_api.keys import events_partition
 from queries.canaries import canary_facts
 from schemas.canaries import StateRestored
+from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
@@ -35,7 +35,7 @@ async def reseed_control(client: Client, producer: AIOKafkaProducer, consumer: A
     now = time.time()
     facts = {
         row["canary_id"]: row
-        for row in canary_facts(client, {}, dt.datetime.now(dt.timezone.utc))["canaries"]
+        for row in canary_facts(client, {}, dt.datetime.now(dt.UTC))["canaries"]
     }
     for record_id, kind, _record in rows:
         if kind != "canary":
@@ -49,6 +49,6 @@ async def reseed_control(client: Client, producer: AIOKafkaProducer, consumer: A
             Topic.CHECKINS.topic_name,
             record_encoder.encode(restored),
             key=record_id.encode(),
-            partition=events_partition(record_id, Topic.CHECKINS),
+            partition=canary_partition(record_id),
         )
     return len(rows)

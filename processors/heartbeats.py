@@ -27,9 +27,16 @@ import msgspec
 
 from coalmine.settings import Settings
 from ingest_api.control import control_decoder
-from ingest_api.keys import events_partition
-from processors.heartbeat import CanaryState, apply, deadline, evaluate, state_decoder, state_encoder
-from schemas.canaries import CanaryDefined, CanaryDeleted, Flip, HeartbeatRecord, Tick
+from processors.heartbeat import (
+    CanaryState,
+    apply,
+    deadline,
+    evaluate,
+    state_decoder,
+    state_encoder,
+)
+from schemas.canaries import CanaryDefined, CanaryDeleted, Flip, HeartbeatRecord, Tick, unpacked
+from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
@@ -58,7 +65,8 @@ def register(app: faust.App, settings: Settings) -> None:
         use_partitioner=True,  # written from the timer too, outside stream iteration (#497)
     )
     stream_time: dict[int, float] = {}  # check-ins partition -> `at` of the last Tick read
-    deadlines: dict[str, float] = {}  # canary -> deadline, for this worker's partitions
+    # partition -> canary -> deadline, for this worker's partitions (a tick judges only its own)
+    deadlines: dict[int, dict[str, float]] = {}
     indexed: set[int] = set()  # partitions whose canaries are in `deadlines`
 
     async def send_flip(flip: Flip) -> None:
@@ -66,10 +74,11 @@ def register(app: faust.App, settings: Settings) -> None:
 
     def remember(state: CanaryState) -> None:
         due = deadline(state)
+        of_partition = deadlines.setdefault(canary_partition(state.canary_id), {})
         if due is None:
-            deadlines.pop(state.canary_id, None)
+            of_partition.pop(state.canary_id, None)
         else:
-            deadlines[state.canary_id] = due
+            of_partition[state.canary_id] = due
 
     def load(canary_id: str) -> CanaryState:
         stored = states.get(canary_id.encode())
@@ -95,21 +104,22 @@ def register(app: faust.App, settings: Settings) -> None:
             ticked: set[int] = set()
             for event in batch:
                 try:
-                    record = heartbeat_decoder.decode(event.value)
+                    received = heartbeat_decoder.decode(event.value)
                 except msgspec.MsgspecError:
                     log.warning("heartbeats: unreadable record skipped")
                     continue
-                if isinstance(record, Tick):
+                if isinstance(received, Tick):
                     partition = event.message.partition
-                    stream_time[partition] = max(stream_time.get(partition, 0.0), record.at)
+                    stream_time[partition] = max(stream_time.get(partition, 0.0), received.at)
                     ticked.add(partition)
                     continue
-                canary_id = canary_of(record)
-                state = touched.get(canary_id) or load(canary_id)
-                flip = apply(state, record)
-                touched[canary_id] = state
-                if flip is not None:
-                    caused.append(flip)
+                for record in unpacked(received):
+                    canary_id = canary_of(record)
+                    state = touched.get(canary_id) or load(canary_id)
+                    flip = apply(state, record)
+                    touched[canary_id] = state
+                    if flip is not None:
+                        caused.append(flip)
             for flip in caused:
                 await send_flip(flip)
             for canary_id, state in touched.items():
@@ -120,16 +130,16 @@ def register(app: faust.App, settings: Settings) -> None:
 
     async def flip_overdue(partitions: set[int]) -> None:
         """Down with every canary of these partitions whose deadline is before stream time."""
-        for canary_id, due in list(deadlines.items()):
-            now = stream_time.get(events_partition(canary_id, Topic.CHECKINS))
-            if now is None or due >= now or events_partition(canary_id, Topic.CHECKINS) not in partitions:
-                continue
-            state = load(canary_id)
-            flip = evaluate(state, now)
-            if flip is not None:
-                await send_flip(flip)
-                states[canary_id.encode()] = state_encoder.encode(state)
-            remember(state)
+        for partition in partitions:
+            now = stream_time[partition]
+            overdue = [c for c, due in deadlines.get(partition, {}).items() if due < now]
+            for canary_id in overdue:
+                state = load(canary_id)
+                flip = evaluate(state, now)
+                if flip is not None:
+                    await send_flip(flip)
+                    states[canary_id.encode()] = state_encoder.encode(state)
+                remember(state)
 
     @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")
     async def check_deadlines() -> None:
@@ -140,7 +150,7 @@ def register(app: faust.App, settings: Settings) -> None:
         }
         for partition in active - indexed:  # newly assigned: index its canaries once
             for key, value in list(states.items()):
-                if events_partition(key.decode(), Topic.CHECKINS) == partition:
+                if canary_partition(key.decode()) == partition:
                     remember(state_decoder.decode(value))
             indexed.add(partition)
         indexed.intersection_update(active)

@@ -14,6 +14,7 @@ from schemas.canaries import (
     DeliveryAttempt,
     Flip,
     HeartbeatRecord,
+    unpacked,
 )
 from schemas.records import (
     EventBatch,
@@ -25,7 +26,7 @@ from schemas.records import (
     Rejections,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 EVENT_COLUMNS = (
     "event_id",
@@ -197,9 +198,11 @@ CONTROL_COLUMNS = ("id", "kind", "record", "deleted", "version")
 
 def checkin_rows(record: HeartbeatRecord) -> list[list[object]]:
     """Only check-ins are history; definitions and restorations on that topic are not."""
-    if not isinstance(record, CheckIn):
-        return []
-    return [[record.id, record.canary_id, record.kind, _utc(record.at), record.message]]
+    return [
+        [c.id, c.canary_id, c.kind, _utc(c.at), c.message]
+        for c in unpacked(record)
+        if isinstance(c, CheckIn)
+    ]
 
 
 def flip_rows(flip: Flip) -> list[list[object]]:

@@ -15,6 +15,8 @@ from clickhouse_connect.driver.client import Client
 log = logging.getLogger(__name__)
 
 ToRows = Callable[[bytes], list[list[object]]]
+GATHER_S = 0.25
+GATHER_ROWS_MAX = 50_000
 
 
 async def sink_topic(
@@ -26,21 +28,35 @@ async def sink_topic(
     columns: tuple[str, ...],
     to_rows: ToRows,
     commit: bool = False,
+    gather_s: float = GATHER_S,
 ) -> None:
     """Store every record of the consumer's assignment; once `stop` is set, drain and return.
-    With `commit`, offsets are committed after each insert (the consumer needs a group)."""
+    With `commit`, offsets are committed after each insert (the consumer needs a group).
+
+    Records are gathered for up to `gather_s` after the first one into one insert: every
+    insert is a part that ClickHouse merges later, so many small ones cost more CPU than the
+    records themselves (check-ins arrive thousands per second)."""
     loop = asyncio.get_running_loop()
     while True:
-        fetched = await consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
-        if stop.is_set() and not fetched:
-            return
         rows: list[list[object]] = []
-        for messages in fetched.values():
-            for message in messages:
-                try:
-                    rows.extend(to_rows(message.value))
-                except Exception:
-                    log.exception("%s: skipping unreadable record at offset %d", table, message.offset)
+        fetched_any = False
+        until: float | None = None
+        while len(rows) < GATHER_ROWS_MAX:
+            wait_s = (0.2 if stop.is_set() else 0.5) if until is None else until - loop.time()
+            fetched = await consumer.getmany(timeout_ms=max(0, int(wait_s * 1000)))
+            for messages in fetched.values():
+                for message in messages:
+                    try:
+                        rows.extend(to_rows(message.value))
+                    except Exception:
+                        log.exception("%s: skipping unreadable record at offset %d", table, message.offset)
+            if fetched:
+                fetched_any = True
+                until = until or loop.time() + gather_s
+            if not fetched or loop.time() >= until:  # type: ignore[operator]
+                break
+        if stop.is_set() and not fetched_any:
+            return
         delay = 0.2
         while rows:
             try:
@@ -52,7 +68,7 @@ async def sink_topic(
                 log.warning("storing %s failed (%s); retrying in %.1fs", table, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if commit and fetched:
+        if commit and fetched_any:
             try:
                 await consumer.commit()
             except Exception as exc:  # replays are harmless: the next commit catches up

@@ -100,13 +100,20 @@ ControlRecord = CanaryDefined | CanaryDeleted | ChannelDefined | ChannelDeleted
 
 
 class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type"):
-    """One check-in, appended to the check-ins topic keyed by canary id."""
+    """One check-in. The API appends them in CheckIns groups; a lone one is read the same."""
 
     id: str  # UUIDv7 hex
     canary_id: str
     kind: CheckinKind
     at: float
     message: str = ""
+
+
+class CheckIns(msgspec.Struct, frozen=True, tag="checkins", tag_field="type"):
+    """Check-ins of canaries of one partition that arrived together (ingest_api.group_append):
+    one record for many, because per-record costs dominate on the log and in its readers."""
+
+    checkins: list[CheckIn]
 
 
 class StateRestored(msgspec.Struct, frozen=True, tag="state.restored", tag_field="type"):
@@ -129,7 +136,15 @@ class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
     at: float
 
 
-HeartbeatRecord = CheckIn | StateRestored | CanaryDefined | CanaryDeleted | Tick
+HeartbeatRecord = CheckIn | CheckIns | StateRestored | CanaryDefined | CanaryDeleted | Tick
+
+
+def unpacked(record: HeartbeatRecord) -> list[HeartbeatRecord] | tuple[HeartbeatRecord]:
+    """The records a check-ins topic record stands for: a CheckIns group's check-ins, in order."""
+    return record.checkins if isinstance(record, CheckIns) else (record,)  # type: ignore[return-value]
+
+
+CHECKINS_PER_RECORD_MAX = 250  # x at most ~3 KB (500 escaped characters + ids) < 1 MiB
 
 
 class Flip(msgspec.Struct, frozen=True):

@@ -195,6 +195,25 @@ def test_it_answers_404_invalid_token_for_an_unknown_token(client: httpx.Client,
     assert head.status_code == 404 and head.content == b""
 
 
+def test_it_answers_other_methods_with_405_and_the_allowed_ones(
+    client: httpx.Client, canary: dict[str, Any]
+) -> None:
+    for method in ("PUT", "DELETE", "PATCH"):
+        response = client.request(method, f"/checkin/{canary['token']}")
+        assert response.status_code == 405
+        assert response.json() == {"status": "error", "message": "Method not allowed"}
+        assert response.headers["allow"] == "GET, HEAD, POST"
+
+
+@pytest.mark.parametrize("suffix", ["/other", "/start/extra", "/fail/"])
+def test_it_answers_404_for_other_paths_under_a_token(
+    client: httpx.Client, canary: dict[str, Any], suffix: str
+) -> None:
+    response = client.get(f"/checkin/{canary['token']}{suffix}")
+    assert response.status_code == 404
+    assert response.json() == {"status": "error", "message": "Not found"}
+
+
 def _too_long(client: httpx.Client, url: str) -> list[httpx.Response]:
     message = "m" * (CHECKIN_MESSAGE_MAX_CHARS + 1)
     return [
