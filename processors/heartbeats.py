@@ -5,12 +5,14 @@
   state machine (processors.heartbeat) needs.
 - `heartbeats` folds that stream into a changelogged table (so a restarted worker resumes),
   emitting a flip when a check-in causes one (fail, or back up).
-- `check_deadlines`, a timer every 250 ms, appends a Tick to each of this worker's partitions;
-  when the agent reads a tick it flips the canaries whose deadline lies before that
-  partition's stream time: the time of the last tick read. A check-in acknowledged before a tick sits before
-  it in the partition, so a canary is never judged on a stream that has not yet delivered
-  its check-ins (a lagging or restarted worker), and never on the high-water mark of a fetch
-  that may be stale.
+- `check_deadlines`, a timer every 250 ms, appends a Tick to each of this worker's partitions
+  where some canary's deadline has passed; when the agent reads a tick it flips the canaries
+  whose deadline lies before that partition's stream time: the time of the last tick read.
+  A check-in acknowledged before a tick sits before it in the partition, so a canary is never
+  judged on a stream that has not yet delivered its check-ins (a lagging or restarted worker),
+  and never on the high-water mark of a fetch that may be stale. Ticks go only where something
+  is due: an idle service writes nothing, and on the embedded broker every record written
+  makes each later fetch of its partition dearer (README, "The embedded broker").
 
 Flips are sent (and acknowledged) before the table is written: a crash in between re-emits
 the same flip (same id) after restart, which the notifier and the store deduplicate; the other
@@ -154,6 +156,9 @@ def register(app: faust.App, settings: Settings) -> None:
                     remember(state_decoder.decode(value))
             indexed.add(partition)
         indexed.intersection_update(active)
-        tick = record_encoder.encode(Tick(time.time()))
+        now = time.time()
+        tick = record_encoder.encode(Tick(now))
         for partition in active:  # the agent judges deadlines when it reads these
-            await checkins.send(value=tick, partition=partition)
+            due = deadlines.get(partition)
+            if due and min(due.values()) < now:
+                await checkins.send(value=tick, partition=partition)
