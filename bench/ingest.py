@@ -316,7 +316,7 @@ def stored_counts(
     counts = {}
     for name in names:
         query = urllib.parse.urlencode(
-            {"name": name, "from": str(since), "to": str(until), "interval": "1d"}
+            {"name": name, "from": str(since), "to": str(until), "interval": "1d", "source": "events"}
         )
         status, result = call(base, "GET", f"/api/v1/query/series?{query}", token)
         if status != 200:

@@ -10,9 +10,10 @@ import logging
 import sys
 from typing import Any
 
+from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.settings import Settings, SettingsError, load_settings
+from coalmine.terminal import print_table as _print_table
 
-SPARK = "▁▂▃▄▅▆▇█"
 # Commands that run (part of) the service log at INFO; client commands print only results.
 SERVICE_COMMANDS = ("up", "api", "worker", "store", "migrate", "create-topics")
 
@@ -100,18 +101,10 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row_cells in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row_cells, widths)))
-
-
 def _when(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -205,33 +198,13 @@ def _limits(args: argparse.Namespace) -> dict[str, int]:
     return {name: value for name, value in limits.items() if value is not None}
 
 
-def sparkline(values: list[float]) -> str:
-    top = max(values, default=0)
-    if top <= 0:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
-
-
 def cmd_query(args: argparse.Namespace) -> int:
-    client = _client(args)
-    if args.query_command == "rejections":
-        params = {"from": args.since, "to": args.until}
-        result = client.call("GET", "/api/v1/query/rejections", params=params)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(f"rejected requests {result['from']} → {result['to']}")
-            _print_table(result["rejections"], ["key_id", "reason", "requests", "events"])
-        return 0
-    params = {"name": args.name, "from": args.since, "to": args.until, "interval": args.interval}
-    result = client.call("GET", "/api/v1/query/series", params=params)
+    path, params = query_request(args)
+    result = _client(args).call("GET", path, params=params)
     if args.json:
         print(json.dumps(result))
-        return 0
-    points = result["points"]
-    print(f"{result['name']}  {result['from']} → {result['to']}  every {result['interval_seconds']}s")
-    print(sparkline([p["count"] for p in points]))
-    _print_table([p for p in points if p["count"]], ["t", "count", "value_sum"])
+    else:
+        show_query(args.query_command, result)
     return 0
 
 
@@ -302,18 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         client_flags(p)
     canaries.set_defaults(func=cmd_canaries)
 
-    query = sub.add_parser("query", help="run an analytics query")
-    query_sub = query.add_subparsers(dest="query_command", required=True)
-    series = query_sub.add_parser("series", help="counts and value sums of one event name")
-    series.add_argument("name")
-    series.add_argument("--from", dest="since", default="-24h", help="ISO 8601, epoch or -7d")
-    series.add_argument("--to", dest="until", default="now")
-    series.add_argument("--interval", default="1h", help="bucket width: 60, 5m, 1h, 1d")
-    client_flags(series)
-    rejected = query_sub.add_parser("rejections", help="rejected requests per key and reason")
-    rejected.add_argument("--from", dest="since", default="-24h", help="ISO 8601, epoch or -7d")
-    rejected.add_argument("--to", dest="until", default="now")
-    client_flags(rejected)
+    query = add_query_commands(sub, client_flags)
     query.set_defaults(func=cmd_query)
     return parser
 

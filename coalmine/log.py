@@ -13,6 +13,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
 
 from schemas.topics import Topic
 
@@ -159,3 +160,62 @@ async def start_follower(bootstrap: str, topic: Topic) -> AIOKafkaConsumer:
     follower.assign(partitions_of(topic))
     await follower.seek_to_beginning()
     return follower
+
+
+async def last_values(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout_s: float
+) -> dict[TopicPartition, bytes]:
+    """The value of the last record of each partition (none for an empty one), read with a
+    started consumer that this assigns to `tps` (its group, if any, is never joined).
+
+    Reads from just before the broker's end offset up to the fetch high-water mark: Tansu's
+    ListOffsets(latest) answers the first offset of the last record batch + 1, so the
+    records after it must be read too. If that range holds no record (a Kafka transaction
+    marker, say), it steps further back. The consumer is assigned once: aiokafka can hang in
+    stop() when stopped just after a re-assignment (its fetcher swallows the cancellation)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    found: dict[TopicPartition, bytes] = {}
+    pending = [tp for tp in tps if ends[tp] > 0]
+    back = 1
+    while pending:
+        starts = {tp: max(0, ends[tp] - back) for tp in pending}
+        for tp, start in starts.items():
+            consumer.seek(tp, start)
+        unread = set(pending)
+        while unread:
+            if loop.time() > deadline:
+                raise LogUnavailable(f"could not read the end of {sorted(unread)}")
+            batches = await consumer.getmany(*unread, timeout_ms=200)
+            for tp, messages in batches.items():
+                found[tp] = messages[-1].value
+            for tp in list(unread):
+                highwater = consumer.highwater(tp)
+                if highwater is not None and await consumer.position(tp) >= highwater:
+                    unread.discard(tp)
+        pending = [tp for tp in pending if tp not in found and starts[tp] > 0]
+        back *= 16
+    return found
+
+
+async def read_range(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, timeout_s: float
+) -> list[ConsumerRecord]:
+    """The records start <= offset < end of one partition (fewer if the log no longer holds
+    them all), read with a started consumer that this assigns to `tp` (once: see last_values)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    records: list[ConsumerRecord] = []
+    while await consumer.position(tp) < end:
+        if loop.time() > deadline:
+            raise LogUnavailable(f"could not read {tp.topic}[{tp.partition}] {start}..{end - 1}")
+        batches = await consumer.getmany(tp, timeout_ms=200)
+        records.extend(m for m in batches.get(tp, []) if start <= m.offset < end)
+        highwater = consumer.highwater(tp)
+        if highwater is not None and highwater <= await consumer.position(tp):
+            break  # the log ends before `end`
+    return records

@@ -32,6 +32,7 @@ from ingest_api.control import control_decoder
 from processors.control_sink import reseed_control
 from processors.heartbeats import heartbeat_decoder
 from processors.notifier import flip_decoder
+from processors.rollup_sink import RollupSink
 from processors.rows import (
     ATTEMPT_COLUMNS,
     CHECKIN_COLUMNS,
@@ -158,13 +159,18 @@ async def serve_store(settings: Settings) -> None:
     sink = EventSink(
         client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
     )
+    rollups_consumer = await group_consumer(Topic.ROLLUPS)
+    rollup_sink = RollupSink(client, rollups_consumer, producer, executor)
     # SIGTERM: drain the log into ClickHouse, then exit. The launcher stops the API first, so
     # on a clean stop everything acknowledged is stored even though the embedded log is not.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    workers = [asyncio.create_task(sink.run(stop), name="event-sink")] + [
+    workers = [
+        asyncio.create_task(sink.run(stop), name="event-sink"),
+        asyncio.create_task(rollup_sink.run(stop), name="rollups-sink"),
+    ] + [
         asyncio.create_task(
             sink_topic(client, consumer, executor, stop, table, columns, to_rows, commit),
             name=f"{table}-sink",
@@ -197,7 +203,7 @@ async def serve_store(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for consumer in [events_consumer] + [entry[0] for entry in small_sinks]:
+        for consumer in [events_consumer, rollups_consumer] + [entry[0] for entry in small_sinks]:
             await consumer.stop()
         await producer.stop()
         executor.shutdown(wait=False)

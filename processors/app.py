@@ -22,6 +22,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "processors.ratelimit",
     "processors.heartbeats",
     "processors.notifier",
+    "processors.rollups",
 )
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-UTC = dt.timezone.utc
+from schemas.wire import TS_MAX, TS_MIN
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+EVENT_TYPES = ("event", "error")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
 _DURATION = re.compile(r"^(\d{1,9})([smhdw]?)$")
@@ -33,7 +37,7 @@ def parse_time(raw: str, now: dt.datetime, field: str) -> dt.datetime:
             return dt.datetime.fromtimestamp(float(raw), UTC)
         except ValueError:
             pass
-        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(raw)
         if parsed.tzinfo is None:
             raise QueryError(f"`{field}` needs a timezone offset, e.g. 2026-07-02T10:00:00Z")
         return parsed.astimezone(UTC)
@@ -71,3 +75,40 @@ def required(params: dict[str, str], field: str) -> str:
 
 def iso(moment: dt.datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """A stored time (epoch ms) as ISO 8601 UTC with milliseconds."""
+    moment = EPOCH + dt.timedelta(milliseconds=epoch_ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_limit(params: dict[str, str], default: int, maximum: int, field: str = "limit") -> int:
+    raw = (params.get(field) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise QueryError(f"`{field}` must be a whole number from 1 to {maximum}")
+    return int(raw)
+
+
+def parse_type(params: dict[str, str]) -> str | None:
+    """An optional `type` filter: event or error (absent or empty: both)."""
+    raw = params.get("type") or None
+    if raw is not None and raw not in EVENT_TYPES:
+        raise QueryError("`type` must be event or error")
+    return raw
+
+
+def epoch_ms(moment: dt.datetime) -> int:
+    """Epoch milliseconds rounded up: for ms-precision `ts`, ts >= t exactly when
+    ts >= epoch_ms(t), and ts < t exactly when ts < epoch_ms(t)."""
+    whole, rest = divmod(moment - EPOCH, dt.timedelta(milliseconds=1))
+    return whole + (1 if rest else 0)
+
+
+def stored_range_ms(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """[start, end) in epoch ms, clipped to the times an event can have (1970-2100, as the
+    ingest contract allows): the bounds then fit every column type they are compared with."""
+    lowest, highest = epoch_ms(TS_MIN), epoch_ms(TS_MAX)
+    return min(max(epoch_ms(start), lowest), highest), min(max(epoch_ms(end), lowest), highest)

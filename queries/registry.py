@@ -9,14 +9,22 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.canaries import canary_facts, canary_history, canary_notifications
+from queries.errors import errors
+from queries.events import events
 from queries.params import QueryError
+from queries.percentiles import percentiles
 from queries.rejections import rejections
 from queries.series import series
+from queries.top_names import top_names
 
 QueryFn = Callable[[Client, dict[str, str], dt.datetime], dict[str, Any]]
 
 NAMED_QUERIES: dict[str, QueryFn] = {
     "series": series,
+    "top_names": top_names,
+    "errors": errors,
+    "percentiles": percentiles,
+    "events": events,
     "rejections": rejections,
     "canary_facts": canary_facts,
     "canary_history": canary_history,
@@ -30,4 +38,4 @@ def run_query(
     query = NAMED_QUERIES.get(name)
     if query is None:
         raise QueryError(f"unknown query {name!r}")
-    return query(client, params, now or dt.datetime.now(dt.timezone.utc))
+    return query(client, params, now or dt.datetime.now(dt.UTC))

@@ -34,6 +34,9 @@ class Topic(enum.Enum):
     FLIPS = TopicSpec("coalmine.flips", 4)
     # Notification delivery attempts (DeliveryAttempt).
     DELIVERIES = TopicSpec("coalmine.deliveries", 1)
+    # Per-name rollup deltas (RollupDelta) of the rollups agent; a delta of events partition p
+    # goes to partition p, so its last record says how far that partition is rolled up.
+    ROLLUPS = TopicSpec("coalmine.rollups", 4)
     # Records no consumer could read, with the reason in a header; counted, never retried.
     DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
 

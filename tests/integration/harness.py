@@ -141,10 +141,17 @@ class Stack:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def series_total(self, name: str) -> int:
+    def series_total(self, name: str, since: str = "-30d", until: str | None = None) -> int:
+        """How many events of a name ClickHouse stores (raw events, not the rollups)."""
         response = self.admin().get(
             "/api/v1/query/series",
-            params={"name": name, "from": "-30d", "to": str(time.time() + 86400), "interval": "1d"},
+            params={
+                "name": name,
+                "from": since,
+                "to": until or str(time.time() + 86400),
+                "interval": "1d",
+                "source": "events",
+            },
         )
         assert response.status_code == 200, response.text
         return sum(point["count"] for point in response.json()["points"])

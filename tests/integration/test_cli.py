@@ -43,12 +43,48 @@ def test_it_prints_a_series_with_a_sparkline(stack: Stack, ingest_key: str) -> N
     events = [{"type": "event", "name": "cli-series", "value": 4}] * 5
     assert stack.http(ingest_key).post("/api/v1/events", json={"events": events}).status_code == 202
     wait_for(lambda: stack.series_total("cli-series") == 5, 30, "events stored")
-    shown = coalmine(stack, "query", "series", "cli-series", "--from", "-2h", "--interval", "1h")
+    # Raw events: the rollups trail them by a second or two (test_query_series covers those).
+    shown = coalmine(
+        stack, "query", "series", "cli-series", "--from", "-2h", "--interval", "1h", "--source", "events"
+    )
     assert shown.returncode == 0, shown.stderr
-    assert "cli-series" in shown.stdout and "█" in shown.stdout
-    as_json = json.loads(coalmine(stack, "query", "series", "cli-series", "--json").stdout)
+    assert "cli-series" in shown.stdout and "█" in shown.stdout and "from events" in shown.stdout
+    as_json = json.loads(
+        coalmine(stack, "query", "series", "cli-series", "--source", "events", "--json").stdout
+    )
     assert sum(p["count"] for p in as_json["points"]) == 5
     assert sum(p["value_sum"] for p in as_json["points"]) == 20
+
+
+def test_it_prints_top_names_errors_percentiles_and_events(stack: Stack, ingest_key: str) -> None:
+    day = "2025-04-02"
+    events = [
+        {"type": "event", "name": "cli-top", "value": v, "ts": f"{day}T08:0{v}:00Z"} for v in range(1, 5)
+    ] + [{"type": "error", "name": "cli-broken", "message": "disk\nfull", "ts": f"{day}T09:00:00Z"}]
+    assert stack.http(ingest_key).post("/api/v1/events", json={"events": events}).status_code == 202
+    span = ("--from", f"{day}T00:00:00Z", "--to", f"{day}T23:00:00Z")
+    wait_for(lambda: stack.series_total("cli-broken", span[1], span[3]) == 1, 30, "events stored")
+
+    top = coalmine(stack, "query", "top", *span, "--source", "events", "--limit", "1000")
+    assert top.returncode == 0, top.stderr
+    line = next(row for row in top.stdout.splitlines() if row.startswith("cli-top "))
+    assert line.split() == ["cli-top", "4", "0", "+4", "new"]
+
+    errors = coalmine(stack, "query", "errors", *span)
+    line = next(row for row in errors.stdout.splitlines() if row.startswith("cli-broken "))
+    assert line.split()[1:3] == ["1", "new"] and line.endswith("disk full")
+
+    percentiles = coalmine(stack, "query", "percentiles", "cli-top", *span, "--q", "0.5")
+    assert "4 values" in percentiles.stdout
+    assert percentiles.stdout.splitlines()[-1].split() == ["0.5", "2.5"]
+
+    first = coalmine(stack, "query", "events", "cli-top", *span, "--limit", "3")
+    assert first.stdout.count(f"{day}T08:0") == 3 and "more: --cursor " in first.stdout
+    cursor = first.stdout.rsplit("--cursor ", 1)[1].strip()
+    rest = json.loads(
+        coalmine(stack, "query", "events", "cli-top", *span, "--cursor", cursor, "--json").stdout
+    )
+    assert [e["value"] for e in rest["events"]] == [1.0] and rest["next_cursor"] is None
 
 
 def test_it_reports_errors_in_one_line(stack: Stack) -> None:

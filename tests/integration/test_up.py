@@ -96,7 +96,7 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         batch = {"events": [{"type": "event", "name": "survivor", "value": 2}] * 3}
         auth = {"Authorization": f"Bearer {created['key']}"}
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
-        series = f"{up.url}/api/v1/query/series?name=survivor&from=-1h&interval=1h"
+        series = f"{up.url}/api/v1/query/series?name=survivor&from=-1h&interval=1h&source=events"
 
         def total() -> int:
             return sum(p["count"] for p in httpx.get(series, headers=admin).json()["points"])

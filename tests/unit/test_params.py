@@ -6,9 +6,21 @@ import datetime as dt
 
 import pytest
 
-from queries.params import QueryError, iso, parse_duration, parse_time, required, time_range
+from queries.params import (
+    QueryError,
+    epoch_ms,
+    iso,
+    iso_ms,
+    parse_duration,
+    parse_limit,
+    parse_time,
+    parse_type,
+    required,
+    stored_range_ms,
+    time_range,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 NOW_EPOCH = 1_782_993_600
 
@@ -157,3 +169,55 @@ def test_it_writes_times_as_utc_iso_with_z() -> None:
 def test_it_refuses_a_time_out_of_range_with_a_query_error(raw: str) -> None:
     with pytest.raises(QueryError, match="`from`"):
         parse_time(raw, NOW, "from")
+
+
+# --- parse_limit, parse_type ----------------------------------------------------------------
+
+
+def test_it_defaults_an_absent_or_empty_limit() -> None:
+    assert parse_limit({}, 10, 1000) == 10
+    assert parse_limit({"limit": ""}, 10, 1000) == 10
+
+
+@pytest.mark.parametrize("raw", ["1", "999", "1000"])
+def test_it_reads_a_limit_within_bounds(raw: str) -> None:
+    assert parse_limit({"limit": raw}, 10, 1000) == int(raw)
+
+
+@pytest.mark.parametrize("raw", ["0", "1001", "-1", "ten", "1.5", "1e3"])
+def test_it_refuses_a_limit_out_of_bounds_saying_which(raw: str) -> None:
+    with pytest.raises(QueryError, match="`limit` must be a whole number from 1 to 1000"):
+        parse_limit({"limit": raw}, 10, 1000)
+
+
+def test_it_reads_an_optional_event_type() -> None:
+    assert parse_type({}) is None
+    assert parse_type({"type": ""}) is None
+    assert parse_type({"type": "event"}) == "event"
+    assert parse_type({"type": "error"}) == "error"
+    with pytest.raises(QueryError, match="`type` must be event or error"):
+        parse_type({"type": "errors"})
+
+
+# --- epoch_ms, stored_range_ms, iso_ms ------------------------------------------------------
+
+
+def test_it_rounds_a_time_up_to_the_next_millisecond() -> None:
+    assert epoch_ms(NOW) == NOW_EPOCH * 1000
+    assert epoch_ms(NOW + dt.timedelta(microseconds=1)) == NOW_EPOCH * 1000 + 1
+    assert epoch_ms(NOW + dt.timedelta(microseconds=1000)) == NOW_EPOCH * 1000 + 1
+    assert epoch_ms(NOW + dt.timedelta(microseconds=1001)) == NOW_EPOCH * 1000 + 2
+
+
+def test_it_clips_a_range_to_the_times_an_event_can_have() -> None:
+    before = dt.datetime(1960, 1, 1, tzinfo=UTC)
+    after = dt.datetime(2200, 1, 1, tzinfo=UTC)
+
+    assert stored_range_ms(before, NOW) == (0, NOW_EPOCH * 1000)
+    assert stored_range_ms(NOW, after) == (NOW_EPOCH * 1000, 4_102_444_800_000)
+    assert stored_range_ms(before, before) == (0, 0)
+
+
+def test_it_writes_a_stored_time_with_milliseconds() -> None:
+    assert iso_ms(NOW_EPOCH * 1000 + 5) == "2026-07-02T12:00:00.005Z"
+    assert iso_ms(0) == "1970-01-01T00:00:00.000Z"

@@ -1,8 +1,10 @@
-"""queries.series.fill_gaps: one point per step-aligned bucket, zeros where ClickHouse had none."""
+"""queries.series.fill_gaps: one point per step-aligned bucket, zeros where ClickHouse had none;
+rows are (bucket, count, value_count, value_sum, value_min, value_max)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,14 +25,23 @@ def test_it_aligns_buckets_to_multiples_of_the_step() -> None:
     ]
 
 
-def test_it_fills_buckets_without_rows_with_zeros() -> None:
+def test_it_fills_buckets_without_rows_with_zeros_and_no_values() -> None:
     points = fill_gaps([], T10, T10 + 2 * HOUR, HOUR)
 
-    assert [(p["count"], p["value_sum"]) for p in points] == [(0, 0.0), (0, 0.0)]
+    assert points[0] == {
+        "t": "2026-07-02T10:00:00Z",
+        "count": 0,
+        "value_count": 0,
+        "value_sum": 0.0,
+        "value_avg": None,
+        "value_min": None,
+        "value_max": None,
+    }
+    assert points[1]["count"] == 0
 
 
 def test_it_places_rows_in_their_buckets() -> None:
-    rows = [(T10 + HOUR, 3, 4.5), (T10 + 3 * HOUR, 1, 2.0)]
+    rows = [(T10 + HOUR, 3, 2, 4.5, 1.5, 3.0), (T10 + 3 * HOUR, 1, 1, 2.0, 2.0, 2.0)]
 
     points = fill_gaps(rows, T10, T10 + 4 * HOUR, HOUR)
 
@@ -42,14 +53,22 @@ def test_it_places_rows_in_their_buckets() -> None:
     ]
 
 
-def test_it_reads_a_null_value_sum_as_zero() -> None:
-    (point,) = fill_gaps([(T10, 5, None)], T10, T10 + HOUR, HOUR)
+def test_it_averages_over_the_events_with_a_value() -> None:
+    (point,) = fill_gaps([(T10, 5, 2, 7.0, 3.0, 4.0)], T10, T10 + HOUR, HOUR)
+
+    assert (point["count"], point["value_count"], point["value_avg"]) == (5, 2, 3.5)
+    assert (point["value_min"], point["value_max"]) == (3.0, 4.0)
+
+
+def test_it_gives_no_average_minimum_or_maximum_without_values() -> None:
+    (point,) = fill_gaps([(T10, 5, 0, None, None, None)], T10, T10 + HOUR, HOUR)
 
     assert (point["count"], point["value_sum"]) == (5, 0.0)
+    assert (point["value_avg"], point["value_min"], point["value_max"]) == (None, None, None)
 
 
 def test_it_excludes_the_bucket_starting_at_the_end() -> None:
-    points = fill_gaps([(T10 + 2 * HOUR, 9, 1.0)], T10, T10 + 2 * HOUR, HOUR)
+    points = fill_gaps([(T10 + 2 * HOUR, 9, 1, 1.0, 1.0, 1.0)], T10, T10 + 2 * HOUR, HOUR)
 
     assert len(points) == 2
     assert all(p["count"] == 0 for p in points)
@@ -62,7 +81,7 @@ def test_it_includes_the_bucket_containing_a_mid_bucket_end() -> None:
 
 
 def test_it_aligns_minute_steps_too() -> None:
-    points = fill_gaps([(T10 + 300, 2, 0.0)], T10 + 290, T10 + 900, 300)
+    points = fill_gaps([(T10 + 300, 2, 0, 0.0, None, None)], T10 + 290, T10 + 900, 300)
 
     assert [(p["t"], p["count"]) for p in points] == [
         ("2026-07-02T10:00:00Z", 0),
@@ -88,11 +107,11 @@ def test_it_covers_the_range_with_consecutive_aligned_buckets(
     end = start + data.draw(st.integers((buckets - 1) * step + 1, buckets * step))
     points = fill_gaps([], start, end, step)
     starts = [
-        int(dt.datetime.fromisoformat(p["t"].replace("Z", "+00:00")).timestamp()) for p in points
+        int(dt.datetime.fromisoformat(p["t"]).timestamp()) for p in points
     ]
 
     assert all(bucket % step == 0 for bucket in starts)
     assert starts[0] <= start < starts[0] + step
     assert starts[-1] < end <= starts[-1] + step
-    assert all(b - a == step for a, b in zip(starts, starts[1:]))
+    assert all(b - a == step for a, b in itertools.pairwise(starts))
     assert all(p["count"] == 0 for p in points)

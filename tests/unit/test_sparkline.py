@@ -1,8 +1,8 @@
-"""coalmine.cli.sparkline: counts as a row of block characters, scaled to the largest."""
+"""coalmine.terminal.sparkline: counts as a row of block characters, scaled to the largest."""
 
 from __future__ import annotations
 
-from coalmine.cli import SPARK, sparkline
+from coalmine.terminal import SPARK, sparkline
 
 LOWEST, HIGHEST = SPARK[0], SPARK[-1]
 

@@ -1,0 +1,190 @@
+"""rollups agent: per-name minute/hour/day aggregates of the events topic, published as deltas
+on Topic.ROLLUPS, which the store adds to the ClickHouse `rollups` table (processors.rollup_sink).
+
+Every `ROLLUP_FLUSH_S` the agent folds what it read (processors.rollup) into one delta per
+events partition: the rows of that partition's records first_offset..last_offset. Deltas go to
+the rollups partition of the same number, and the records' offsets are committed only after
+the broker acknowledged their delta.
+
+Exactly once: per events partition the deltas are one gap-free chain of offset ranges. When
+the worker gets partitions it reads the last delta of each back from the log; records Faust
+delivers again below it (it re-delivers from the last commit after a crash) are skipped, and
+records it does not deliver at all are read from the log directly: a rebalance in Faust
+(at_least_once) was seen to drop one record from a stream and commit past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import faust
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from coalmine import log as kafka
+from coalmine.settings import Settings
+from processors.rollup import FlushDeltas
+from schemas.rollups import (
+    RollupBatch,
+    RollupDelta,
+    delta_encoder,
+    delta_head_decoder,
+    rollup_batch_decoder,
+)
+from schemas.topics import Topic
+
+log = logging.getLogger(__name__)
+
+ROLLUP_FLUSH_S = 1.0
+FLUSH_MAX_RECORDS = 2_000
+# A delta of events partition p goes to rollups partition p: its last record is p's progress.
+assert Topic.ROLLUPS.partitions == Topic.EVENTS.partitions
+STOP_TIMEOUT_S = 10.0
+T = TypeVar("T")
+
+
+def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
+    """Add one events record; one that cannot be read (the events sink dead-letters it) adds
+    nothing. Never raises: the agent's loop must not."""
+    batch: RollupBatch | None
+    try:
+        batch = rollup_batch_decoder.decode(value)
+    except Exception:  # noqa: BLE001
+        log.warning("rollups: unreadable events record at %d/%d", partition, offset)
+        batch = None
+    flush.add(partition, offset, batch)
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a helper consumer without ever raising into the agent's loop, nor hanging it
+    (aiokafka's stop() can hang: see coalmine.log.last_values)."""
+    try:
+        await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("rollups: stopping a consumer failed (%r)", exc)
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    def topic(t: Topic) -> faust.TopicT:
+        return app.topic(
+            t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions
+        )
+
+    events, rollups = topic(Topic.EVENTS), topic(Topic.ROLLUPS)
+    # events partition -> the next offset to fold (every record below it is in a delta on the
+    # log), or None before the first delta: start at the first record Faust delivers.
+    # Forgotten after every rebalance (another worker may have moved a partition on), by the
+    # agent itself between two batches, never under its feet.
+    next_offsets: dict[int, int | None] = {}
+    rebalanced = asyncio.Event()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoke(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        rebalanced.set()
+
+    @app.on_partitions_assigned.connect
+    async def on_assign(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        rebalanced.set()
+
+    async def with_consumer(what: str, read: Callable[[AIOKafkaConsumer], Awaitable[T]]) -> T:
+        """Run `read` with a fresh consumer of Faust's group (it never joins nor commits),
+        retried until the log answers: going on without the answer could count records
+        twice or not at all."""
+        delay = 0.2
+        while True:
+            consumer = kafka.consumer(settings.kafka_bootstrap, group_id=app.conf.id)
+            try:
+                await consumer.start()
+                return await read(consumer)
+            except Exception as exc:  # noqa: BLE001 - any failure of the log: retried
+                log.warning("rollups: reading %s failed (%s); retrying", what, exc)
+            finally:
+                await stop_quietly(consumer)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def read_progress(partitions: set[int]) -> dict[int, int | None]:
+        """Where each partition's rollups stand on the log: after the last delta's
+        last_offset; without a delta, at the group's committed offset, where Faust starts."""
+        rollups_tps = [TopicPartition(Topic.ROLLUPS.topic_name, p) for p in sorted(partitions)]
+
+        async def read(consumer: AIOKafkaConsumer) -> dict[int, int | None]:
+            last = await kafka.last_values(consumer, rollups_tps, settings.startup_timeout_s)
+            found: dict[int, int | None] = {}
+            for p in partitions:
+                tp = TopicPartition(Topic.ROLLUPS.topic_name, p)
+                if tp in last:
+                    try:
+                        found[p] = delta_head_decoder.decode(last[tp]).last_offset + 1
+                        continue
+                    except msgspec.MsgspecError:  # only this agent writes there: a bug
+                        log.error("rollups: unreadable last delta on %s; going by the commit", tp)
+                found[p] = await consumer.committed(TopicPartition(Topic.EVENTS.topic_name, p))
+            return found
+
+        found = await with_consumer("the last deltas", read)
+        log.info("rollups: next events offsets to roll up %s", found)
+        return found
+
+    async def read_missed(partition: int, start: int, end: int) -> list[Any]:
+        tp = TopicPartition(Topic.EVENTS.topic_name, partition)
+        records = await with_consumer(
+            "missed records",
+            lambda consumer: kafka.read_range(consumer, tp, start, end, settings.startup_timeout_s),
+        )
+        log.warning(
+            "rollups: Faust did not deliver events[%d] offsets %d..%d; read %d from the log",
+            partition, start, end - 1, len(records),
+        )
+        return records
+
+    async def publish(delta: RollupDelta) -> None:
+        """Send the delta and wait for the broker's ack, retrying until it comes: the batch's
+        records are acknowledged to Faust (and their offsets committed) when this returns.
+        A retried delta may land twice; the store's deduplication keeps one."""
+        value = delta_encoder.encode(delta)
+        delay = 0.2
+        while True:
+            try:
+                # send() returns once the record is queued in the producer; the future it
+                # returns resolves with the broker's acknowledgement.
+                delivery = await rollups.send(value=value, partition=delta.source_partition)
+                await delivery
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure to deliver: retried
+                log.warning("rollups: publishing a delta failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @app.agent(events, name="rollups")
+    async def rollups_agent(stream: faust.StreamT[bytes]) -> None:
+        # take_events acknowledges a batch's records (their offsets become committable) when
+        # this loop's body has finished with it, and also when the body raises (the generator's
+        # `finally`): so the body must not raise; errors are retried inside.
+        async for batch in stream.take_events(FLUSH_MAX_RECORDS, within=ROLLUP_FLUSH_S):
+            if rebalanced.is_set():
+                rebalanced.clear()
+                next_offsets.clear()
+            unknown = {event.message.partition for event in batch} - next_offsets.keys()
+            if unknown:
+                next_offsets.update(await read_progress(unknown))
+            flush = FlushDeltas()
+            replayed = 0
+            for event in batch:
+                partition, offset = event.message.partition, event.message.offset
+                expected = next_offsets[partition]
+                if expected is not None and offset < expected:
+                    replayed += 1
+                    continue
+                if expected is not None and offset > expected:
+                    for missed in await read_missed(partition, expected, offset):
+                        fold(flush, partition, missed.offset, missed.value)
+                fold(flush, partition, offset, event.value)
+                next_offsets[partition] = offset + 1
+            if replayed:
+                log.warning("rollups: skipped %d replayed records already rolled up", replayed)
+            for delta in flush.deltas():
+                await publish(delta)
