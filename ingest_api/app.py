@@ -18,7 +18,7 @@ from starlette.responses import Response
 from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, canaries, checkin, ingest, query
+from ingest_api import admin, asgi, canaries, checkin, ingest, query
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
 from ingest_api.query_backend import DirectQueries, QueryBackend, StoreQueries
@@ -137,26 +137,29 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-class CheckinsFirst:
-    """The API as served: check-ins go straight to their plain ASGI handler (see
-    ingest_api.checkin for why), everything else, lifespan included, to FastAPI."""
+class HotPathsFirst:
+    """The API as served: ingest and check-ins go straight to their plain ASGI handlers
+    (ingest_api.asgi says why); everything else, lifespan included, to FastAPI."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
-    async def __call__(self, scope: checkin.Scope, receive: checkin.Receive, send: checkin.Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(checkin.PREFIX):
-            await checkin.handle(self.app.state.services, scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == ingest.PATH and scope["method"] == "POST":
+                return await ingest.handle(self.app.state.services, scope, receive, send)
+            if path.startswith(checkin.PREFIX):
+                return await checkin.handle(self.app.state.services, scope, receive, send)
+        await self.app(scope, receive, send)
 
 
-def serve(settings: Settings) -> CheckinsFirst:
+def serve(settings: Settings) -> HotPathsFirst:
     """The ASGI application uvicorn runs."""
-    return CheckinsFirst(create_app(settings))
+    return HotPathsFirst(create_app(settings))
 
 
-def app_from_env() -> CheckinsFirst:
+def app_from_env() -> HotPathsFirst:
     """uvicorn's factory entry point: `uvicorn --factory ingest_api.app:app_from_env`."""
     from coalmine.settings import load_settings
 

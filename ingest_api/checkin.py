@@ -7,21 +7,19 @@ other fields (ignored); a body over 8 KB or of another content type is a 400; a 
 paused canary is recorded and leaves it paused; a log outage is a 503 in the error shape;
 another method is a 405 and another path under /checkin/ a 404, both in that shape too.
 
-This is a plain ASGI handler, not a FastAPI route: check-ins are the busiest, smallest
-requests, and FastAPI's routing and request objects cost more than the check-in itself
-(measured with py-spy). Concurrent check-ins of one partition share one log record
-(ingest_api.group_append).
+This is a plain ASGI handler, not a FastAPI route (ingest_api.asgi says why). Concurrent
+check-ins of one partition share one log record (ingest_api.group_append).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
 
+from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
+from ingest_api.body import BodyTooLarge, read_capped
 from ingest_api.group_append import AppendCancelled, GroupAppend
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
@@ -35,10 +33,6 @@ from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PREFIX = "/checkin/"
 CHECKIN_BODY_MAX_BYTES = 8 * 1024
@@ -107,7 +101,7 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
     if method not in METHODS:
         return await _respond(
             send, method, 405, {"status": "error", "message": "Method not allowed"},
-            [(b"allow", b", ".join(m.encode() for m in METHODS))],
+            {"Allow": ", ".join(METHODS)},
         )
     canary = services.control.canary_by_token(token)
     if canary is None:
@@ -135,30 +129,15 @@ async def _message(scope: Scope, receive: Receive, method: str) -> str | None:
     query = parse_qs(query_string.decode("latin-1"), keep_blank_values=True) if query_string else {}
     if method != "POST":
         return checkin_message(method, query, "", b"")
-    content_type = ""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value.decode("latin-1")
-        elif name == b"content-length" and value.isdigit() and int(value) > CHECKIN_BODY_MAX_BYTES:
-            raise BadCheckin(f"body over {CHECKIN_BODY_MAX_BYTES} bytes")
-    return checkin_message(method, query, content_type, await _body(receive))
-
-
-async def _body(receive: Receive) -> bytes:
-    """The whole body, cut off (BadCheckin) as soon as it crosses the cap."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await receive()
-        if event["type"] != "http.request":  # the client went away
-            raise BadCheckin("the request body was not received")
-        chunk = event.get("body", b"")
-        size += len(chunk)
-        if size > CHECKIN_BODY_MAX_BYTES:
-            raise BadCheckin(f"body over {CHECKIN_BODY_MAX_BYTES} bytes")
-        chunks.append(chunk)
-        if not event.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        body = await read_capped(
+            header(scope, b"content-length"), body_chunks(receive), CHECKIN_BODY_MAX_BYTES
+        )
+    except BodyTooLarge:
+        raise BadCheckin(f"body over {CHECKIN_BODY_MAX_BYTES} bytes") from None
+    except ClientGone:
+        raise BadCheckin("the request body was not received") from None
+    return checkin_message(method, query, header(scope, b"content-type") or "", body)
 
 
 async def _respond(
@@ -166,9 +145,6 @@ async def _respond(
     method: str,
     status: int,
     answer: dict[str, str],
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    body = b"" if method == "HEAD" else _encode(answer)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, status, _encode(answer), headers, head=method == "HEAD")

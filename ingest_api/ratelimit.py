@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from processors.token_bucket import Bucket, Decision, Limit, debit, decide, full, refill
 from schemas.records import RateSnapshot, rate_snapshot_decoder
 
-
 # Rebuilding the view replays this process's uncovered admissions; snapshots come ~20 times
 # a second under load, so the rebuild waits for the next request at least this long after the
 # last one (measured: replaying on every snapshot cost ~4 % of the API's CPU at 1,800 req/s).
