@@ -41,6 +41,7 @@ SIGNALS: dict[str, CheckinKind] = {"start": "start", "fail": "fail"}
 # At most one check-ins record per partition per 20 ms from one API process: at most 20 ms
 # added to a check-in's answer under load, none when idle (ingest_api.group_append).
 CHECKIN_RECORD_SPACING_S = 0.02
+RECEIVED = {"status": "success", "message": "Check-in received"}
 
 
 class BadCheckin(ValueError):
@@ -119,9 +120,6 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
     if message is None:
         return await _respond(send, method, 200, RECEIVED)
     return await _respond(send, method, 200, {**RECEIVED, "received_message": message})
-
-
-RECEIVED = {"status": "success", "message": "Check-in received"}
 
 
 async def _message(scope: Scope, receive: Receive, method: str) -> str | None:

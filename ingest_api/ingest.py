@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, read_capped
+from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
 from processors.token_bucket import Decision, Limit
 from schemas.ids import new_batch_id
@@ -26,7 +26,6 @@ from schemas.wire import IngestRequest, InvalidBatch, decode_batch
 
 router = APIRouter()
 PATH = "/api/v1/events"
-_encode = msgspec.json.encode
 
 _RESPONSES = {
     202: {"description": 'Accepted and stored: {"accepted": n}'},
@@ -86,7 +85,7 @@ Answer = tuple[int, bytes, dict[str, str]]
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
-    return status, _encode({"error": message}), headers or {}
+    return status, error_body(message), headers or {}
 
 
 async def accept(

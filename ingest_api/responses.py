@@ -14,6 +14,10 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(_encode(body), status, headers, media_type="application/json")
 
 
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_body(message: str) -> bytes:
     """The ingest and admin APIs' error shape: {"error": "..."}."""
-    return json_response(status, {"error": message}, headers)
+    return _encode({"error": message})
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_body(message), status, headers, media_type="application/json")

@@ -1,10 +1,15 @@
-"""Shared test helpers: waiting for a condition with a deadline (never sleep-and-hope)."""
+"""Shared test helpers: waiting for a condition with a deadline (never sleep-and-hope), and
+an in-process chDB for the tests that seed tables directly."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 T = TypeVar("T")
 
@@ -23,3 +28,14 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, every_s: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
         time.sleep(every_s)
+
+
+def fresh_clickhouse(data_dir: Path) -> Client:
+    """chDB on an empty data directory with every migration applied. chDB allows one data
+    directory per process at a time: close the client before opening another."""
+    from coalmine.clickhouse import connect, migrate
+    from coalmine.settings import load_settings
+
+    client = connect(load_settings({}, data_dir=str(data_dir)))
+    migrate(client)
+    return client

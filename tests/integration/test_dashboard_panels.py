@@ -13,14 +13,12 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from coalmine.clickhouse import connect, migrate
-from coalmine.settings import load_settings
 from dashboards.panels import DASHBOARDS, Dashboard, Panel
+from tests.conftest import fresh_clickhouse
 from tests.grafana_plugin import ALL, render
 
 UTC = dt.UTC
@@ -59,9 +57,7 @@ def seed_events() -> list[list[object]]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    data_dir: Path = tmp_path_factory.mktemp("dashboards-chdb")
-    chdb = connect(load_settings({}, data_dir=str(data_dir)))
-    migrate(chdb)
+    chdb = fresh_clickhouse(tmp_path_factory.mktemp("dashboards-chdb"))
     chdb.insert("events", seed_events(), column_names=EVENT_COLUMNS)
     # The rollups the agent would write, per grain, as deltas of one row per event.
     for grain, unit in (("minute", "minute"), ("hour", "hour"), ("day", "day")):

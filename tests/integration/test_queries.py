@@ -12,16 +12,14 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from coalmine.clickhouse import connect, migrate
-from coalmine.settings import load_settings
 from queries import QueryError, run_query
 from queries.grains import GRAINS
+from tests.conftest import fresh_clickhouse
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 7, 10, 12, 0, tzinfo=UTC)
@@ -106,9 +104,7 @@ def random_events(rng: random.Random) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    data_dir: Path = tmp_path_factory.mktemp("queries-chdb")
-    chdb = connect(load_settings({}, data_dir=str(data_dir)))
-    migrate(chdb)
+    chdb = fresh_clickhouse(tmp_path_factory.mktemp("queries-chdb"))
     store(chdb, random_events(random.Random(20260710)))
     store(chdb, HAND_MADE)
     try:
