@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from coalmine.log import partitions_of
+from coalmine.retry import until_done
 from processors.rows import EVENT_COLUMNS, EventColumns
 from schemas.records import EventBatch, batch_decoder
 from schemas.topics import Topic
@@ -107,15 +108,7 @@ class EventSink:
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit, retrying while the broker is away: the rows are stored already, and a
         replay after a crash here is deduplicated, so waiting is the only safe choice."""
-        delay = 0.2
-        while True:
-            try:
-                await self._consumer.commit(offsets)
-                return
-            except Exception as exc:
-                log.warning("offset commit failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await until_done(lambda: self._consumer.commit(offsets), "offset commit", log)
 
     async def _add(
         self, columns: EventColumns, tp: TopicPartition, messages: list[ConsumerRecord]
@@ -165,14 +158,7 @@ class EventSink:
     async def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Retry a ClickHouse call until it succeeds: offsets stay uncommitted meanwhile, so
         an outage delays storage and loses nothing."""
-        delay = 0.2
-        while True:
-            try:
-                return await self._blocking(fn, *args)
-            except Exception as exc:
-                log.warning("ClickHouse call failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await until_done(lambda: self._blocking(fn, *args), "ClickHouse call", log)
 
     async def _dead_letter(self, message: ConsumerRecord, exc: Exception) -> None:
         self.dead_lettered += 1
@@ -185,6 +171,6 @@ class EventSink:
             headers=[
                 ("source", f"{message.topic}/{message.partition}/{offset}".encode()),
                 ("reason", reason),
-                ("at", dt.datetime.now(dt.timezone.utc).isoformat().encode()),
+                ("at", dt.datetime.now(dt.UTC).isoformat().encode()),
             ],
         )

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
+from coalmine.retry import until_done
 from schemas.rollups import RollupDelta, delta_decoder
 from schemas.topics import Topic
 
@@ -88,21 +89,20 @@ class RollupSink:
         rows = rollup_rows(delta)
         settings = {"insert_deduplication_token": delta.dedup_token}
         loop = asyncio.get_running_loop()
-        delay = 0.2
-        while rows:  # retried until stored: offsets stay uncommitted meanwhile, nothing is lost
-            try:
-                await loop.run_in_executor(
-                    self._executor,
-                    lambda: self._client.insert(
-                        TABLE, rows, column_names=ROLLUP_COLUMNS, settings=settings
-                    ),
-                )
-                self.stored += 1
-                return
-            except Exception as exc:  # noqa: BLE001 - the driver raises unrelated types
-                log.warning("storing rollups failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if not rows:
+            return
+        # Retried until stored: offsets stay uncommitted meanwhile, nothing is lost.
+        await until_done(
+            lambda: loop.run_in_executor(
+                self._executor,
+                lambda: self._client.insert(
+                    TABLE, rows, column_names=ROLLUP_COLUMNS, settings=settings
+                ),
+            ),
+            "storing rollups",
+            log,
+        )
+        self.stored += 1
 
     async def _dead_letter(self, message: ConsumerRecord, exc: Exception) -> None:
         self.dead_lettered += 1

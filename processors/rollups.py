@@ -25,6 +25,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from coalmine import log as kafka
+from coalmine.retry import until_done
 from coalmine.settings import Settings
 from processors.rollup import FlushDeltas
 from schemas.rollups import (
@@ -93,18 +94,16 @@ def register(app: faust.App, settings: Settings) -> None:
         """Run `read` with a fresh consumer of Faust's group (it never joins nor commits),
         retried until the log answers: going on without the answer could count records
         twice or not at all."""
-        delay = 0.2
-        while True:
+
+        async def attempt() -> T:
             consumer = kafka.consumer(settings.kafka_bootstrap, group_id=app.conf.id)
             try:
                 await consumer.start()
                 return await read(consumer)
-            except Exception as exc:  # noqa: BLE001 - any failure of the log: retried
-                log.warning("rollups: reading %s failed (%s); retrying", what, exc)
             finally:
                 await stop_quietly(consumer)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+        return await until_done(attempt, f"rollups: reading {what}", log)
 
     async def read_progress(partitions: set[int]) -> dict[int, int | None]:
         """Where each partition's rollups stand on the log: after the last delta's
@@ -146,18 +145,14 @@ def register(app: faust.App, settings: Settings) -> None:
         records are acknowledged to Faust (and their offsets committed) when this returns.
         A retried delta may land twice; the store's deduplication keeps one."""
         value = delta_encoder.encode(delta)
-        delay = 0.2
-        while True:
-            try:
-                # send() returns once the record is queued in the producer; the future it
-                # returns resolves with the broker's acknowledgement.
-                delivery = await rollups.send(value=value, partition=delta.source_partition)
-                await delivery
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure to deliver: retried
-                log.warning("rollups: publishing a delta failed (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def attempt() -> None:
+            # send() returns once the record is queued in the producer; the future it
+            # returns resolves with the broker's acknowledgement.
+            delivery = await rollups.send(value=value, partition=delta.source_partition)
+            await delivery
+
+        await until_done(attempt, "rollups: publishing a delta", log)
 
     @app.agent(events, name="rollups")
     async def rollups_agent(stream: faust.StreamT[bytes]) -> None:

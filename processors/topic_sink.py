@@ -12,6 +12,8 @@ from concurrent.futures import Executor
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
+from coalmine.retry import until_done
+
 log = logging.getLogger(__name__)
 
 ToRows = Callable[[bytes], list[list[object]]]
@@ -57,17 +59,14 @@ async def sink_topic(
                 break
         if stop.is_set() and not fetched_any:
             return
-        delay = 0.2
-        while rows:
-            try:
-                await loop.run_in_executor(
+        if rows:
+            await until_done(
+                lambda: loop.run_in_executor(
                     executor, lambda: client.insert(table, rows, column_names=columns)
-                )
-                break
-            except Exception as exc:
-                log.warning("storing %s failed (%s); retrying in %.1fs", table, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                ),
+                f"storing {table}",
+                log,
+            )
         if commit and fetched_any:
             try:
                 await consumer.commit()
