@@ -130,22 +130,28 @@ def test_it_does_not_alert_for_a_paused_canary_and_resumes_with_a_fresh_period(
 def test_it_keeps_state_and_sends_nothing_twice_across_a_worker_sigkill(
     own_stack: Stack, receiver: HttpReceiver
 ) -> None:
+    # One flip per transition. A delivery cut short by the SIGKILL (sent, not yet recorded)
+    # may be sent again, always with the same id (X-Coalmine-Delivery), which receivers
+    # de-duplicate on: count flips, not requests (a resent one must not satisfy a wait).
+    def distinct_flips(n: int) -> list[tuple[str, str, str]]:
+        def found() -> list[tuple[str, str, str]] | None:
+            flips = list(dict.fromkeys((e["id"], e["status"], e["reason"]) for e in events(receiver)))
+            return flips if len(flips) >= n else None
+
+        return wait_for(found, 30, f"{n} distinct flips")
+
     own_stack.start_all()
     channel = webhook(own_stack, receiver)
     job = canary(own_stack, [channel["id"]])
-    receiver.wait_for_requests(1, 15)  # down
+    distinct_flips(1)  # down
     own_stack.kill("worker", signal.SIGKILL)
     own_stack.start("worker")
     # Still down after the restart (no second down); the next check-in brings it up once.
     assert own_stack.http().get(f"/checkin/{job['token']}").status_code == 200
-    receiver.wait_for_requests(2, 30)
+    distinct_flips(2)
     own_stack.kill("worker", signal.SIGKILL)
     own_stack.start("worker")
-    receiver.wait_for_requests(3, 30)  # missed again after the new period
-    # One flip per transition. A delivery cut short by the SIGKILL (sent, not yet recorded)
-    # may be sent again, always with the same id (X-Coalmine-Delivery), which receivers
-    # de-duplicate on: count flips, not requests.
-    flips = list(dict.fromkeys((e["id"], e["status"], e["reason"]) for e in events(receiver)))
+    flips = distinct_flips(3)  # missed again after the new period
     assert [(status, reason) for _, status, reason in flips] == [
         ("down", "missed"),
         ("up", "checkin"),
