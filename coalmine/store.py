@@ -26,11 +26,10 @@ from starlette.routing import Route
 from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.settings import Settings
-from processors.event_sink import EventSink
-from processors.key_sink import key_rows, reseed_keys
-from ingest_api.control import control_decoder
 from processors.control_sink import reseed_control
+from processors.event_sink import EventSink
 from processors.heartbeats import heartbeat_decoder
+from processors.key_sink import key_rows, reseed_keys
 from processors.notifier import flip_decoder
 from processors.rollup_sink import RollupSink
 from processors.rows import (
@@ -47,10 +46,11 @@ from processors.rows import (
     rejection_rows,
 )
 from processors.topic_sink import ToRows, resume, sink_topic
+from queries import QueryError, run_query
 from schemas.canaries import DeliveryAttempt
+from schemas.control import control_decoder
 from schemas.records import rejections_decoder
 from schemas.topics import Topic
-from queries import QueryError, run_query
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from schemas.canaries import (
     ChannelDefined,
     ChannelDeleted,
     ChannelIds,
-    ControlRecord,
     EmailConfig,
     GraceSeconds,
     IntervalSeconds,
     SlackConfig,
     WebhookConfig,
 )
+from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic

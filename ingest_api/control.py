@@ -6,17 +6,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-import msgspec
+from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
+from schemas.control import ControlRecord, control_decoder
+from schemas.routes import RouteDefined, RouteDeleted
 
-from schemas.canaries import (
-    CanaryDefined,
-    CanaryDeleted,
-    ChannelDefined,
-    ChannelDeleted,
-    ControlRecord,
-)
-
-control_decoder = msgspec.json.Decoder(ControlRecord)  # type: ignore[arg-type]
 # 192 bits: unguessable, and short enough for a cron line.
 CHECKIN_TOKEN_BYTES = 24
 
@@ -33,6 +26,7 @@ class ControlRegistry:
     def __init__(self) -> None:
         self.canaries: dict[str, CanaryDefined] = {}
         self.channels: dict[str, ChannelDefined] = {}
+        self.routes: dict[str, RouteDefined] = {}
         self._by_token: dict[str, str] = {}
 
     def apply_bytes(self, value: bytes) -> None:
@@ -53,6 +47,12 @@ class ControlRegistry:
             self.channels[record.id] = record
         elif isinstance(record, ChannelDeleted):
             self.channels.pop(record.id, None)
+        elif isinstance(record, RouteDefined):
+            old_route = self.routes.get(record.id)
+            if old_route is None or old_route.changed_at <= record.changed_at:
+                self.routes[record.id] = record
+        elif isinstance(record, RouteDeleted):
+            self.routes.pop(record.id, None)
 
     def canary_by_token(self, token: str) -> CanaryDefined | None:
         canary_id = self._by_token.get(hash_token(token))

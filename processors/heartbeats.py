@@ -28,7 +28,6 @@ import faust
 import msgspec
 
 from coalmine.settings import Settings
-from ingest_api.control import control_decoder
 from processors.heartbeat import (
     CanaryState,
     apply,
@@ -38,6 +37,7 @@ from processors.heartbeat import (
     state_encoder,
 )
 from schemas.canaries import CanaryDefined, CanaryDeleted, Flip, HeartbeatRecord, Tick, unpacked
+from schemas.control import control_decoder
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic

@@ -9,13 +9,14 @@ from schemas.canaries import (
     CanaryDefined,
     CanaryDeleted,
     ChannelDefined,
+    ChannelDeleted,
     CheckIn,
-    ControlRecord,
     DeliveryAttempt,
     Flip,
     HeartbeatRecord,
     unpacked,
 )
+from schemas.control import ControlRecord
 from schemas.records import (
     EventBatch,
     KeyCreated,
@@ -25,6 +26,7 @@ from schemas.records import (
     KeyUsed,
     Rejections,
 )
+from schemas.routes import RouteDefined, RouteDeleted
 
 UTC = dt.UTC
 
@@ -214,10 +216,12 @@ def attempt_rows(a: DeliveryAttempt) -> list[list[object]]:
 
 
 def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
-    """The latest state of a canary or channel, as the record that re-creates it."""
+    """The latest state of a canary, channel or route, as the record that re-creates it."""
     if isinstance(record, CanaryDefined):
         return [[record.id, "canary", raw.decode(), False, int(record.changed_at * 1000)]]
     if isinstance(record, ChannelDefined):
         return [[record.id, "channel", raw.decode(), False, int(record.created_at * 1000)]]
-    kind = "canary" if isinstance(record, CanaryDeleted) else "channel"
+    if isinstance(record, RouteDefined):
+        return [[record.id, "route", raw.decode(), False, int(record.changed_at * 1000)]]
+    kind = {CanaryDeleted: "canary", ChannelDeleted: "channel", RouteDeleted: "route"}[type(record)]
     return [[record.id, kind, raw.decode(), True, int(record.deleted_at * 1000)]]

@@ -96,8 +96,6 @@ class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_fie
     deleted_at: float
 
 
-ControlRecord = CanaryDefined | CanaryDeleted | ChannelDefined | ChannelDeleted
-
 
 class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type"):
     """One check-in. The API appends them in CheckIns groups; a lone one is read the same."""

@@ -26,6 +26,9 @@ class EventBatch(msgspec.Struct, frozen=True):
     origin: str = ""
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     burst: int = DEFAULT_BURST
+    # Bulk backfill (POST /api/v1/events/bulk): stored and rolled up like any batch, but never
+    # trips or resolves a canary nor raises an immediate alert.
+    historical: bool = False
 
 
 class BatchUsage(msgspec.Struct, frozen=True):

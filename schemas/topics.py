@@ -32,6 +32,8 @@ class Topic(enum.Enum):
     CHECKINS = TopicSpec("coalmine.checkins", 4)
     # canary.down / canary.up transitions (Flip), keyed by canary id.
     FLIPS = TopicSpec("coalmine.flips", 4)
+    # Error alerts and digests (schemas.alerts), delivered by the notifier like flips.
+    ALERTS = TopicSpec("coalmine.alerts", 1)
     # Notification delivery attempts (DeliveryAttempt).
     DELIVERIES = TopicSpec("coalmine.deliveries", 1)
     # Per-name rollup deltas (RollupDelta) of the rollups agent; a delta of events partition p
