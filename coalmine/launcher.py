@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,12 @@ from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.settings import Settings
 from processors.app import ready_path
+
+BROKER_RESTART_WARNING = (
+    "the embedded broker restarted with an empty log: events acknowledged in the moments"
+    " before it died and not yet stored in ClickHouse are lost (see README, The embedded broker)"
+)
+
 
 class LaunchError(RuntimeError):
     """Why `coalmine up` could not start; printed as one line."""
@@ -86,19 +93,69 @@ def check_dependencies(settings: Settings) -> None:
         )
 
 
+# A crashed child is restarted after RESTART_FIRST_S, doubling up to RESTART_CAP_S while it
+# keeps crashing; more than MAX_CRASHES within CRASH_WINDOW_S means something is wrong that a
+# restart will not fix, and `coalmine up` stops with the child's exit.
+RESTART_FIRST_S = 0.5
+RESTART_CAP_S = 15.0
+MAX_CRASHES = 5
+CRASH_WINDOW_S = 60.0
+
+
 @dataclass
 class Supervisor:
     settings: Settings
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # name -> how to start it again
+    recipes: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)
+    crashes: dict[str, list[float]] = field(default_factory=dict)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        process = subprocess.Popen(
-            argv,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-        self.children.append((name, process))
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                argv,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+
+        self.adopt(name, start)
+
+    def adopt(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self.recipes[name] = start
+        self.children.append((name, start()))
+
+    def restart(self, name: str) -> None:
+        """Kill a child outright and start it again (its role is safe to SIGKILL)."""
+        for index, (child, process) in enumerate(self.children):
+            if child == name:
+                process.kill()
+                process.wait()
+                self.children[index] = (name, self.recipes[name]())
+
+    def restart_dead(self, on_restart: Callable[[str], None] = lambda name: None) -> None:
+        """Start again every child that exited; LaunchError when one keeps crashing."""
+        now = time.monotonic()
+        for index, (name, process) in enumerate(self.children):
+            if process.poll() is None:
+                continue
+            recent = [t for t in self.crashes.get(name, []) if now - t < CRASH_WINDOW_S]
+            if len(recent) >= MAX_CRASHES:
+                raise LaunchError(
+                    f"{name} exited with code {process.returncode}, {len(recent) + 1} times"
+                    f" within {CRASH_WINDOW_S:.0f}s"
+                )
+            delay = min(RESTART_FIRST_S * 2 ** len(recent), RESTART_CAP_S)
+            if recent and now - recent[-1] < delay:
+                continue  # back off: try again on a later pass
+            self.crashes[name] = [*recent, now]
+            print(
+                f"{name} exited with code {process.returncode}; restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.children[index] = (name, self.recipes[name]())
+            on_restart(name)
 
     def role(self, role: str, env: dict[str, str], name: str | None = None) -> None:
         self.spawn(name or role, [sys.executable, "-m", "coalmine", role], env)
@@ -155,7 +212,7 @@ def up(settings: Settings) -> int:
         bootstrap = settings.kafka_bootstrap
         if not bootstrap:
             port = free_port()
-            supervisor.children.append(("broker", start_tansu(port)))
+            supervisor.adopt("broker", lambda: start_tansu(port))
             bootstrap = f"127.0.0.1:{port}"
         asyncio.run(kafka.wait_for_broker(bootstrap, settings.startup_timeout_s))
         asyncio.run(kafka.create_topics(bootstrap))
@@ -184,10 +241,21 @@ def up(settings: Settings) -> int:
         print(f"Coalmine is up at {settings.base_url}", flush=True)
         if token_path:
             print(f"admin token: {token_path}", flush=True)
+
+        def after_restart(name: str) -> None:
+            if name == "broker":
+                # In memory: the log restarted empty. The store and the worker restart on it
+                # as on a first start (the store writes keys, canaries, channels, routes and
+                # canary states back from ClickHouse); the API processes keep answering (503
+                # until the log is back) and their followers reread the new log.
+                print(BROKER_RESTART_WARNING, file=sys.stderr, flush=True)
+                asyncio.run(kafka.wait_for_broker(bootstrap, settings.startup_timeout_s))
+                asyncio.run(kafka.create_topics(bootstrap))
+                supervisor.restart("store")
+                supervisor.restart("worker")
+
         while True:
-            dead = supervisor.dead_child()
-            if dead:
-                raise LaunchError(dead)
+            supervisor.restart_dead(after_restart)
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping…", file=sys.stderr, flush=True)

@@ -148,9 +148,26 @@ async def read_to_end(
 
 
 async def follow(consumer: AIOKafkaConsumer, handle: Callable[[bytes], None], what: str) -> None:
-    """Apply every new record, for ever."""
+    """Apply every new record, for ever. When the log restarted (the embedded in-memory
+    broker), read it again from its beginning: followers hold whole states keyed by id, so
+    applying a record again changes nothing."""
     while True:
-        _handle_all(await consumer.getmany(timeout_ms=500), handle, what)
+        batches = await consumer.getmany(timeout_ms=500)
+        _handle_all(batches, handle, what)
+        if not batches:
+            await rewind_if_restarted(consumer, what)
+
+
+async def rewind_if_restarted(consumer: AIOKafkaConsumer, what: str) -> None:
+    """Seek to the beginning of every assigned partition whose end lies below our position:
+    a durable log never shrinks, so its broker restarted empty. (The broker answers a fetch
+    beyond its end with nothing rather than an error, so the consumer would otherwise wait,
+    silently, until the new log grew past the old position.)"""
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is not None and highwater < await consumer.position(tp):
+            log.warning("the %s log restarted (its end fell below our position): rereading it", what)
+            await consumer.seek_to_beginning(tp)
 
 
 async def start_follower(bootstrap: str, topic: Topic) -> AIOKafkaConsumer:

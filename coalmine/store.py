@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 import uvicorn
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,6 +55,26 @@ from schemas.topics import Topic
 log = logging.getLogger(__name__)
 
 
+async def reseed_if_new_log(
+    client: Client, producer: AIOKafkaProducer, probe: AIOKafkaConsumer
+) -> None:
+    """On a log without the seeded mark (a first start, or a new in-memory log after the
+    embedded broker restarted, when `coalmine up` restarts the store too), write keys, canaries, channels, routes and canary states back from ClickHouse, then
+    set the mark. A durable Kafka keeps the mark: nothing is written twice there."""
+    (mark,) = kafka.partitions_of(Topic.SEEDED)
+    if (await probe.end_offsets([mark]))[mark] > 0:
+        return
+    keys = await reseed_keys(client, producer)
+    control = await reseed_control(client, producer)
+    if keys or control:
+        log.warning(
+            "new log: re-seeded %d keys and %d canaries/channels/routes from ClickHouse",
+            keys,
+            control,
+        )
+    await producer.send_and_wait(Topic.SEEDED.topic_name, b"seeded")
+
+
 def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
     """POST /queries/<name> with JSON parameters -> the query's JSON result."""
 
@@ -64,7 +84,7 @@ def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
         except msgspec.MsgspecError as exc:
             return Response(msgspec.json.encode({"error": str(exc)}), 400)
         loop = asyncio.get_running_loop()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         name = request.path_params["name"]
         try:
             result = await loop.run_in_executor(executor, run_query, client, name, params, now)
@@ -91,17 +111,10 @@ async def serve_store(settings: Settings) -> None:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
     producer = kafka.producer(bootstrap)
     await producer.start()
-    keys_probe = kafka.consumer(bootstrap)
-    await keys_probe.start()
-    reseeded = await reseed_keys(client, producer, keys_probe)
-    reseeded_control = await reseed_control(client, producer, keys_probe)
-    await keys_probe.stop()
-    if reseeded or reseeded_control:
-        log.info(
-            "re-seeded %d keys and %d canaries/channels from ClickHouse onto the log",
-            reseeded,
-            reseeded_control,
-        )
+    probe = kafka.consumer(bootstrap)
+    await probe.start()
+    await reseed_if_new_log(client, producer, probe)
+    await probe.stop()
     events_consumer = kafka.consumer(
         bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
@@ -203,7 +216,8 @@ async def serve_store(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for consumer in [events_consumer, rollups_consumer] + [entry[0] for entry in small_sinks]:
+        consumers = [events_consumer, rollups_consumer] + [entry[0] for entry in small_sinks]
+        for consumer in consumers:
             await consumer.stop()
         await producer.stop()
         executor.shutdown(wait=False)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
-from coalmine.log import partitions_of
 from queries.canaries import canary_facts
 from schemas.canaries import StateRestored
 from schemas.partitions import canary_partition
@@ -24,11 +23,9 @@ from schemas.topics import Topic
 LIVE_CONTROL_SQL = "SELECT id, kind, record FROM control FINAL WHERE NOT deleted ORDER BY version"
 
 
-async def reseed_control(client: Client, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> int:
-    """If the control topic is empty, write back every live definition; return how many."""
-    (tp,) = partitions_of(Topic.CONTROL)
-    if (await consumer.end_offsets([tp]))[tp] > 0:
-        return 0
+async def reseed_control(client: Client, producer: AIOKafkaProducer) -> int:
+    """Write every live definition back onto a new log (coalmine.store decides when), and
+    each canary's state; return how many definitions."""
     rows = client.query(LIVE_CONTROL_SQL).result_rows
     for record_id, _kind, record in rows:
         await producer.send_and_wait(Topic.CONTROL.topic_name, record.encode(), key=record_id.encode())

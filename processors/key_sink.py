@@ -1,17 +1,16 @@
 """The keys mirror: Topic.KEYS <-> the ClickHouse `api_keys` table.
 
 The embedded broker forgets everything on restart, so ClickHouse holds the durable copy: the
-mirror stores every key record, and `reseed_keys` writes the stored keys back onto an empty
-topic before any API process starts.
+mirror stores every key record, and `reseed_keys` writes the stored keys back onto a new log
+before any API process starts.
 """
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from coalmine.clickhouse import query_dicts
-from coalmine.log import partitions_of
 from processors.topic_sink import ToRows
 from processors.rows import KeyState, fold_key_record, key_records_from_row
 from schemas.records import key_record_decoder, record_encoder
@@ -23,11 +22,8 @@ STORED_KEYS_SQL = (
 )
 
 
-async def reseed_keys(client: Client, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> int:
-    """If the keys topic is empty, write every stored key onto it; return how many."""
-    (tp,) = partitions_of(Topic.KEYS)
-    if (await consumer.end_offsets([tp]))[tp] > 0:
-        return 0
+async def reseed_keys(client: Client, producer: AIOKafkaProducer) -> int:
+    """Write every stored key onto a new log (coalmine.store decides when); return how many."""
     rows = query_dicts(client, STORED_KEYS_SQL)
     for row in rows:
         for record in key_records_from_row(row):

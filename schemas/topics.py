@@ -39,6 +39,9 @@ class Topic(enum.Enum):
     # Per-name rollup deltas (RollupDelta) of the rollups agent; a delta of events partition p
     # goes to partition p, so its last record says how far that partition is rolled up.
     ROLLUPS = TopicSpec("coalmine.rollups", 4)
+    # One record written by the store on a log it has seeded: finding this topic empty means
+    # the (embedded, in-memory) broker restarted, and the store writes definitions back.
+    SEEDED = TopicSpec("coalmine.seeded", 1)
     # Records no consumer could read, with the reason in a header; counted, never retried.
     DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
 

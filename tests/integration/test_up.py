@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
@@ -15,71 +14,7 @@ import pytest
 
 from coalmine.broker import free_port
 from tests.conftest import wait_for
-
-
-class Up:
-    """`coalmine up` in a subprocess, its output collected line by line."""
-
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.port = port
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "COALMINE_ADMIN_TOKEN"},
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self) -> None:
-        wait_for(
-            lambda: self.process.poll() is None and any("Coalmine is up at" in l for l in self.lines)
-            or self._exited(),
-            90,
-            "coalmine up to print its URL",
-        )
-
-    def _exited(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"coalmine up exited {self.process.returncode}: {self.lines}")
-        return False
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
-
-
-def _descendants(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        child, parent = map(int, line.split())
-        children.setdefault(parent, []).append(child)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+from tests.integration.up import Up, alive, descendants
 
 
 def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_path: Path) -> None:
@@ -116,12 +51,12 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         # Created just before the stop: a clean stop drains the log into ClickHouse first.
         late = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "late"}, headers=admin).json()
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
-        children = _descendants(up.process.pid)
+        children = descendants(up.process.pid)
         assert len(children) >= 4  # broker, store, worker, api
     finally:
         code = up.stop()
     assert code == 0
-    wait_for(lambda: not any(_alive(pid) for pid in children), 30, "every child to exit")
+    wait_for(lambda: not any(alive(pid) for pid in children), 30, "every child to exit")
 
     up = Up(data_dir, up.port)
     try:
@@ -209,7 +144,7 @@ def test_it_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
                 break
         apis = [
             pid
-            for pid in _descendants(up.pid)
+            for pid in descendants(up.pid)
             if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[3:4] == [b"api"]
         ]
         assert len(apis) == 2
