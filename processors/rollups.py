@@ -9,16 +9,12 @@ the broker acknowledged their delta.
 Exactly once: per events partition the deltas are one gap-free chain of offset ranges. When
 the worker gets partitions it reads the last delta of each back from the log; records Faust
 delivers again below it (it re-delivers from the last commit after a crash) are skipped, and
-records it does not deliver at all are read from the log directly: a rebalance in Faust
-(at_least_once) was seen to drop one record from a stream and commit past it.
+records it does not deliver at all are read from the log directly (processors.gapless).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 import faust
 import msgspec
@@ -27,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from coalmine import log as kafka
 from coalmine.retry import until_done
 from coalmine.settings import Settings
+from processors.gapless import Gapless
 from processors.rollup import FlushDeltas
 from schemas.rollups import (
     RollupBatch,
@@ -43,8 +40,6 @@ ROLLUP_FLUSH_S = 1.0
 FLUSH_MAX_RECORDS = 2_000
 # A delta of events partition p goes to rollups partition p: its last record is p's progress.
 assert Topic.ROLLUPS.partitions == Topic.EVENTS.partitions
-STOP_TIMEOUT_S = 10.0
-T = TypeVar("T")
 
 
 def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
@@ -59,15 +54,6 @@ def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
     flush.add(partition, offset, batch)
 
 
-async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    """Stop a helper consumer without ever raising into the agent's loop, nor hanging it
-    (aiokafka's stop() can hang: see coalmine.log.last_values)."""
-    try:
-        await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("rollups: stopping a consumer failed (%r)", exc)
-
-
 def register(app: faust.App, settings: Settings) -> None:
     def topic(t: Topic) -> faust.TopicT:
         return app.topic(
@@ -75,35 +61,6 @@ def register(app: faust.App, settings: Settings) -> None:
         )
 
     events, rollups = topic(Topic.EVENTS), topic(Topic.ROLLUPS)
-    # events partition -> the next offset to fold (every record below it is in a delta on the
-    # log), or None before the first delta: start at the first record Faust delivers.
-    # Forgotten after every rebalance (another worker may have moved a partition on), by the
-    # agent itself between two batches, never under its feet.
-    next_offsets: dict[int, int | None] = {}
-    rebalanced = asyncio.Event()
-
-    @app.on_partitions_revoked.connect
-    async def on_revoke(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        rebalanced.set()
-
-    @app.on_partitions_assigned.connect
-    async def on_assign(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        rebalanced.set()
-
-    async def with_consumer(what: str, read: Callable[[AIOKafkaConsumer], Awaitable[T]]) -> T:
-        """Run `read` with a fresh consumer of Faust's group (it never joins nor commits),
-        retried until the log answers: going on without the answer could count records
-        twice or not at all."""
-
-        async def attempt() -> T:
-            consumer = kafka.consumer(settings.kafka_bootstrap, group_id=app.conf.id)
-            try:
-                await consumer.start()
-                return await read(consumer)
-            finally:
-                await stop_quietly(consumer)
-
-        return await until_done(attempt, f"rollups: reading {what}", log)
 
     async def read_progress(partitions: set[int]) -> dict[int, int | None]:
         """Where each partition's rollups stand on the log: after the last delta's
@@ -124,21 +81,12 @@ def register(app: faust.App, settings: Settings) -> None:
                 found[p] = await consumer.committed(TopicPartition(Topic.EVENTS.topic_name, p))
             return found
 
-        found = await with_consumer("the last deltas", read)
+        found = await guard.with_consumer("the last deltas", read)
         log.info("rollups: next events offsets to roll up %s", found)
         return found
 
-    async def read_missed(partition: int, start: int, end: int) -> list[Any]:
-        tp = TopicPartition(Topic.EVENTS.topic_name, partition)
-        records = await with_consumer(
-            "missed records",
-            lambda consumer: kafka.read_range(consumer, tp, start, end, settings.startup_timeout_s),
-        )
-        log.warning(
-            "rollups: Faust did not deliver events[%d] offsets %d..%d; read %d from the log",
-            partition, start, end - 1, len(records),
-        )
-        return records
+    # Per events partition, the next offset to fold: after the last delta on the log.
+    guard = Gapless(app, settings, Topic.EVENTS, "rollups", read_progress)
 
     async def publish(delta: RollupDelta) -> None:
         """Send the delta and wait for the broker's ack, retrying until it comes: the batch's
@@ -160,26 +108,8 @@ def register(app: faust.App, settings: Settings) -> None:
         # this loop's body has finished with it, and also when the body raises (the generator's
         # `finally`): so the body must not raise; errors are retried inside.
         async for batch in stream.take_events(FLUSH_MAX_RECORDS, within=ROLLUP_FLUSH_S):
-            if rebalanced.is_set():
-                rebalanced.clear()
-                next_offsets.clear()
-            unknown = {event.message.partition for event in batch} - next_offsets.keys()
-            if unknown:
-                next_offsets.update(await read_progress(unknown))
             flush = FlushDeltas()
-            replayed = 0
-            for event in batch:
-                partition, offset = event.message.partition, event.message.offset
-                expected = next_offsets[partition]
-                if expected is not None and offset < expected:
-                    replayed += 1
-                    continue
-                if expected is not None and offset > expected:
-                    for missed in await read_missed(partition, expected, offset):
-                        fold(flush, partition, missed.offset, missed.value)
-                fold(flush, partition, offset, event.value)
-                next_offsets[partition] = offset + 1
-            if replayed:
-                log.warning("rollups: skipped %d replayed records already rolled up", replayed)
+            for partition, offset, value in await guard.records(batch):
+                fold(flush, partition, offset, value)
             for delta in flush.deltas():
                 await publish(delta)
