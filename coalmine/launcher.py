@@ -28,6 +28,7 @@ from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.settings import Settings
 from processors.app import ready_path
+from processors.rollups import unrolled
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
@@ -96,6 +97,8 @@ def check_dependencies(settings: Settings) -> None:
 # A crashed child is restarted after RESTART_FIRST_S, doubling up to RESTART_CAP_S while it
 # keeps crashing; more than MAX_CRASHES within CRASH_WINDOW_S means something is wrong that a
 # restart will not fix, and `coalmine up` stops with the child's exit.
+# The longest a clean stop waits for the worker to roll up what the embedded log holds.
+ROLLUPS_DRAIN_S = 15.0
 RESTART_FIRST_S = 0.5
 RESTART_CAP_S = 15.0
 MAX_CRASHES = 5
@@ -177,9 +180,10 @@ class Supervisor:
             time.sleep(0.1)
         raise LaunchError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
-    def stop(self, grace_s: float = 15.0) -> None:
+    def stop(self, grace_s: float = 15.0, before: Callable[[str], None] = lambda name: None) -> None:
         for name, process in reversed(self.children):
             if process.poll() is None:
+                before(name)
                 process.send_signal(signal.SIGTERM)
                 try:
                     process.wait(grace_s)
@@ -207,9 +211,27 @@ def up(settings: Settings) -> int:
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    bootstrap = settings.kafka_bootstrap
+    embedded_log = False
+
+    def drain_rollups(name: str) -> None:
+        """Before the worker stops, let it roll up what the (in-memory) log holds: the log
+        dies with this stack, so what is not in a delta then would never be rolled up,
+        while the store drains the raw events and the deltas after it."""
+        if name != "worker":
+            return
+        deadline = time.monotonic() + ROLLUPS_DRAIN_S
+        while time.monotonic() < deadline:
+            try:
+                if asyncio.run(unrolled(bootstrap, timeout_s=2.0)) == 0:
+                    return
+            except Exception:  # noqa: BLE001 - a dead broker: nothing more can be rolled up
+                return
+            time.sleep(0.2)
+
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        bootstrap = settings.kafka_bootstrap
+        embedded_log = not bootstrap
         if not bootstrap:
             port = free_port()
             supervisor.adopt("broker", lambda: start_tansu(port))
@@ -263,4 +285,4 @@ def up(settings: Settings) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        supervisor.stop()
+        supervisor.stop(before=drain_rollups if embedded_log else lambda name: None)

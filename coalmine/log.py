@@ -217,6 +217,24 @@ async def last_values(
     return found
 
 
+async def highwaters(bootstrap: str, topic: Topic, timeout_s: float = 10.0) -> dict[int, int]:
+    """Each partition's end, from fetch responses (Tansu's ListOffsets(latest) reads low)."""
+    probe = consumer(bootstrap)
+    await probe.start()
+    try:
+        tps = partitions_of(topic)
+        probe.assign(tps)  # once: see last_values
+        await probe.seek_to_end()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(probe.highwater(tp) is None for tp in tps):
+            if asyncio.get_running_loop().time() > deadline:
+                raise LogUnavailable(f"no high-water marks for {topic.topic_name}")
+            await probe.getmany(timeout_ms=200)
+        return {tp.partition: probe.highwater(tp) for tp in tps}  # type: ignore[misc]
+    finally:
+        await probe.stop()
+
+
 async def read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, timeout_s: float
 ) -> list[ConsumerRecord]:

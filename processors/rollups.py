@@ -54,6 +54,24 @@ def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
     flush.add(partition, offset, batch)
 
 
+async def rolled_up_to(bootstrap: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """events partition -> the last offset in a delta on the log (absent: none yet)."""
+    probe = kafka.consumer(bootstrap)
+    await probe.start()
+    try:
+        last = await kafka.last_values(probe, kafka.partitions_of(Topic.ROLLUPS), timeout_s)
+    finally:
+        await probe.stop()
+    return {tp.partition: delta_head_decoder.decode(v).last_offset for tp, v in last.items()}
+
+
+async def unrolled(bootstrap: str, timeout_s: float = 10.0) -> int:
+    """How many events records are not yet in a delta on the log."""
+    ends = await kafka.highwaters(bootstrap, Topic.EVENTS, timeout_s)
+    covered = await rolled_up_to(bootstrap, timeout_s)
+    return sum(max(0, end - 1 - covered.get(p, -1)) for p, end in ends.items())
+
+
 def register(app: faust.App, settings: Settings) -> None:
     def topic(t: Topic) -> faust.TopicT:
         return app.topic(

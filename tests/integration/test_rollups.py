@@ -10,14 +10,14 @@ import random
 import re
 import signal
 import threading
-import time
 from typing import Any
 
 import httpx
 
 from coalmine import log as kafka
 from processors.app import APP_ID
-from schemas.rollups import GRAINS, delta_head_decoder
+from processors.rollups import rolled_up_to, unrolled
+from schemas.rollups import GRAINS
 from schemas.topics import Topic
 from tests.conftest import wait_for
 from tests.integration.harness import Stack, clickhouse_facts
@@ -97,34 +97,6 @@ class Sender:
         self.thread.join(30)
 
 
-async def _highwaters(bootstrap: str, topic: Topic) -> dict[int, int]:
-    """Each partition's end, from fetch responses (this broker's ListOffsets reads low)."""
-    consumer = kafka.consumer(bootstrap)
-    await consumer.start()
-    try:
-        tps = kafka.partitions_of(topic)
-        consumer.assign(tps)  # once: see coalmine.log.last_values
-        await consumer.seek_to_end()
-        deadline = time.monotonic() + 10
-        while any(consumer.highwater(tp) is None for tp in tps):
-            assert time.monotonic() < deadline, f"no high-water marks for {topic.topic_name}"
-            await consumer.getmany(timeout_ms=200)
-        return {tp.partition: consumer.highwater(tp) for tp in tps}
-    finally:
-        await consumer.stop()
-
-
-async def _rolled_up_to(bootstrap: str) -> dict[int, int]:
-    """events partition -> last offset in a delta on the log."""
-    consumer = kafka.consumer(bootstrap)
-    await consumer.start()
-    try:
-        last = await kafka.last_values(consumer, kafka.partitions_of(Topic.ROLLUPS), 10)
-    finally:
-        await consumer.stop()
-    return {tp.partition: delta_head_decoder.decode(v).last_offset for tp, v in last.items()}
-
-
 async def _committed(bootstrap: str, group: str, topic: Topic) -> dict[int, int]:
     """partition -> the group's committed offset (every record below it is handled)."""
     consumer = kafka.consumer(bootstrap, group_id=group)
@@ -149,11 +121,10 @@ async def _rewind(bootstrap: str, group: str, topic: Topic) -> None:
 
 async def _caught_up(bootstrap: str) -> bool:
     """Every events record is in a delta on the log, and the sink stored every delta."""
-    events_end = await _highwaters(bootstrap, Topic.EVENTS)
-    covered = await _rolled_up_to(bootstrap)
-    if any(covered.get(p, -1) < end - 1 for p, end in events_end.items()):
+    if await unrolled(bootstrap):
         return False
-    rollups_end = await _highwaters(bootstrap, Topic.ROLLUPS)
+    events_end = await kafka.highwaters(bootstrap, Topic.EVENTS)
+    rollups_end = await kafka.highwaters(bootstrap, Topic.ROLLUPS)
     stored = await _committed(bootstrap, SINK_GROUP, Topic.ROLLUPS)
     if any(stored[p] < end for p, end in rollups_end.items()):
         return False
@@ -196,7 +167,7 @@ def test_it_rolls_up_exactly_the_raw_events_across_sigkills(own_stack: Stack) ->
             own_stack.kill("worker", signal.SIGKILL)
             sender.wait_for_more(1000)  # the log takes events while the worker is down
             committed = asyncio.run(_committed(bootstrap, APP_ID, Topic.EVENTS))
-            covered = asyncio.run(_rolled_up_to(bootstrap))
+            covered = asyncio.run(rolled_up_to(bootstrap))
             must_skip = sum(max(0, last + 1 - committed[p]) for p, last in covered.items())
             seen = worker_log.stat().st_size
             own_stack.start("worker")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,11 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         keys = httpx.get(f"{up.url}/api/v1/admin/keys", headers=admin).json()["keys"]
         assert [k["id"] for k in keys] == [created["id"], late["id"]]
         assert total() == 6  # including the batch acknowledged just before the stop
+        # ... and rolled up: the clean stop let the worker finish before the log went away.
+        hour = int(time.time()) // 3600 * 3600
+        hours = f"{up.url}/api/v1/query/series?name=survivor&from={hour - 7200}&to={hour + 3600}&interval=1h"
+        rolled = httpx.get(hours + "&source=rollups", headers=admin).json()["points"]
+        assert rolled == httpx.get(hours + "&source=events", headers=admin).json()["points"]
         canaries = httpx.get(f"{up.url}/api/v1/admin/canaries", headers=admin).json()["canaries"]
         assert [(c["id"], c["status"], c["last_message"]) for c in canaries] == [(job["id"], "up", "ok")]
         channels = httpx.get(f"{up.url}/api/v1/admin/channels", headers=admin).json()["channels"]
