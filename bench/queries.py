@@ -69,7 +69,8 @@ FROM (
 ROLLUP_SQL = """
 INSERT INTO rollups
 SELECT '{grain}', name, type, key_id, {start_of}(ts) AS bucket,
-       count(), count(value), ifNull(sum(value), 0), min(value), max(value)
+       count(), count(value), ifNull(sum(value), 0), min(value), max(value),
+       maxIf((toFloat64(toUnixTimestamp64Milli(ts)) / 1000, message), type = 'error')
 FROM events
 GROUP BY name, type, key_id, bucket
 """

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from coalmine.query_cli import add_query_commands, query_request, show_query
+from coalmine.routes_cli import add_routes_commands, run_routes
 from coalmine.settings import Settings, SettingsError, load_settings
 from coalmine.terminal import print_table as _print_table
 
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = add_query_commands(sub, client_flags)
     query.set_defaults(func=cmd_query)
+    add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
     return parser
 
 

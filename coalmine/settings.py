@@ -42,6 +42,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sink_group: str = "coalmine-sink"
     # How many API processes `coalmine up` runs on the one port (SO_REUSEPORT).
     api_workers: int = 1
+    # Back-pressure (ingest_api/backpressure.py): refuse ingest with 503 + Retry-After while
+    # the store sink is this many records (batches) behind (0: never), or while this many
+    # batches per API process wait for the log's acknowledgement.
+    shed_lag_records: int = 10_000
+    max_in_flight: int = 1_000
+    # The default digest (events and errors no routing rule sends elsewhere): daily at this
+    # local time (HH:MM) in this IANA timezone.
+    digest_at: str = "09:00"
+    digest_timezone: str = "UTC"
+    # Tests only: a file holding the epoch seconds the digest builder takes as "now", so
+    # digests can be driven deterministically. Empty: the system clock.
+    clock_file: str = ""
     log_level: str = "info"
 
     @property
@@ -98,6 +110,19 @@ def load_settings(
         raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
     if not 1 <= settings.api_workers <= 64:
         raise SettingsError("api_workers must be between 1 and 64")
+    _check_digest_default(settings)
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port {settings.port} is out of range")
     return settings
+
+
+def _check_digest_default(settings: Settings) -> None:
+    import re
+    import zoneinfo
+
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", settings.digest_at):
+        raise SettingsError(f"COALMINE_DIGEST_AT must be HH:MM, got {settings.digest_at!r}")
+    try:
+        zoneinfo.ZoneInfo(settings.digest_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"COALMINE_DIGEST_TIMEZONE: unknown timezone {settings.digest_timezone!r}") from None

@@ -326,8 +326,8 @@ LIMIT 500""",
 
 # The reasons of queries/rejections.py with the HTTP status each one answers.
 REASON_LABEL = (
-    "transform(reason, ['invalid', 'unauthorized', 'too_large', 'rate_limited'],"
-    " ['400 invalid', '401 unauthorized', '413 too_large', '429 rate_limited'], reason)"
+    "transform(reason, ['invalid', 'unauthorized', 'too_large', 'rate_limited', 'overloaded'],"
+    " ['400 invalid', '401 unauthorized', '413 too_large', '429 rate_limited', '503 overloaded'], reason)"
 )
 
 INGEST = Dashboard(

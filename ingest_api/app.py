@@ -18,10 +18,11 @@ from starlette.responses import Response
 from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, canaries, checkin, ingest, query
+from ingest_api import admin, asgi, canaries, checkin, ingest, query, routes_admin
+from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
-from ingest_api.query_backend import DirectQueries, QueryBackend, StoreQueries
+from ingest_api.query_backend import query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
@@ -30,19 +31,6 @@ from schemas.records import record_encoder
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
-
-
-def _query_backend(settings: Settings) -> QueryBackend:
-    if settings.store_socket:
-        return StoreQueries(settings.store_socket)
-    if settings.embedded_clickhouse:
-        raise SettingsError(
-            "the API cannot open chDB itself: set COALMINE_STORE_SOCKET (coalmine up does)"
-            " or COALMINE_CLICKHOUSE_URL"
-        )
-    from coalmine.clickhouse import connect
-
-    return DirectQueries(connect(settings))
 
 
 @contextlib.asynccontextmanager
@@ -68,14 +56,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings,
         registry,
         producer,
-        _query_backend(settings),
+        query_backend_for(settings),
         limiter,
         RejectionCounter(origin=secrets.token_hex(4)),
         control,
+        Backpressure(settings.shed_lag_records, settings.max_in_flight),
     )
     services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():
         services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
+    if settings.shed_lag_records:
+        services.background.append(
+            asyncio.create_task(
+                watch_sink_lag(bootstrap, settings.sink_group, services.backpressure)
+            )
+        )
     services.background.append(
         asyncio.create_task(
             publish_rejections(
@@ -125,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(admin.router)
     app.include_router(canaries.router)
+    app.include_router(routes_admin.router)
     app.include_router(query.router)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -27,6 +27,7 @@ from schemas.canaries import (
     ChannelDeleted,
     ChannelIds,
     EmailConfig,
+    EventsExpected,
     GraceSeconds,
     IntervalSeconds,
     SlackConfig,
@@ -47,6 +48,9 @@ class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
     grace_seconds: GraceSeconds = 0
     channels: ChannelIds = []
     max_runtime_seconds: IntervalSeconds | None = None
+    # A canary over events: no check-ins (and no token); at least `min_count` events named
+    # `name` must arrive every interval.
+    events: EventsExpected | None = None
 
 
 class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,13 +60,14 @@ class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
     channels: ChannelIds | msgspec.UnsetType = UNSET
     max_runtime_seconds: IntervalSeconds | None | msgspec.UnsetType = UNSET
     paused: bool | msgspec.UnsetType = UNSET
+    events: EventsExpected | msgspec.UnsetType = UNSET  # a canary over events stays one
 
 
 _create_canary = msgspec.json.Decoder(CreateCanary)
 _change_canary = msgspec.json.Decoder(ChangeCanary)
 
 
-async def _append(services: Services, record: ControlRecord) -> Response | None:
+async def append_control(services: Services, record: ControlRecord) -> Response | None:
     """The control topic first (it is authoritative); a canary's definition also goes straight
     onto its check-ins partition, so a check-in sent right after this answer (a /fail, say)
     can never reach the heartbeats agent before the definition. The forwarding agent's later
@@ -78,7 +83,7 @@ async def _append(services: Services, record: ControlRecord) -> Response | None:
     return None
 
 
-def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+def decode_body(decoder: msgspec.json.Decoder, body: bytes) -> Any:
     try:
         return decoder.decode(body)
     except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
@@ -90,7 +95,7 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
 CHANNEL_WAIT_S = 2.0
 
 
-async def _unknown_channels(services: Services, channels: list[str]) -> list[str]:
+async def unknown_channels(services: Services, channels: list[str]) -> list[str]:
     deadline = time.monotonic() + CHANNEL_WAIT_S
     while True:
         unknown = [c for c in channels if c not in services.control.channels]
@@ -111,12 +116,20 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         last_message=facts.get("last_message") or "",
         started_at=facts.get("started_at"),
     )
+    if canary.events is not None:
+        # Windows of `interval` from the creation (or the last restoration); the count of the
+        # one in progress lives in the worker, so the API shows where the windows stand.
+        elapsed = max(0.0, now - state.period_start)
+        state.window_start = state.period_start + elapsed // canary.interval_s * canary.interval_s
+        if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
+            state.status = "up"
     return {
         "id": canary.id,
         "name": canary.name,
         "interval_seconds": canary.interval_s,
         "grace_seconds": canary.grace_s,
         "max_runtime_seconds": canary.max_runtime_s,
+        "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
         "paused": canary.paused,
         "created_at": canary.created_at,
@@ -136,10 +149,10 @@ async def _facts(services: Services) -> dict[str, dict[str, Any]]:
 @router.post("/canaries", status_code=201)
 async def create_canary(request: Request, services: AdminServices) -> Response:
     try:
-        spec: CreateCanary = _decode(_create_canary, await request.body())
+        spec: CreateCanary = decode_body(_create_canary, await request.body())
     except ValueError as exc:
         return error(400, f"invalid canary: {exc}")
-    unknown = await _unknown_channels(services, spec.channels)
+    unknown = await unknown_channels(services, spec.channels)
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
     token, now = generate_token(), time.time()
@@ -153,11 +166,16 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         created_at=now,
         changed_at=now,
         max_runtime_s=spec.max_runtime_seconds,
+        events=spec.events,
     )
-    failed = await _append(services, record)
+    if spec.events is not None and spec.max_runtime_seconds is not None:
+        return error(400, "invalid canary: `max_runtime_seconds` needs check-ins, not `events`")
+    failed = await append_control(services, record)
     if failed:
         return failed
     view = canary_view(record, None, now)
+    if spec.events is not None:
+        return json_response(201, view)  # no check-ins: its token is never shown
     return json_response(201, {**view, "token": token, "checkin_path": f"/checkin/{token}"})
 
 
@@ -190,7 +208,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
     if canary is None:
         return error(404, f"no canary {canary_id!r}")
     try:
-        change: ChangeCanary = _decode(_change_canary, await request.body())
+        change: ChangeCanary = decode_body(_change_canary, await request.body())
     except ValueError as exc:
         return error(400, f"invalid change: {exc}")
     changes = {
@@ -202,15 +220,18 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
             ("channels", change.channels),
             ("max_runtime_s", change.max_runtime_seconds),
             ("paused", change.paused),
+            ("events", change.events),
         )
         if value is not UNSET
     }
-    unknown = await _unknown_channels(services, changes.get("channels", []))
+    if "events" in changes and canary.events is None:
+        return error(400, "invalid change: a canary over check-ins cannot become one over events")
+    unknown = await unknown_channels(services, changes.get("channels", []))
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
     now = time.time()
     record = msgspec.structs.replace(canary, changed_at=max(now, canary.changed_at), **changes)
-    failed = await _append(services, record)
+    failed = await append_control(services, record)
     if failed:
         return failed
     try:
@@ -224,7 +245,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
 async def delete_canary(canary_id: str, services: AdminServices) -> Response:
     if canary_id not in services.control.canaries:
         return error(404, f"no canary {canary_id!r}")
-    failed = await _append(services, CanaryDeleted(canary_id, time.time()))
+    failed = await append_control(services, CanaryDeleted(canary_id, time.time()))
     return failed or json_response(200, {"id": canary_id, "deleted": True})
 
 
@@ -268,7 +289,7 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
     if isinstance(config, WebhookConfig) and not config.secret:
         config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
     record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
-    failed = await _append(services, record)
+    failed = await append_control(services, record)
     if failed:
         return failed
     shown = channel_view(record)
@@ -287,5 +308,5 @@ async def list_channels(services: AdminServices) -> Response:
 async def delete_channel(channel_id: str, services: AdminServices) -> Response:
     if channel_id not in services.control.channels:
         return error(404, f"no channel {channel_id!r}")
-    failed = await _append(services, ChannelDeleted(channel_id, time.time()))
+    failed = await append_control(services, ChannelDeleted(channel_id, time.time()))
     return failed or json_response(200, {"id": channel_id, "deleted": True})

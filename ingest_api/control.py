@@ -27,6 +27,8 @@ class ControlRegistry:
         self.canaries: dict[str, CanaryDefined] = {}
         self.channels: dict[str, ChannelDefined] = {}
         self.routes: dict[str, RouteDefined] = {}
+        # event name -> ids of the canaries over events that count it
+        self.event_canaries: dict[str, set[str]] = {}
         self._by_token: dict[str, str] = {}
 
     def apply_bytes(self, value: bytes) -> None:
@@ -37,12 +39,16 @@ class ControlRegistry:
             old = self.canaries.get(record.id)
             if old is not None and old.changed_at > record.changed_at:
                 return
+            self._forget_events(old)
             self.canaries[record.id] = record
             self._by_token[record.token_hash] = record.id
+            if record.events is not None:
+                self.event_canaries.setdefault(record.events.name, set()).add(record.id)
         elif isinstance(record, CanaryDeleted):
             old = self.canaries.pop(record.id, None)
             if old is not None:
                 self._by_token.pop(old.token_hash, None)
+                self._forget_events(old)
         elif isinstance(record, ChannelDefined):
             self.channels[record.id] = record
         elif isinstance(record, ChannelDeleted):
@@ -53,6 +59,13 @@ class ControlRegistry:
                 self.routes[record.id] = record
         elif isinstance(record, RouteDeleted):
             self.routes.pop(record.id, None)
+
+    def _forget_events(self, canary: CanaryDefined | None) -> None:
+        if canary is not None and canary.events is not None:
+            watching = self.event_canaries.get(canary.events.name, set())
+            watching.discard(canary.id)
+            if not watching:
+                self.event_canaries.pop(canary.events.name, None)
 
     def canary_by_token(self, token: str) -> CanaryDefined | None:
         canary_id = self._by_token.get(hash_token(token))

@@ -33,7 +33,10 @@ _RESPONSES = {
     401: {"description": "Missing, unknown or revoked API key"},
     413: {"description": f"Body over {MAX_BODY_BYTES} bytes"},
     429: {"description": "Rate limit exceeded; nothing was stored. See Retry-After"},
-    503: {"description": "The log did not acknowledge the batch; nothing was stored"},
+    503: {
+        "description": "The log did not acknowledge the batch, or the pipeline is behind (see"
+        " Retry-After); nothing was stored"
+    },
 }
 
 
@@ -99,6 +102,10 @@ async def accept(
     if key is None:
         services.rejections.count("", "unauthorized")
         return _error(401, "missing, unknown or revoked API key")
+    refused = services.backpressure.refusal()
+    if refused is not None:
+        services.rejections.count(key.id, "overloaded")
+        return _error(503, refused, {"Retry-After": str(services.backpressure.retry_after_s)})
     try:
         body = await read_capped(content_length, chunks, MAX_BODY_BYTES)
     except BodyTooLarge:
@@ -134,13 +141,16 @@ async def accept(
         limit.rate_per_minute,
         limit.burst,
     )
+    services.backpressure.in_flight += 1
     try:
         offset = await services.append(
             Topic.EVENTS, record_encoder.encode(record), key.partition, key.key_id_bytes
         )
     except AppendFailed as exc:
         services.limiter.refund(key.id, admission)
-        return _error(503, f"{exc}; nothing was stored, retry later")
+        return _error(503, f"{exc}; nothing was stored, retry later", {"Retry-After": "1"})
+    finally:
+        services.backpressure.in_flight -= 1
     services.limiter.acknowledged(admission, offset)
     return 202, b'{"accepted":%d}' % len(events), headers
 

@@ -9,6 +9,7 @@ import anyio.to_thread
 import httpx
 from clickhouse_connect.driver.client import Client
 
+from coalmine.settings import Settings, SettingsError
 from queries import QueryError, run_query
 
 
@@ -61,3 +62,18 @@ class StoreQueries:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+
+def query_backend_for(settings: Settings) -> QueryBackend:
+    """The store's socket when there is one (chDB: only the store may open it), else the
+    ClickHouse server itself."""
+    if settings.store_socket:
+        return StoreQueries(settings.store_socket)
+    if settings.embedded_clickhouse:
+        raise SettingsError(
+            "chDB can only be queried through the store: set COALMINE_STORE_SOCKET (coalmine up"
+            " does) or COALMINE_CLICKHOUSE_URL"
+        )
+    from coalmine.clickhouse import connect
+
+    return DirectQueries(connect(settings))

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from coalmine.settings import Settings
+from ingest_api.backpressure import Backpressure
 from ingest_api.control import ControlRegistry
 from ingest_api.group_append import GroupAppend
 from ingest_api.keys import ApiKey, KeyRegistry
@@ -34,6 +35,7 @@ class Services:
     limiter: RateLimiter
     rejections: RejectionCounter
     control: ControlRegistry
+    backpressure: Backpressure
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
 

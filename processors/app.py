@@ -23,6 +23,8 @@ AGENT_MODULES: tuple[str, ...] = (
     "processors.heartbeats",
     "processors.notifier",
     "processors.rollups",
+    "processors.error_router",
+    "processors.digests",
 )
 
 

@@ -9,7 +9,9 @@ worker already handled) is dropped, and a record above it brings the missing one
 straight from the log with a consumer of the same group that never joins it nor commits.
 
 Where a partition starts after an assignment is the agent's call (`progress`): by default the
-group's committed offset, where Faust itself resumes.
+group's committed offset, where Faust itself resumes. A partition nothing was committed for
+starts at the log's first offset (Faust's `earliest` reset): a worker killed before its first
+commit was seen to resume, restarted, past the records it had never handled.
 """
 
 from __future__ import annotations
@@ -91,6 +93,14 @@ class Gapless:
 
         return await self.with_consumer("the committed offsets", read)
 
+    async def first_offsets(self, partitions: set[int]) -> dict[int, int | None]:
+        tps = [TopicPartition(self.topic.topic_name, p) for p in sorted(partitions)]
+
+        async def read(consumer: AIOKafkaConsumer) -> dict[int, int | None]:
+            return {tp.partition: offset for tp, offset in (await consumer.beginning_offsets(tps)).items()}
+
+        return await self.with_consumer("the first offsets", read)
+
     async def _missed(self, partition: int, start: int, end: int) -> list[Any]:
         tp = TopicPartition(self.topic.topic_name, partition)
         timeout = self.settings.startup_timeout_s
@@ -113,7 +123,11 @@ class Gapless:
         events = list(batch)
         unknown = {event.message.partition for event in events} - self.next_offsets.keys()
         if unknown:
-            self.next_offsets.update(await self.progress(unknown))
+            found = await self.progress(unknown)
+            never = {p for p, offset in found.items() if offset is None}
+            if never:
+                found.update(await self.first_offsets(never))
+            self.next_offsets.update(found)
         handled: list[tuple[int, int, bytes]] = []
         replayed = 0
         for event in events:

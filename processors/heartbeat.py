@@ -7,9 +7,18 @@ not followed by a success or failure within `max_runtime` puts it down too
 ("runtime_exceeded"). The next success brings it back up. Each change of status is one Flip,
 whose id is derived from what caused it, so a flip computed twice (a replay after a worker
 crash) is recognisably the same flip downstream.
+
+A canary over events (its definition has `events`) counts, instead of check-ins, the events
+of one name arriving in consecutive windows of `interval` from its creation. When a window
+has ended and `grace` has passed, it is judged: fewer than `min_count` events and the canary
+goes down ("too_few_events"). While down, it comes back up as soon as the window in progress
+has its `min_count` ("events"). Events arriving during the grace period for the next window
+are kept for it.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import msgspec
 
@@ -18,6 +27,7 @@ from schemas.canaries import (
     CanaryDeleted,
     CanaryStatus,
     CheckIn,
+    EventsSeen,
     Flip,
     FlipReason,
     HeartbeatRecord,
@@ -37,6 +47,11 @@ class CanaryState(msgspec.Struct):
     last_checkin_at: float | None = None
     last_message: str = ""
     started_at: float | None = None  # a run in progress (/start not yet finished)
+    # Canaries over events: the window being counted, its count, and the count of events
+    # that arrived for the windows after it before it was judged.
+    window_start: float = 0.0
+    window_count: int = 0
+    later_count: int = 0
 
 
 state_encoder = msgspec.json.Encoder()
@@ -50,6 +65,8 @@ def period_base(state: CanaryState) -> float:
 def next_due_at(state: CanaryState) -> float | None:
     if state.definition is None:
         return None
+    if state.definition.events is not None:
+        return state.window_start + state.definition.interval_s
     return period_base(state) + state.definition.interval_s
 
 
@@ -58,6 +75,8 @@ def deadline(state: CanaryState) -> float | None:
     d = state.definition
     if d is None or d.paused or state.deleted or state.status == "down":
         return None
+    if d.events is not None:
+        return state.window_start + d.interval_s + d.grace_s
     due = period_base(state) + d.interval_s + d.grace_s
     if state.started_at is not None and d.max_runtime_s is not None:
         due = min(due, state.started_at + d.max_runtime_s)
@@ -71,6 +90,8 @@ def status_at(state: CanaryState, now: float) -> CanaryStatus:
         return "paused"
     if state.status == "down":
         return "down"
+    if d is not None and d.events is not None:
+        return "up" if state.status == "up" else "new"
     due = next_due_at(state)
     if due is not None and now > due:
         return "late"
@@ -107,11 +128,13 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
         state.deleted = False
         if previous is None:
             state.period_start = max(state.period_start, record.created_at)
+            state.window_start = max(state.window_start, record.created_at)
         elif previous.paused and not record.paused:
             # Resumed: a fresh period, and no verdict carried over from before the pause.
             state.period_start = record.changed_at
             state.status = "up" if state.last_checkin_at is not None else "new"
             state.started_at = None
+            _fresh_window(state, record.changed_at)
         return None
     if isinstance(record, CanaryDeleted):
         state.deleted = True
@@ -123,11 +146,64 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
         state.last_checkin_at = record.last_checkin_at
         state.last_message = record.last_message
         state.period_start = max(state.period_start, record.at)
+        if record.at > state.window_start:
+            _fresh_window(state, record.at)
         return None
+    if isinstance(record, EventsSeen):
+        return _apply_events(state, record)
     return _apply_checkin(state, record)
 
 
+def _fresh_window(state: CanaryState, start: float) -> None:
+    state.window_start, state.window_count, state.later_count = start, 0, 0
+
+
+def _apply_events(state: CanaryState, seen: EventsSeen) -> Flip | None:
+    d = state.definition
+    if d is None or d.events is None or state.deleted:
+        return None
+    if seen.at < state.window_start:
+        return None  # before the window being counted (judged already, or before creation)
+    end = state.window_start + d.interval_s
+    if state.status != "down":
+        if seen.at < end:
+            state.window_count += seen.count
+        else:
+            state.later_count += seen.count  # for the windows after, once this one is judged
+        return None
+    # Down: no verdict is pending, so the window simply follows the events' time.
+    if seen.at >= end:
+        windows = (seen.at - state.window_start) // d.interval_s
+        _fresh_window(state, state.window_start + windows * d.interval_s)
+    state.window_count += seen.count
+    if state.window_count < d.events.min_count or d.paused:
+        return None
+    state.status = "up"
+    return _flip(state, "up", "events", seen.at, f"win{int(state.window_start * 1000)}")
+
+
+def _judge_window(state: CanaryState, now: float) -> Flip | None:
+    """The window ended (and its grace passed): enough events, or down."""
+    d = state.definition
+    assert d is not None and d.events is not None
+    start, counted = state.window_start, state.window_count
+    state.window_start += d.interval_s
+    state.window_count, state.later_count = state.later_count, 0
+    if counted >= d.events.min_count:
+        state.status = "up"
+        return None
+    state.status = "down"
+    since = dt.datetime.fromtimestamp(start, dt.UTC).isoformat(timespec="seconds")
+    state.last_message = (
+        f"{counted} of at least {d.events.min_count} {d.events.name!r} events"
+        f" in the {d.interval_s} s from {since.replace('+00:00', 'Z')}"
+    )
+    return _flip(state, "down", "too_few_events", now, f"win{int(start * 1000)}")
+
+
 def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
+    if state.definition is not None and state.definition.events is not None:
+        return None  # a canary over events has no check-ins (the API gives it no token)
     if checkin.message:
         state.last_message = checkin.message
     if checkin.kind == "start":
@@ -155,6 +231,8 @@ def evaluate(state: CanaryState, now: float) -> Flip | None:
         return None
     d = state.definition
     assert d is not None
+    if d.events is not None:
+        return _judge_window(state, now)
     runtime_due = (
         state.started_at + d.max_runtime_s
         if state.started_at is not None and d.max_runtime_s is not None

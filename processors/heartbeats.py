@@ -140,7 +140,8 @@ def register(app: faust.App, settings: Settings) -> None:
                 flip = evaluate(state, now)
                 if flip is not None:
                     await send_flip(flip)
-                    states[canary_id.encode()] = state_encoder.encode(state)
+                # Written even without a flip: a canary over events moved on to its next window.
+                states[canary_id.encode()] = state_encoder.encode(state)
                 remember(state)
 
     @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")

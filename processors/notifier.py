@@ -1,4 +1,5 @@
-"""notifier agent: every flip to each of its canary's channels, once.
+"""notifier agents: every flip to each of its canary's channels, and every error alert and
+digest (Topic.ALERTS) to its route's channels (every channel for the defaults), once.
 
 Channel definitions come from the control topic (followed in memory: they are few, and every
 worker needs all of them). Every attempt of a delivery (with its retries, processors.notify_senders)
@@ -21,7 +22,10 @@ import msgspec
 from coalmine import log as kafka
 from coalmine.settings import Settings
 from ingest_api.control import ControlRegistry
+from processors.alert_payloads import rendered
+from processors.notify_payloads import Rendered, rendered_flip
 from processors.notify_senders import deliver
+from schemas.alerts import alert_decoder
 from schemas.canaries import DeliveryAttempt, Flip
 from schemas.records import record_encoder
 from schemas.topics import Topic
@@ -41,6 +45,9 @@ def register(app: faust.App, settings: Settings) -> None:
     )
     deliveries = app.topic(
         Topic.DELIVERIES.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
+    )
+    alerts = app.topic(
+        Topic.ALERTS.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
     )
     control = ControlRegistry()
     sent: set[tuple[str, str]] = set()  # (flip id, channel id) with a recorded attempt
@@ -64,29 +71,48 @@ def register(app: faust.App, settings: Settings) -> None:
         finally:
             await channels.stop()
 
-    async def send(flip: Flip, channel_id: str, http: httpx.AsyncClient) -> None:
-        key = (flip.id, channel_id)
+    async def send(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+        key = (notice.id, channel_id)
         if key in sent:
             return
         sent.add(key)
         channel = control.channels.get(channel_id)
         if channel is None:
             attempts = [
-                DeliveryAttempt(flip.id, channel_id, "webhook", 1, flip.at, False, "channel deleted")
+                DeliveryAttempt(notice.id, channel_id, "webhook", 1, notice.at, False, "channel deleted")
             ]
         else:
-            attempts = await deliver(channel.config, channel_id, flip, http)
+            attempts = await deliver(channel.config, channel_id, notice, http)
         for attempt in attempts:
-            await deliveries.send(key=flip.id.encode(), value=record_encoder.encode(attempt))
+            await deliveries.send(key=notice.id.encode(), value=record_encoder.encode(attempt))
+
+    limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+
+    async def limited(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+        async with limit:
+            await send(notice, channel_id, http)
+
+    @app.agent(alerts, name="alert_notifier")
+    async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
+        await ready.wait()
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            async for batch in stream.take_events(BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
+                deliveries = []
+                for event in batch:
+                    try:
+                        alert = alert_decoder.decode(event.value)
+                    except msgspec.MsgspecError:
+                        log.warning("alert_notifier: unreadable alert skipped")
+                        continue
+                    # No channels: a default route, which goes to every channel there is.
+                    channels = alert.channels or sorted(control.channels)
+                    notice = rendered(alert)
+                    deliveries.extend(limited(notice, c, http) for c in channels)
+                await asyncio.gather(*deliveries)
 
     @app.agent(flips, name="notifier")
     async def notifier(stream: faust.StreamT[bytes]) -> None:
         await ready.wait()
-        limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
-
-        async def limited(flip: Flip, channel_id: str, http: httpx.AsyncClient) -> None:
-            async with limit:
-                await send(flip, channel_id, http)
 
         async with httpx.AsyncClient(follow_redirects=False) as http:
             # A batch is delivered concurrently and acknowledged (offsets committed) only when
@@ -100,5 +126,6 @@ def register(app: faust.App, settings: Settings) -> None:
                     except msgspec.MsgspecError:
                         log.warning("notifier: unreadable flip skipped")
                         continue
-                    deliveries.extend(limited(flip, c, http) for c in flip.channels)
+                    notice = rendered_flip(flip)
+                    deliveries.extend(limited(notice, c, http) for c in flip.channels)
                 await asyncio.gather(*deliveries)

@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import html
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from typing import NamedTuple
 
 import msgspec
 
@@ -40,11 +42,36 @@ REASON_TEXT: dict[FlipReason, str] = {
     "failed": "reported a failure",
     "runtime_exceeded": "started but did not finish within its max runtime",
     "checkin": "checked in again",
+    "too_few_events": "received too few of its events",
+    "events": "received its events again",
 }
 
 _json = msgspec.json.Encoder()
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+
+
+class Rendered(NamedTuple):
+    """A notice ready for any channel: a flip, an error alert or a digest. `id` is the
+    delivery id (receivers deduplicate on it), `at` the time it concerns."""
+
+    id: str
+    at: float
+    event: str  # the X-Coalmine-Event header: canary.down, error.alert, digest ...
+    webhook: Callable[[], bytes]
+    slack: Callable[[], bytes]
+    email: Callable[[EmailConfig], EmailMessage]
+
+
+def rendered_flip(flip: Flip) -> Rendered:
+    return Rendered(
+        flip.id,
+        flip.at,
+        event_name(flip),
+        lambda: webhook_body(flip),
+        lambda: slack_body(flip),
+        lambda config: email_message(flip, config),
+    )
 
 
 # --- shared wording --------------------------------------------------------------------------
@@ -76,6 +103,8 @@ def _last_checkin(flip: Flip) -> str:
 
 def _why(flip: Flip) -> str:
     """The clause after the dash: what happened, with the time a reader wants next to it."""
+    if flip.reason in ("events", "too_few_events"):  # a canary over events: no check-ins
+        return f"{REASON_TEXT[flip.reason]} at {human_utc(flip.at)}"
     if flip.status == "up":
         return f"checked in at {human_utc(flip.at)}"
     return f"{REASON_TEXT[flip.reason]} ({_last_checkin(flip)})"
@@ -87,7 +116,7 @@ def _state(flip: Flip) -> str:
 
 def headline(flip: Flip) -> str:
     """One plain line: `nightly-backup is DOWN — missed its check-in (last check-in …Z)`."""
-    return f"{_one_line(flip.canary_name)} is {_state(flip)} — {_why(flip)}"
+    return f"{one_line(flip.canary_name)} is {_state(flip)} — {_why(flip)}"
 
 
 # --- webhook ---------------------------------------------------------------------------------
@@ -121,7 +150,7 @@ def slack_escape(text: str) -> str:
 
 def slack_body(flip: Flip) -> bytes:
     icon = ":red_circle:" if flip.status == "down" else ":large_green_circle:"
-    name = slack_escape(_one_line(flip.canary_name))
+    name = slack_escape(one_line(flip.canary_name))
     text = f"{icon} *{name}* is {_state(flip)} — {_why(flip)}"
     blocks: list[dict[str, object]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
@@ -136,7 +165,7 @@ def slack_body(flip: Flip) -> bytes:
 
 
 # --- e-mail ----------------------------------------------------------------------------------
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """A header (or a Slack title) cannot hold line breaks: in a mail header they would let a
     canary name inject headers, and EmailMessage refuses them anyway."""
     return _CONTROL_CHARS.sub(" ", text).strip()
@@ -175,30 +204,37 @@ def _html(flip: Flip) -> str:
     return (
         '<!doctype html>\n<html><body style="font-family:sans-serif">\n'
         f'<p style="font-size:16px"><strong style="color:{colour}">'
-        f"{html.escape(_one_line(flip.canary_name))}</strong> is {_state(flip)} — {html.escape(_why(flip))}</p>\n"
+        f"{html.escape(one_line(flip.canary_name))}</strong> is {_state(flip)} — {html.escape(_why(flip))}</p>\n"
         f"<table>\n{rows}\n</table>\n</body></html>\n"
     )
 
 
-def _dot_atom(text: str) -> str:
+def dot_atom(text: str) -> str:
     """A Message-ID's left part is a dot-atom: flip ids hold colons (`can:down:due…`)."""
     return _NOT_ATEXT.sub(".", text).strip(".") or hashlib.sha256(text.encode()).hexdigest()
 
 
-def email_message(flip: Flip, config: EmailConfig) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = _one_line(f"[Coalmine] {flip.canary_name} is {_state(flip)}")
+def set_email_headers(
+    message: EmailMessage, subject: str, config: EmailConfig, notice_id: str, at: float, event: str
+) -> None:
+    message["Subject"] = one_line(subject)
     message["From"] = config.sender
     message["To"] = ", ".join(config.to)
-    # The flip's time, not the send time: retries then build the same message.
-    message["Date"] = format_datetime(dt.datetime.fromtimestamp(flip.at, UTC))
-    # Stable per flip, so a retry that did arrive the first time is one message to clients
+    # The notice's time, not the send time: retries then build the same message.
+    message["Date"] = format_datetime(dt.datetime.fromtimestamp(at, UTC))
+    # Stable per notice, so a retry that did arrive the first time is one message to clients
     # that de-duplicate on Message-ID.
     domain = parseaddr(config.sender)[1].rpartition("@")[2] or "coalmine.invalid"
-    message["Message-ID"] = f"<{_dot_atom(flip.id)}@{domain}>"
+    message["Message-ID"] = f"<{dot_atom(notice_id)}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
-    message[EVENT_HEADER] = event_name(flip)
-    message[DELIVERY_HEADER] = flip.id
+    message[EVENT_HEADER] = event
+    message[DELIVERY_HEADER] = notice_id
+
+
+def email_message(flip: Flip, config: EmailConfig) -> EmailMessage:
+    message = EmailMessage()
+    subject = f"[Coalmine] {flip.canary_name} is {_state(flip)}"
+    set_email_headers(message, subject, config, flip.id, flip.at, event_name(flip))
     message.set_content(_plain_text(flip))
     message.add_alternative(_html(flip), subtype="html")
     return message

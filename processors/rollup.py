@@ -27,7 +27,7 @@ ROW_BYTES = 160
 MAX_DELTA_BYTES = 256 * 1024
 
 _json = msgspec.json.Encoder()
-Cell = list  # [count, value_count, value_sum, value_min, value_max]
+Cell = list  # [count, value_count, value_sum, value_min, value_max, last_at, last_message]
 CellKey = tuple[str, str, str, int]  # name, type, key_id, window start (epoch seconds)
 
 
@@ -50,6 +50,7 @@ def _merge(cells: dict[CellKey, Cell], key: CellKey, cell: Cell) -> None:
         into[3] = cell[3]
     if cell[4] is not None and (into[4] is None or cell[4] > into[4]):
         into[4] = cell[4]
+    into[5], into[6] = max((into[5], into[6]), (cell[5], cell[6]))
 
 
 class RollupFold:
@@ -63,11 +64,19 @@ class RollupFold:
     def __len__(self) -> int:
         return len(self._minutes)
 
-    def add(self, type_: str, name: str, value: float | None, at_s: int, key_id: str) -> None:
+    def add(
+        self,
+        type_: str,
+        name: str,
+        value: float | None,
+        at_s: int,
+        key_id: str,
+        message: str | None = None,
+    ) -> None:
         key = (name, type_, key_id, at_s - at_s % MINUTE)
         cell = self._minutes.get(key)
         if cell is None:
-            cell = self._minutes[key] = [0, 0, 0.0, None, None]
+            cell = self._minutes[key] = [0, 0, 0.0, None, None, 0.0, ""]
             size = ROW_BYTES + len(_json.encode(name)) + len(_json.encode(key_id))
             self.estimated_bytes += len(GRAINS) * size  # its hour and day may be new too
         cell[0] += 1
@@ -78,6 +87,9 @@ class RollupFold:
                 cell[3] = value
             if cell[4] is None or value > cell[4]:
                 cell[4] = value
+        if message is not None and (at_s, message) >= (cell[5], cell[6]):
+            self.estimated_bytes += max(0, len(message) - len(cell[6])) * 2  # escapes
+            cell[5], cell[6] = float(at_s), message
 
     def add_batch(self, batch: RollupBatch) -> None:
         received_s: int | None = None
@@ -89,7 +101,8 @@ class RollupFold:
                     received = dt.datetime.fromtimestamp(batch.received_at, dt.UTC)
                     received_s = epoch_seconds(received)
                 at_s = received_s
-            self.add(event.type, event.name, event.value, at_s, batch.key_id)
+            message = event.message if event.type == "error" else None
+            self.add(event.type, event.name, event.value, at_s, batch.key_id, message)
 
     def drain(self) -> list[RollupRow]:
         """Every grain's rows of what was added since the last drain; empties the fold."""

@@ -66,3 +66,16 @@ def decide(
         if matches(rule, event_type, name, key_id):
             return Decision(rule.mode, tuple(rule.channels), rule.quiet_window_s, rule.digest, rule.id)
     return default_decision(event_type, default_digest)
+
+
+def opens_window(opened_at: float | None, at: float, quiet_window_s: int) -> bool:
+    """Whether an occurrence at `at` alerts: the first of its name, or the first after the
+    window the last alert opened has passed. Later occurrences go to the digest."""
+    return opened_at is None or at >= opened_at + quiet_window_s
+
+
+def too_late_to_alert(at: float, received_at: float, quiet_window_s: int) -> bool:
+    """An occurrence older than its quiet window when it arrived is history, not news: it is
+    stored, rolled up and in the digest, but alerts nobody (a backfill, a client that queued
+    errors for hours)."""
+    return at < received_at - quiet_window_s

@@ -9,6 +9,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from queries.canaries import canary_facts, canary_history, canary_notifications
+from queries.digest import digest_rows
 from queries.errors import errors
 from queries.events import events
 from queries.params import QueryError
@@ -29,6 +30,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "canary_facts": canary_facts,
     "canary_history": canary_history,
     "canary_notifications": canary_notifications,
+    "digest_rows": digest_rows,
 }
 
 

@@ -1,5 +1,5 @@
 """rejections(from, to, [key_id]): rejected ingest requests and their events, per key and
-reason (invalid 400, unauthorized 401, too_large 413, rate_limited 429)."""
+reason (invalid 400, unauthorized 401, too_large 413, rate_limited 429, overloaded 503)."""
 
 from __future__ import annotations
 

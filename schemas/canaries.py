@@ -18,7 +18,8 @@ MAX_CHANNELS_PER_CANARY = 20
 CheckinKind = Literal["success", "start", "fail"]
 CanaryStatus = Literal["new", "up", "late", "down", "paused"]
 # Why a canary went down (or came back up).
-FlipReason = Literal["missed", "failed", "runtime_exceeded", "checkin"]
+# Why a canary went down (or came back up); the last two are canaries over events.
+FlipReason = Literal["missed", "failed", "runtime_exceeded", "checkin", "too_few_events", "events"]
 ChannelKind = Literal["webhook", "slack", "email"]
 
 IntervalSeconds = Annotated[int, msgspec.Meta(ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)]
@@ -63,6 +64,14 @@ class EmailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="
 ChannelConfig = WebhookConfig | SlackConfig | EmailConfig
 
 
+class EventsExpected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A canary over events instead of check-ins: at least `min_count` events named `name`
+    (any key, events and errors alike) must arrive in every interval."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=CANARY_NAME_MAX_CHARS)]
+    min_count: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)] = 1
+
+
 # --- records on the log ----------------------------------------------------------------------
 class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field="type"):
     """A canary created or changed: its whole definition (later records replace earlier)."""
@@ -77,6 +86,7 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     changed_at: float
     max_runtime_s: int | None = None
     paused: bool = False
+    events: EventsExpected | None = None  # None: a canary over check-ins
 
 
 class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field="type"):
@@ -134,7 +144,16 @@ class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
     at: float
 
 
-HeartbeatRecord = CheckIn | CheckIns | StateRestored | CanaryDefined | CanaryDeleted | Tick
+class EventsSeen(msgspec.Struct, frozen=True, tag="events.seen", tag_field="type"):
+    """`count` events an events canary watches for arrived (by the API's clock) at `at`;
+    appended by the error router for each batch holding some, not for historical ones."""
+
+    canary_id: str
+    count: int
+    at: float
+
+
+HeartbeatRecord = CheckIn | CheckIns | StateRestored | CanaryDefined | CanaryDeleted | Tick | EventsSeen
 
 
 def unpacked(record: HeartbeatRecord) -> list[HeartbeatRecord] | tuple[HeartbeatRecord]:

@@ -11,7 +11,7 @@ from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 from schemas.wire import Event
 
 KeyScope = Literal["ingest", "read"]
-RejectReason = Literal["invalid", "unauthorized", "too_large", "rate_limited"]
+RejectReason = Literal["invalid", "unauthorized", "too_large", "rate_limited", "overloaded"]
 
 
 class EventBatch(msgspec.Struct, frozen=True):

@@ -16,11 +16,13 @@ GRAINS: tuple[tuple[Grain, int], ...] = (("minute", 60), ("hour", 3_600), ("day"
 
 
 class RollupEvent(msgspec.Struct, frozen=True):
-    """An event as the rollups see it. Unknown fields are allowed, so `message` and `meta`
-    are skipped by the decoder instead of being parsed."""
+    """An event as the rollups see it. Unknown fields are allowed, so `meta` is skipped by the
+    decoder instead of being parsed. `message` is kept for errors: digests show an error's
+    last message from the rollups."""
 
     type: EventType
     name: str
+    message: str | None = None
     value: float | None = None
     ts: Timestamp | None = None
 
@@ -47,6 +49,10 @@ class RollupRow(msgspec.Struct, frozen=True, array_like=True):
     value_sum: float
     value_min: float | None  # None when no event of the window carried a value
     value_max: float | None
+    # The latest error of the window that carried a message, and its time (epoch seconds);
+    # ClickHouse keeps max((last_at, last_message)): the latest wins, ties deterministically.
+    last_at: float = 0.0
+    last_message: str = ""
 
 
 class RollupDelta(msgspec.Struct, frozen=True):

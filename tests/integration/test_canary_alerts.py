@@ -188,3 +188,24 @@ def test_it_does_not_report_a_check_in_missed_while_the_worker_lags(
     alerted = dt.datetime.fromisoformat(alert.json()["last_checkin_at"].replace("Z", "+00:00"))
     assert abs(alerted.timestamp() - last) < 0.01
     assert len(receiver.requests) == 1
+
+
+def test_a_canary_over_events_goes_down_when_they_stop_and_up_when_they_return(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    channel = webhook(stack, receiver)
+    name = f"orders-{time.monotonic_ns()}"
+    job = canary(stack, [channel["id"]], interval_seconds=2, events={"name": name, "min_count": 3})
+    assert "token" not in job and job["events"] == {"name": name, "min_count": 3}
+    (down,) = receiver.wait_for_requests(1, 15)  # nothing arrived in its first window
+    body = down.json()
+    assert (body["event"], body["reason"], body["canary"]["id"]) == ("canary.down", "too_few_events", job["id"])
+    assert f"0 of at least 3 '{name}' events" in body["message"]
+
+    key = stack.create_key("events-canary")["key"]
+    # One batch: two could straddle the end of a 2 s window (counted by arrival time).
+    three = {"events": [{"type": "event", "name": name}] * 2 + [{"type": "error", "name": name}, {"type": "event", "name": "other"}]}
+    assert stack.http(key).post("/api/v1/events", json=three).status_code == 202
+    up = receiver.wait_for_requests(2, 15)[1].json()
+    assert (up["event"], up["reason"]) == ("canary.up", "events")
+    assert stack.admin().delete(f"/api/v1/admin/canaries/{job['id']}").status_code == 200

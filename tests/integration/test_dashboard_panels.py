@@ -64,7 +64,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         chdb.command(
             f"""INSERT INTO rollups SELECT '{grain}', name, type, key_id,
                 toStartOfInterval(toDateTime(ts), INTERVAL 1 {unit}), 1, value IS NOT NULL,
-                ifNull(value, 0), value, value FROM events"""
+                ifNull(value, 0), value, value,
+                if(type = 'error', (toFloat64(toUnixTimestamp64Milli(ts)) / 1000, message), (0., ''))
+                FROM events"""
         )
     chdb.insert(
         "rejections",

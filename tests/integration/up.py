@@ -78,7 +78,10 @@ class Up:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+        code = self.process.wait(60)
+        # What the service said, in the report of a failed test (pytest shows captured output).
+        print("\n".join(["--- coalmine up said (last 200 lines):", *self.lines[-200:]]))
+        return code
 
 
 def descendants(pid: int) -> set[int]:

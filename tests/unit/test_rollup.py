@@ -248,3 +248,15 @@ def test_a_flush_gives_gap_free_deltas_per_partition_in_offset_order() -> None:
         assert mine[0].first_offset == 0 and mine[-1].last_offset == 39
         assert all(a.last_offset + 1 == b.first_offset for a, b in itertools.pairwise(mine))
         assert sum(r.count for d in mine for r in d.rows if r.grain == "day") == 40 * MAX_EVENTS_PER_BATCH
+
+
+def test_an_error_window_keeps_its_latest_message_through_every_grain() -> None:
+    fold = RollupFold()
+    fold.add("error", "db.timeout", None, 120, "k", "first")
+    fold.add("error", "db.timeout", None, 150, "k", "latest")
+    fold.add("error", "db.timeout", None, 130, "k", "late arrival, earlier time")
+    fold.add("event", "page.view", None, 140, "k")
+    rows = {(r.grain, r.name): r for r in fold.drain()}
+    for grain in ("minute", "hour", "day"):
+        assert (rows[grain, "db.timeout"].last_at, rows[grain, "db.timeout"].last_message) == (150.0, "latest")
+        assert rows[grain, "page.view"].last_message == ""
