@@ -183,14 +183,28 @@ async def _load(conf: dict[str, Any], report: Any) -> dict[str, Any]:
     report.send(("started", start, warm_end, end))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
+    # Open loop (--rate): each connection sends on a fixed schedule and latency counts from the
+    # scheduled time, so a slow answer delays the next ones and is charged to them too (no
+    # coordinated omission). Closed loop (default): as fast as answers come.
+    interval = len(conns) / conf["rate"] if conf.get("rate") else 0.0
+
     async def worker(index: int) -> None:
         reader, writer = conns[index]
         n = len(requests)
         k = index % n
         in_flight: Phase | None = None
+        next_at = start + interval * index / max(1, len(conns))
         try:
             while True:
-                t0 = clock()
+                if interval:
+                    if next_at >= end:
+                        break
+                    wait = next_at - clock()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    t0, next_at = next_at, next_at + interval
+                else:
+                    t0 = clock()
                 if t0 >= end:
                     break
                 phase = warm if t0 < warm_end else meas
@@ -573,6 +587,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--url", help="a running service's base URL (default: start `coalmine up`)")
     p.add_argument(
+        "--rate", type=float, help="open loop: requests per second in all (default: closed loop)"
+    )
+    p.add_argument("--api-workers", type=int, default=1, help="API processes of the `coalmine up` started (default 1)")
+    p.add_argument(
         "--admin-token",
         help="its admin token (required with --url; write "
         "--admin-token=TOKEN, as a token may start with '-')",
@@ -625,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.url:
             base, token = args.url.rstrip("/"), args.admin_token
         else:
-            service = Service(args.startup_timeout)
+            service = Service(args.startup_timeout, ["--api-workers", str(args.api_workers)])
             token = service.start()
             base = service.base
         url = urllib.parse.urlsplit(base)
@@ -670,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": args.warmup,
             "seconds": args.seconds,
             "grace": 30.0,
+            "rate": args.rate,
         }
         wall_start = time.time()
         ctx = multiprocessing.get_context("spawn")
@@ -832,6 +851,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"stored == accepted: OK ({stored} events in ClickHouse)")
             ok = True
+            window = {"from": str(wall_start + args.warmup), "to": str(time.time())}
+            status, fresh = call(base, "GET", "/api/v1/query/freshness?" + urllib.parse.urlencode(window), token)
+            if status == 200 and fresh["events"]:
+                print(
+                    f"freshness (accepted -> stored in ClickHouse), {fresh['events']:,} events after"
+                    f" the warm-up: p50 {fresh['p50_ms']:,.0f} ms, p99 {fresh['p99_ms']:,.0f} ms,"
+                    f" max {fresh['max_ms']:,.0f} ms"
+                )
         else:
             print(
                 f"stored == accepted: MISMATCH — stored {stored}, accepted {expected} "

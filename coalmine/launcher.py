@@ -103,6 +103,11 @@ RESTART_FIRST_S = 0.5
 RESTART_CAP_S = 15.0
 MAX_CRASHES = 5
 CRASH_WINDOW_S = 60.0
+# The store and the worker yield the CPU to the API processes when they compete for it: a
+# burst is acknowledged at full speed and processed right after, back-pressure bounding the
+# lag; when the API is idle they get every cycle anyway.
+BACKGROUND_ROLES = ("store", "worker")
+BACKGROUND_NICE = 5
 
 
 @dataclass
@@ -113,13 +118,20 @@ class Supervisor:
     recipes: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)
     crashes: dict[str, list[float]] = field(default_factory=dict)
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, nice: int = 0
+    ) -> None:
+        def prepare() -> None:
+            die_with_parent()
+            if nice:
+                os.nice(nice)
+
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 argv,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=prepare,
             )
 
         self.adopt(name, start)
@@ -161,7 +173,8 @@ class Supervisor:
             on_restart(name)
 
     def role(self, role: str, env: dict[str, str], name: str | None = None) -> None:
-        self.spawn(name or role, [sys.executable, "-m", "coalmine", role], env)
+        nice = BACKGROUND_NICE if role in BACKGROUND_ROLES else 0
+        self.spawn(name or role, [sys.executable, "-m", "coalmine", role], env, nice)
 
     def dead_child(self) -> str | None:
         for name, process in self.children:

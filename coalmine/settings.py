@@ -45,7 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Back-pressure (ingest_api/backpressure.py): refuse ingest with 503 + Retry-After while
     # the store sink is this many records (batches) behind (0: never), or while this many
     # batches per API process wait for the log's acknowledgement.
-    shed_lag_records: int = 10_000
+    shed_lag_records: int = 50_000
     max_in_flight: int = 1_000
     # The default digest (events and errors no routing rule sends elsewhere): daily at this
     # local time (HH:MM) in this IANA timezone.

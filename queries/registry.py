@@ -11,6 +11,7 @@ from clickhouse_connect.driver.client import Client
 from queries.canaries import canary_facts, canary_history, canary_notifications
 from queries.digest import digest_rows
 from queries.errors import errors
+from queries.freshness import freshness
 from queries.events import events
 from queries.params import QueryError
 from queries.percentiles import percentiles
@@ -31,6 +32,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "canary_history": canary_history,
     "canary_notifications": canary_notifications,
     "digest_rows": digest_rows,
+    "freshness": freshness,
 }
 
 

@@ -111,3 +111,17 @@ def test_it_refuses_bad_parameters_with_400(
 
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+def test_freshness_says_how_long_events_took_to_be_stored(stack: Stack, ingest_key: str) -> None:
+    import time
+
+    start = time.time() - 1
+    name = f"fresh-{uuid.uuid4().hex[:8]}"
+    body = {"events": [{"type": "event", "name": name}] * 3}
+    assert stack.http(ingest_key).post("/api/v1/events", json=body).status_code == 202
+    wait_for(lambda: stack.series_total(name) == 3, 30, "the events stored")
+    params = {"from": str(start), "to": "now"}
+    fresh = stack.admin().get("/api/v1/query/freshness", params=params).json()
+    assert fresh["events"] >= 3
+    assert 0 <= fresh["p50_ms"] <= fresh["p99_ms"] <= fresh["max_ms"]  # stored after accepted
