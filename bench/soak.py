@@ -227,6 +227,9 @@ def main() -> int:
             time.sleep(1)
         exact = all(stored.get(n, 0) == acked.get(n, 0) for n in NAMES)
         print(f"events stored {sum(stored.values()):,} of {sum(acked.values()):,} acknowledged; exact: {exact}")
+        status, fresh = call(base, "GET", f"/api/v1/query/freshness?from={since}&to={until}", token)
+        if status == 200 and fresh["events"]:
+            print(f"freshness (accepted -> stored): p50 {fresh['p50_ms']:,.0f} ms, p99 {fresh['p99_ms']:,.0f} ms, max {fresh['max_ms']:,.0f} ms")
         status, listed = call(base, "GET", "/api/v1/admin/canaries", token)
         by_id = {c["id"]: c for c in listed["canaries"]}
         up = sum(1 for c in canaries if by_id[c["id"]]["status"] == "up")

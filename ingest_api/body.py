@@ -1,16 +1,33 @@
-"""Reading a request body without ever holding more than the cap in memory."""
+"""Reading a request body without ever holding more than the cap in memory, nor waiting for
+it forever."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+
+# A client that sends its headers and then trickles (or stalls) its body would otherwise hold
+# a connection and a task for as long as it likes (slowloris). 10 s is ample for 512 KB on any
+# working link; bigger uploads do not exist on these routes.
+BODY_TIMEOUT_S = 10.0
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_capped(declared_length: str | None, chunks: AsyncIterator[bytes], cap: int) -> bytes:
-    """The whole body, or BodyTooLarge as soon as it is known to exceed cap bytes.
+class BodyTooSlow(Exception):
+    """The body did not arrive within BODY_TIMEOUT_S: 408."""
+
+
+async def read_capped(
+    declared_length: str | None,
+    chunks: AsyncIterator[bytes],
+    cap: int,
+    timeout_s: float = BODY_TIMEOUT_S,
+) -> bytes:
+    """The whole body, or BodyTooLarge as soon as it is known to exceed cap bytes, or
+    BodyTooSlow when it has not all arrived within `timeout_s`.
 
     A declared Content-Length over the cap is refused before a byte is read; a chunked (or
     lying) body is cut off at the first chunk that crosses the cap.
@@ -19,9 +36,13 @@ async def read_capped(declared_length: str | None, chunks: AsyncIterator[bytes],
         raise BodyTooLarge
     received = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        received.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge
+                received.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(received)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
-from ingest_api.body import BodyTooLarge, read_capped
+from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.group_append import AppendCancelled, GroupAppend
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
@@ -133,6 +133,8 @@ async def _message(scope: Scope, receive: Receive, method: str) -> str | None:
         )
     except BodyTooLarge:
         raise BadCheckin(f"body over {CHECKIN_BODY_MAX_BYTES} bytes") from None
+    except BodyTooSlow:
+        raise BadCheckin("the request body did not arrive in time") from None
     except ClientGone:
         raise BadCheckin("the request body was not received") from None
     return checkin_message(method, query, header(scope, b"content-type") or "", body)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
-from ingest_api.body import BodyTooLarge, read_capped
+from ingest_api.body import BODY_TIMEOUT_S, BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
 from processors.token_bucket import Decision, Limit
@@ -111,6 +111,9 @@ async def accept(
     except BodyTooLarge:
         services.rejections.count(key.id, "too_large")
         return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+    except BodyTooSlow:
+        services.rejections.count(key.id, "invalid")
+        return _error(408, f"the body did not arrive within {BODY_TIMEOUT_S:g}s", {"Connection": "close"})
     try:
         events = decode_batch(body)
     except InvalidBatch as exc:

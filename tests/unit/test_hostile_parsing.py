@@ -1,0 +1,95 @@
+"""Hostile input to the parsers outside the ingest body (tests/unit/test_wire.py has that one):
+the check-in message in every form it may arrive in, the query parameters, and the admin
+bodies of routes and canaries. Whatever comes in, the answer is a value or the parser's own
+error (a 400), never another exception (a 500)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest_api.canaries import _create_canary
+from ingest_api.checkin import BadCheckin, checkin_message
+from ingest_api.routes_admin import _create_route, problems
+from queries.params import QueryError, parse_duration, parse_limit, parse_time
+from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
+from schemas.routes import RouteDefined
+
+NOW = dt.datetime(2026, 7, 2, 12, tzinfo=dt.UTC)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+CONTENT_TYPES = st.sampled_from(
+    ["", "application/json", "application/json; charset=utf-8", "application/x-www-form-urlencoded",
+     "text/plain", "multipart/form-data; boundary=x", "APPLICATION/JSON"]
+)  # fmt: skip
+
+
+@settings(max_examples=150)
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST"]),
+    query=st.dictionaries(st.text(max_size=10), st.lists(st.text(max_size=600), min_size=1, max_size=2), max_size=3),
+    content_type=CONTENT_TYPES,
+    body=st.binary(max_size=800) | JSON.map(lambda v: json.dumps(v).encode()),
+)
+def test_a_checkin_message_is_a_short_string_none_or_bad_checkin(
+    method: str, query: dict[str, list[str]], content_type: str, body: bytes
+) -> None:
+    try:
+        message = checkin_message(method, query, content_type, body)
+    except BadCheckin:
+        return
+    assert message is None or (isinstance(message, str) and 0 < len(message) <= CHECKIN_MESSAGE_MAX_CHARS)
+
+
+@given(st.text(max_size=600))
+def test_a_json_checkin_carries_its_message_or_is_refused(text: str) -> None:
+    body = json.dumps({"message": text, "extra": [1, {"deep": True}]}).encode()
+    try:
+        assert checkin_message("POST", {}, "application/json", body) == (text or None)
+    except BadCheckin as exc:
+        assert len(text) > CHECKIN_MESSAGE_MAX_CHARS and "500" in str(exc)
+
+
+@settings(max_examples=150)
+@given(st.text(max_size=60) | st.sampled_from(["-1e400d", "1e400", "-99999999999d", "9" * 40, "nan", "inf", "-0s"]))
+def test_query_times_durations_and_limits_parse_or_say_why(raw: str) -> None:
+    for parse in (
+        lambda: parse_time(raw, NOW, "from"),
+        lambda: parse_duration(raw, "interval"),
+        lambda: parse_limit({"limit": raw}, 100, 1000),
+    ):
+        try:
+            parse()
+        except QueryError:
+            pass
+
+
+@settings(max_examples=150)
+@given(JSON)
+def test_admin_bodies_decode_or_are_refused_with_the_decoder_error(value: object) -> None:
+    body = json.dumps(value).encode()
+    for decoder in (_create_route, _create_canary):
+        try:
+            decoder.decode(body)
+        except msgspec.MsgspecError:
+            pass
+
+
+@given(
+    st.sampled_from(["immediate", "digest", "silent"]),
+    st.lists(st.text(min_size=1, max_size=5), max_size=2),
+    st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_a_route_with_any_timezone_is_judged_without_raising(mode: str, channels: list[str], zone: str | None) -> None:
+    from schemas.routes import DigestSchedule
+
+    digest = None if zone is None else DigestSchedule(timezone=zone)
+    route = RouteDefined("r", "any", "*", channels, mode, 1.0, 1.0, digest=digest)  # type: ignore[arg-type]
+    assert problems(route) is None or isinstance(problems(route), str)
