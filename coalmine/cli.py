@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -296,12 +297,26 @@ def _join_time_flags(argv: list[str]) -> list[str]:
     return joined
 
 
+def use_metrics_dir(settings: Settings) -> None:
+    """Every process of one service writes its metrics into one directory (ingest_api.metrics);
+    prometheus-client reads the variable when first imported, which is after this."""
+    directory = settings.metrics_path.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(directory))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_time_flags(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(
-        level=logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING,
-        format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s",
-    )
+    from coalmine.logs import configure
+
+    try:
+        settings = _settings(args)
+        log_format = settings.log_format
+        if args.command in SERVICE_COMMANDS:
+            use_metrics_dir(settings)
+    except SettingsError:
+        log_format = "auto"  # the command itself reports the bad setting
+    configure(args.command, log_format, logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

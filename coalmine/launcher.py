@@ -219,6 +219,9 @@ def up(settings: Settings) -> int:
     check_port_free(settings.host, settings.port)
     lock_data_dir(settings)
     token, token_path = ensure_admin_token(settings)
+    # Metrics count from this start: files of an earlier run's processes would add to them.
+    for stale in settings.metrics_path.glob("*.db"):
+        stale.unlink(missing_ok=True)
     supervisor = Supervisor(settings)
 
     def on_signal(signum: int, frame: object) -> None:

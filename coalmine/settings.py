@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # digests can be driven deterministically. Empty: the system clock.
     clock_file: str = ""
     log_level: str = "info"
+    # json (one object per line), text, or auto: text on a terminal, JSON otherwise.
+    log_format: str = "auto"
 
     @property
     def clickhouse_dsn(self) -> str:
@@ -69,6 +71,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where every process of the service writes its Prometheus metrics."""
+        return self.data_path / "metrics"
 
     @property
     def admin_token_path(self) -> Path:
@@ -111,6 +118,8 @@ def load_settings(
     if not 1 <= settings.api_workers <= 64:
         raise SettingsError("api_workers must be between 1 and 64")
     _check_digest_default(settings)
+    if settings.log_format not in ("auto", "json", "text"):
+        raise SettingsError(f"COALMINE_LOG_FORMAT must be auto, json or text, got {settings.log_format!r}")
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port {settings.port} is out of range")
     return settings

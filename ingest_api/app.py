@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +22,7 @@ from ingest_api import admin, asgi, canaries, checkin, ingest, query, routes_adm
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
+from ingest_api.metrics import Observed, metrics_text
 from ingest_api.query_backend import query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
@@ -65,12 +66,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():
         services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
-    if settings.shed_lag_records:
-        services.background.append(
-            asyncio.create_task(
-                watch_sink_lag(bootstrap, settings.sink_group, services.backpressure)
-            )
-        )
+    services.background.append(
+        asyncio.create_task(watch_sink_lag(bootstrap, settings.sink_group, services.backpressure))
+    )
     services.background.append(
         asyncio.create_task(
             publish_rejections(
@@ -128,9 +126,52 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> Response:
+        """The process is up (liveness)."""
         return json_response(200, {"status": "ok"})
 
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        """The broker and ClickHouse answer (readiness), each within READY_TIMEOUT_S."""
+        services: Services = request.app.state.services
+        checks = {
+            "broker": services.producer.client.fetch_all_metadata(),
+            "clickhouse": services.queries.run("ping", {}),
+        }
+        parts = {name: await _reachable(check) for name, check in checks.items()}
+        ready = all(state == "ok" for state in parts.values())
+        return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **parts})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus exposition of every process of the service (ingest_api.metrics)."""
+        body, content_type = metrics_text()
+        return Response(body, 200, media_type=content_type)
+
     return app
+
+
+READY_TIMEOUT_S = 2.0
+
+
+async def _reachable(check: Awaitable[object]) -> str:
+    try:
+        await asyncio.wait_for(check, READY_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {READY_TIMEOUT_S:g}s"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+        return f"unavailable ({type(exc).__name__})"
+    return "ok"
+
+
+def route_of(scope: asgi.Scope) -> str:
+    """The route template a request was for: never the raw path (check-in tokens are in it)."""
+    path = scope["path"]
+    if path == ingest.PATH:
+        return ingest.PATH
+    if path.startswith(checkin.PREFIX):
+        return checkin.PREFIX + "{token}"
+    route = scope.get("route")
+    return getattr(route, "path", "unmatched")
 
 
 class HotPathsFirst:
@@ -150,12 +191,12 @@ class HotPathsFirst:
         await self.app(scope, receive, send)
 
 
-def serve(settings: Settings) -> HotPathsFirst:
+def serve(settings: Settings) -> Observed:
     """The ASGI application uvicorn runs."""
-    return HotPathsFirst(create_app(settings))
+    return Observed(HotPathsFirst(create_app(settings)), route_of)
 
 
-def app_from_env() -> HotPathsFirst:
+def app_from_env() -> Observed:
     """uvicorn's factory entry point: `uvicorn --factory ingest_api.app:app_from_env`."""
     from coalmine.settings import load_settings
 

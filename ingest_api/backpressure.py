@@ -28,7 +28,8 @@ import time
 from aiokafka import AIOKafkaConsumer
 
 from coalmine import log as kafka
-from schemas.topics import Topic
+from ingest_api.metrics import CONSUMER_LAG
+from schemas.topics import PROCESSORS_GROUP, Topic
 
 log = logging.getLogger(__name__)
 
@@ -75,28 +76,36 @@ class Backpressure:
 
 
 async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpressure) -> None:
-    """Feed `backpressure` the sink's lag every WATCH_EVERY_S, forever. A failed reading keeps
-    the last verdict (the broker being down already answers 503 on its own)."""
+    """Feed `backpressure` the sink's lag every WATCH_EVERY_S, forever, and publish the lag of
+    the sink and of the processors (Faust) as the coalmine_consumer_lag metric. A failed
+    reading keeps the last verdict (the broker being down already answers 503 on its own)."""
     tps = kafka.partitions_of(Topic.EVENTS)
-    monitor: AIOKafkaConsumer | None = None
+    groups = (sink_group, PROCESSORS_GROUP)
+    monitors: dict[str, AIOKafkaConsumer] = {}
     try:
         while True:
             try:
-                if monitor is None:
-                    monitor = kafka.consumer(bootstrap, group_id=sink_group)
-                    await monitor.start()
-                ends = await asyncio.wait_for(monitor.end_offsets(tps), 5)
-                committed = {tp: await asyncio.wait_for(monitor.committed(tp), 5) or 0 for tp in tps}
-                behind = sum(max(0, ends[tp] - committed[tp]) for tp in tps)
-                backpressure.observe(behind, sum(committed.values()), time.monotonic())
+                for group in groups:
+                    if group not in monitors:
+                        monitors[group] = kafka.consumer(bootstrap, group_id=group)
+                        await monitors[group].start()
+                ends = await asyncio.wait_for(monitors[sink_group].end_offsets(tps), 5)
+                for group in groups:
+                    committed = {
+                        tp: await asyncio.wait_for(monitors[group].committed(tp), 5) or 0 for tp in tps
+                    }
+                    behind = sum(max(0, ends[tp] - committed[tp]) for tp in tps)
+                    CONSUMER_LAG.labels(group, Topic.EVENTS.topic_name).set(behind)
+                    if group == sink_group:
+                        backpressure.observe(behind, sum(committed.values()), time.monotonic())
             except Exception as exc:  # noqa: BLE001 - never let the watcher die
-                log.debug("sink lag not read (%r)", exc)
-                if monitor is not None:
+                log.debug("consumer lag not read (%r)", exc)
+                for monitor in monitors.values():
                     await _stop(monitor)
-                    monitor = None
+                monitors.clear()
             await asyncio.sleep(WATCH_EVERY_S)
     finally:
-        if monitor is not None:
+        for monitor in monitors.values():
             await _stop(monitor)
 
 

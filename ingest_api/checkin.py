@@ -21,6 +21,7 @@ import msgspec
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.group_append import AppendCancelled, GroupAppend
+from ingest_api.metrics import CHECKINS
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
     CHECKIN_MESSAGE_MAX_CHARS,
@@ -147,4 +148,9 @@ async def _respond(
     answer: dict[str, str],
     headers: dict[str, str] | None = None,
 ) -> None:
+    CHECKINS.labels(CHECKIN_RESULTS.get(status, "other")).inc()
     await respond(send, status, _encode(answer), headers, head=method == "HEAD")
+
+
+# Check-in answers by status, as the coalmine_checkins_total metric names them.
+CHECKIN_RESULTS = {200: "accepted", 400: "invalid", 404: "not_found", 405: "not_allowed", 503: "unavailable"}

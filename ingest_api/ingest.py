@@ -7,6 +7,7 @@ so only valid events are charged.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from starlette.responses import Response
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BODY_TIMEOUT_S, BodyTooLarge, BodyTooSlow, read_capped
+from ingest_api.metrics import EVENTS_ACCEPTED
 from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
 from processors.token_bucket import Decision, Limit
@@ -24,6 +26,7 @@ from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
 from schemas.wire import IngestRequest, InvalidBatch, decode_batch
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 PATH = "/api/v1/events"
 
@@ -151,10 +154,12 @@ async def accept(
         )
     except AppendFailed as exc:
         services.limiter.refund(key.id, admission)
+        log.warning("ingest: batch of %d events not acknowledged (%s): 503", len(events), exc)
         return _error(503, f"{exc}; nothing was stored, retry later", {"Retry-After": "1"})
     finally:
         services.backpressure.in_flight -= 1
     services.limiter.acknowledged(admission, offset)
+    EVENTS_ACCEPTED.inc(len(events))
     return 202, b'{"accepted":%d}' % len(events), headers
 
 

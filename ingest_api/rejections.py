@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED
 from schemas.records import RejectionCount, Rejections, RejectReason, record_encoder
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class RejectionCounter:
             counts = self._counts[(key_id, reason)] = [0, 0]
         counts[0] += 1
         counts[1] += events
+        REQUESTS_REJECTED.labels(reason).inc()
+        if events:
+            EVENTS_REJECTED.labels(reason).inc(events)
 
     def drain(self, now: float) -> Rejections | None:
         """The counts since the last drain as one record (None if nothing was rejected)."""

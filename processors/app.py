@@ -15,8 +15,9 @@ import faust
 
 from coalmine.settings import Settings
 from processors import faust_transport
+from schemas.topics import PROCESSORS_GROUP
 
-APP_ID = "coalmine-processors"
+APP_ID = PROCESSORS_GROUP
 AGENT_MODULES: tuple[str, ...] = (
     "processors.key_usage",
     "processors.ratelimit",
@@ -67,8 +68,16 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     from coalmine.log import quiet_client_loggers
+    from coalmine.logs import handler
 
     app = create_faust_app(settings)
     quiet_client_loggers()
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    # Our one handler (coalmine.logs), instead of mode's coloured console one.
+    logging_config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"coalmine": {"()": lambda: handler("worker", settings.log_format)}},
+        "root": {"level": settings.log_level.upper(), "handlers": ["coalmine"]},
+    }
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logging_config)
     worker.execute_from_commandline()

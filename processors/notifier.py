@@ -22,6 +22,7 @@ import msgspec
 from coalmine import log as kafka
 from coalmine.settings import Settings
 from ingest_api.control import ControlRegistry
+from ingest_api.metrics import NOTIFICATIONS
 from processors.alert_payloads import rendered
 from processors.notify_payloads import Rendered, rendered_flip
 from processors.notify_senders import deliver
@@ -83,6 +84,8 @@ def register(app: faust.App, settings: Settings) -> None:
             ]
         else:
             attempts = await deliver(channel.config, channel_id, notice, http)
+        final = attempts[-1]
+        NOTIFICATIONS.labels(final.channel_kind, "sent" if final.ok else "failed").inc()
         for attempt in attempts:
             await deliveries.send(key=notice.id.encode(), value=record_encoder.encode(attempt))
 

@@ -11,10 +11,11 @@ from clickhouse_connect.driver.client import Client
 from queries.canaries import canary_facts, canary_history, canary_notifications
 from queries.digest import digest_rows
 from queries.errors import errors
-from queries.freshness import freshness
 from queries.events import events
+from queries.freshness import freshness
 from queries.params import QueryError
 from queries.percentiles import percentiles
+from queries.ping import ping
 from queries.rejections import rejections
 from queries.series import series
 from queries.top_names import top_names
@@ -33,6 +34,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "canary_notifications": canary_notifications,
     "digest_rows": digest_rows,
     "freshness": freshness,
+    "ping": ping,
 }
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# The Faust app's id, which is its consumer group: the API reads its lag (ingest_api.backpressure).
+PROCESSORS_GROUP = "coalmine-processors"
+
 
 @dataclass(frozen=True)
 class TopicSpec:

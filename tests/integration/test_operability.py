@@ -1,0 +1,96 @@
+"""Operability: /healthz and /readyz, Prometheus metrics at /metrics summed over every process
+of the service, JSON logs whose lines carry the request id the response returned."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.conftest import wait_for
+from tests.integration.harness import Stack
+from tests.integration.receivers import HttpReceiver
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)(\{.*\})? (\S+)$", line)
+        if not match or match[1] != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total, found = total + float(match[3]), True
+    assert found, f"no {name} {labels} in the metrics"
+    return total
+
+
+def test_health_readiness_metrics_and_logs(tmp_path: Path) -> None:
+    stack = Stack(tmp_path)
+    try:
+        stack.start_broker()
+        stack.start("store")
+        stack.start("worker")
+        stack.start("api", "api-1")
+        stack.start("api", "api-2")
+        http = stack.http()
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready", "broker": "ok", "clickhouse": "ok"})
+
+        key = stack.create_key("ops")["key"]
+        batch = {"events": [{"type": "event", "name": "ops.metric"}] * 10}
+        for _ in range(20):  # spread over both API processes by the kernel
+            assert stack.http(key).post("/api/v1/events", json=batch).status_code == 202
+        assert stack.http(key).post("/api/v1/events", content=b"{nope").status_code == 400
+        assert stack.http("ch_live_" + "0" * 40).post("/api/v1/events", json=batch).status_code == 401
+
+        with HttpReceiver() as receiver:
+            hook = stack.admin().post("/api/v1/admin/channels", json={"name": "h", "kind": "webhook", "url": receiver.url("/h")}).json()
+            canary = stack.admin().post("/api/v1/admin/canaries", json={"name": "ops", "interval_seconds": 3600, "channels": [hook["id"]]}).json()
+            assert http.get(f"/checkin/{canary['token']}/fail").status_code == 200
+            receiver.wait_for_requests(1, 30)
+
+            def scraped() -> str | None:
+                text = http.get("/metrics").text
+                try:
+                    metric(text, "coalmine_notifications_total", channel_kind="webhook", result="sent")
+                except AssertionError:
+                    return None
+                return text
+
+            text = wait_for(scraped, 30, "the worker's notification counted")
+        assert metric(text, "coalmine_events_accepted_total") >= 200
+        assert metric(text, "coalmine_requests_rejected_total", reason="invalid") >= 1
+        assert metric(text, "coalmine_requests_rejected_total", reason="unauthorized") >= 1
+        assert metric(text, "coalmine_request_duration_seconds_count", route="/api/v1/events", method="POST", status_class="2xx") >= 20
+        assert metric(text, "coalmine_request_duration_seconds_count", route="/checkin/{token}") >= 1
+        assert metric(text, "coalmine_checkins_total", result="accepted") >= 1
+        wait_for(lambda: "coalmine_consumer_lag{" in http.get("/metrics").text, 30, "the consumer lag")
+        assert canary["token"] not in text  # templates, never tokens
+
+        # A request id: the client's when plain, else a new one; in the log lines of its request.
+        assert http.get("/healthz", headers={"X-Request-Id": "trace-42"}).headers["x-request-id"] == "trace-42"
+        assert re.fullmatch(r"[0-9a-f]{16}", http.get("/healthz", headers={"X-Request-Id": "bad id!"}).headers["x-request-id"])
+
+        stack.kill_broker()
+        not_ready = wait_for(lambda: (r := http.get("/readyz")).status_code == 503 and r, 30, "readiness to fail")
+        assert not_ready.json()["broker"] != "ok" and not_ready.json()["clickhouse"] == "ok"
+        failed = stack.http(key, timeout=30).post("/api/v1/events", json=batch)
+        assert failed.status_code == 503
+        rid = failed.headers["x-request-id"]
+
+        def logged() -> dict | None:
+            for name in ("api-1", "api-2"):
+                for line in (tmp_path / f"{name}.log").read_text().splitlines():
+                    if line.startswith("{") and rid in line:
+                        return json.loads(line)
+            return None
+
+        line = wait_for(logged, 30, "the 503 logged with its request id")
+        assert line["request_id"] == rid and line["level"] == "warning" and line["role"] == "api"
+        logs = "".join((tmp_path / f"{n}.log").read_text() for n in ("api-1", "api-2", "store", "worker"))
+        assert key not in logs and canary["token"] not in logs and stack.settings.admin_token not in logs
+    finally:
+        stack.stop()
