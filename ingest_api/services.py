@@ -58,9 +58,10 @@ class Services:
         return metadata.offset
 
     def is_admin(self, authorization: str | None) -> bool:
-        expected = "Bearer " + self.settings.admin_token
-        return bool(authorization) and hmac.compare_digest(
-            authorization.encode(), expected.encode()  # type: ignore[union-attr]
+        """`Bearer <admin token>` (the scheme in any case, RFC 9110), compared in constant time."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.settings.admin_token.encode()
         )
 
     def reader(self, authorization: str | None) -> bool:

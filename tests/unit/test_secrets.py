@@ -1,0 +1,42 @@
+"""Secrets are unguessable: check-in tokens and API keys carry at least 128 random bits, from
+`secrets`, and no two are alike."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ingest_api.control import CHECKIN_TOKEN_BYTES, generate_token, hash_token
+from ingest_api.keys import API_KEY_PREFIX, API_KEY_RANDOM_BYTES, generate_key, hash_key
+
+URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def test_checkin_tokens_carry_at_least_128_random_bits() -> None:
+    assert CHECKIN_TOKEN_BYTES * 8 >= 128
+    tokens = {generate_token() for _ in range(2_000)}
+    assert len(tokens) == 2_000
+    for token in list(tokens)[:50]:
+        assert URLSAFE.match(token) and len(token) * math.log2(64) >= 128
+        assert hash_token(token) != token and len(hash_token(token)) == 64
+
+
+def test_api_keys_carry_at_least_128_random_bits() -> None:
+    assert API_KEY_RANDOM_BYTES * 8 >= 128
+    keys = {generate_key() for _ in range(2_000)}
+    assert len(keys) == 2_000
+    for key in list(keys)[:50]:
+        body = key.removeprefix(API_KEY_PREFIX)
+        assert key.startswith(API_KEY_PREFIX) and URLSAFE.match(body) and len(body) * math.log2(64) >= 128
+        assert hash_key(key) != key
+
+
+def test_comparisons_of_secrets_are_constant_time() -> None:
+    """The code compares a presented secret's hash (or the admin token) with hmac.compare_digest
+    only; a plain == on a secret would leak its prefix through timing."""
+    import inspect
+
+    from ingest_api import keys, services
+
+    assert "hmac.compare_digest" in inspect.getsource(keys.KeyRegistry.authenticate)
+    assert "hmac.compare_digest" in inspect.getsource(services.Services.is_admin)
