@@ -200,6 +200,38 @@ def _limits(args: argparse.Namespace) -> dict[str, int]:
     return {name: value for name, value in limits.items() if value is not None}
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coalmine.importer import ImportFailed, import_files
+
+    key = args.key or (Path(args.key_file).read_text().strip() if args.key_file else None)
+    if not key:
+        print("coalmine import: an ingest key is needed: --key or --key-file", file=sys.stderr)
+        return 2
+    if not 1 <= args.chunk <= 100_000:
+        print("coalmine import: --chunk must be between 1 and 100,000", file=sys.stderr)
+        return 2
+    url = args.url or _settings(args).base_url
+    try:
+        summary = import_files([Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks)
+    except (ImportFailed, OSError) as exc:
+        print(f"coalmine import: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary))
+    elif summary["interrupted"]:
+        print("interrupted; run the same command again to go on")
+    else:
+        print(
+            f"{summary['files']} file(s): {summary['accepted']:,} events accepted, {summary['rejected']:,} rejected"
+            f" in {summary['seconds']:.1f}s" + (f" ({summary['skipped_lines']:,} lines done by an earlier run)" if summary["skipped_lines"] else "")
+        )
+        for line in summary["first_rejections"]:
+            print(f"  rejected {line}")
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     path, params = query_request(args)
     result = _client(args).call("GET", path, params=params)
@@ -279,6 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = add_query_commands(sub, client_flags)
     query.set_defaults(func=cmd_query)
+    imports = sub.add_parser("import", help="backfill events from NDJSON, JSON or CSV files")
+    imports.add_argument("files", nargs="+", help=".ndjson/.jsonl/.json/.csv, optionally .gz")
+    imports.add_argument("--key", help="an ingest key (or --key-file)")
+    imports.add_argument("--key-file", help="a file holding the ingest key")
+    imports.add_argument("--chunk", type=int, default=10_000, help="lines per request (default 10,000)")
+    imports.add_argument("--restart", action="store_true", help="ignore the progress of an earlier run")
+    imports.add_argument("--max-chunks", type=int, help=argparse.SUPPRESS)  # tests: interrupt
+    client_flags(imports)
+    imports.set_defaults(func=cmd_import)
     add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
     return parser
 

@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # batches per API process wait for the log's acknowledgement.
     shed_lag_records: int = 50_000
     max_in_flight: int = 1_000
+    # The bulk lane's budget per key (POST /api/v1/events/bulk), shared by the API processes.
+    bulk_rate_per_hour: int = 3_600_000
+    bulk_burst: int = 1_000_000
     # The default digest (events and errors no routing rule sends elsewhere): daily at this
     # local time (HH:MM) in this IANA timezone.
     digest_at: str = "09:00"

@@ -18,8 +18,9 @@ from starlette.responses import Response
 from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, canaries, checkin, ingest, query, routes_admin
+from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, query, routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
+from ingest_api.bulk_budget import BulkBudget
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
 from ingest_api.metrics import Observed, metrics_text
@@ -62,6 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         RejectionCounter(origin=secrets.token_hex(4)),
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
+        BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
     )
     services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Coalmine", version=__version__, lifespan=_lifespan)
     app.state.settings = settings
     app.include_router(ingest.router)
+    app.include_router(bulk.router)
     app.include_router(admin.router)
     app.include_router(canaries.router)
     app.include_router(routes_admin.router)
@@ -166,8 +169,8 @@ async def _reachable(check: Awaitable[object]) -> str:
 def route_of(scope: asgi.Scope) -> str:
     """The route template a request was for: never the raw path (check-in tokens are in it)."""
     path = scope["path"]
-    if path == ingest.PATH:
-        return ingest.PATH
+    if path in (ingest.PATH, bulk.PATH):
+        return path
     if path.startswith(checkin.PREFIX):
         return checkin.PREFIX + "{token}"
     route = scope.get("route")
@@ -186,6 +189,8 @@ class HotPathsFirst:
             path = scope["path"]
             if path == ingest.PATH and scope["method"] == "POST":
                 return await ingest.handle(self.app.state.services, scope, receive, send)
+            if path == bulk.PATH and scope["method"] == "POST":
+                return await bulk.handle(self.app.state.services, scope, receive, send)
             if path.startswith(checkin.PREFIX):
                 return await checkin.handle(self.app.state.services, scope, receive, send)
         await self.app(scope, receive, send)

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 
 from coalmine.settings import Settings
 from ingest_api.backpressure import Backpressure
+from ingest_api.bulk_budget import BulkBudget
 from ingest_api.control import ControlRegistry
 from ingest_api.group_append import GroupAppend
 from ingest_api.keys import ApiKey, KeyRegistry
@@ -36,6 +37,7 @@ class Services:
     rejections: RejectionCounter
     control: ControlRegistry
     backpressure: Backpressure
+    bulk_budget: BulkBudget
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
 

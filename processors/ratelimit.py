@@ -107,6 +107,8 @@ def register(app: faust.App, settings: Settings) -> None:
                 except Exception:  # the events sink dead-letters it
                     log.warning("ratelimit: unreadable events record skipped")
                     continue
+                if usage.historical:
+                    continue  # the bulk lane's own budget paid for it (ingest_api.bulk_budget)
                 state = touched.get(usage.key_id)
                 if state is None:
                     stored = levels.get(usage.key_id.encode())

@@ -40,6 +40,7 @@ class BatchUsage(msgspec.Struct, frozen=True):
     origin: str = ""
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     burst: int = DEFAULT_BURST
+    historical: bool = False  # the bulk lane: charged to its own budget, not to this bucket
 
 
 class KeyCreated(msgspec.Struct, frozen=True, tag="key.created", tag_field="kind"):

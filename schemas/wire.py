@@ -72,23 +72,26 @@ def decode_batch(body: bytes) -> list[Event]:
     except RecursionError:
         raise InvalidBatch("malformed JSON: nested too deeply") from None
     for index, event in enumerate(events):
-        meta = memoryview(event.meta)
-        if meta:  # most events carry no meta: only those pay for the checks
-            if meta[0] != _OPEN_BRACE:
-                if meta == b"null":
-                    continue
-                raise InvalidBatch(f"Expected `object` - at `$.events[{index}].meta`")
-            if len(meta) > META_MAX_BYTES:
-                raise InvalidBatch(
-                    f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit"
-                    f" - at `$.events[{index}].meta`"
-                )
-            try:  # msgspec checks the syntax of a Raw value but not its encoding
-                str(meta, "utf-8")
-            except UnicodeDecodeError:
-                raise InvalidBatch(f"meta is not valid UTF-8 - at `$.events[{index}].meta`") from None
-        if event.ts is not None and not TS_MIN <= event.ts < TS_MAX:
-            raise InvalidBatch(
-                f"ts must lie between {TS_MIN.year} and {TS_MAX.year} - at `$.events[{index}].ts`"
-            )
+        if event.meta or event.ts is not None:  # most events carry neither: they pay nothing
+            problem = event_problem(event, f"$.events[{index}]")
+            if problem:
+                raise InvalidBatch(problem)
     return events
+
+
+def event_problem(event: Event, at: str) -> str | None:
+    """What msgspec's schema cannot say about a decoded event (`at`: where it is, for the
+    message): meta must be an object of at most META_MAX_BYTES of UTF-8; ts within range."""
+    meta = memoryview(event.meta)
+    if meta and meta != b"null":
+        if meta[0] != _OPEN_BRACE:
+            return f"Expected `object` - at `{at}.meta`"
+        if len(meta) > META_MAX_BYTES:
+            return f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit - at `{at}.meta`"
+        try:  # msgspec checks the syntax of a Raw value but not its encoding
+            str(meta, "utf-8")
+        except UnicodeDecodeError:
+            return f"meta is not valid UTF-8 - at `{at}.meta`"
+    if event.ts is not None and not TS_MIN <= event.ts < TS_MAX:
+        return f"ts must lie between {TS_MIN.year} and {TS_MAX.year} - at `{at}.ts`"
+    return None

@@ -1,0 +1,27 @@
+"""The bulk lane's budget (ingest_api.bulk): per key, a token bucket of its own, larger than
+the normal lane's and separate from it, so a backfill neither starves live traffic of its
+rate limit nor is throttled to it. Each API process keeps its share (the budget divided by
+the number of processes): simple, and exact enough for a budget counted in millions.
+"""
+
+from __future__ import annotations
+
+from processors.token_bucket import Bucket, Limit, decide, full
+
+
+class BulkBudget:
+    """Per key, this process's share of the bulk token bucket."""
+
+    def __init__(self, rate_per_hour: int, burst: int, processes: int) -> None:
+        share = max(1, processes)
+        self.limit = Limit(max(1, rate_per_hour // 60 // share), max(1, burst // share))
+        self._buckets: dict[str, Bucket] = {}
+
+    def take(self, key_id: str, n: int, now: float) -> int | None:
+        """None when n events are admitted (and charged), else seconds to wait."""
+        bucket = self._buckets.get(key_id) or full(self.limit, now)
+        decision = decide(bucket, n, self.limit, now)
+        if decision.admitted:
+            self._buckets[key_id] = decision.bucket
+            return None
+        return decision.retry_after_s or 3600
