@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import faust
 import httpx
@@ -95,40 +96,41 @@ def register(app: faust.App, settings: Settings) -> None:
         async with limit:
             await send(notice, channel_id, http)
 
-    @app.agent(alerts, name="alert_notifier")
-    async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
+    async def deliver_batches(
+        stream: faust.StreamT[bytes], what: str, notices: Callable[[bytes], list[tuple[Rendered, str]]]
+    ) -> None:
+        """Deliver each record's (notice, channel) pairs. A batch is delivered concurrently and
+        acknowledged (offsets committed) only when every delivery in it is done: a burst of
+        alerts does not queue one by one, and a crash mid-batch re-delivers only what the
+        deliveries log has not recorded."""
         await ready.wait()
         async with httpx.AsyncClient(follow_redirects=False) as http:
             async for batch in stream.take_events(BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
                 deliveries = []
                 for event in batch:
                     try:
-                        alert = alert_decoder.decode(event.value)
+                        pairs = notices(event.value)
                     except msgspec.MsgspecError:
-                        log.warning("alert_notifier: unreadable alert skipped")
+                        log.warning("%s: unreadable record skipped", what)
                         continue
-                    # No channels: a default route, which goes to every channel there is.
-                    channels = alert.channels or sorted(control.channels)
-                    notice = rendered(alert)
-                    deliveries.extend(limited(notice, c, http) for c in channels)
+                    deliveries.extend(limited(notice, channel, http) for notice, channel in pairs)
                 await asyncio.gather(*deliveries)
+
+    def alert_notices(value: bytes) -> list[tuple[Rendered, str]]:
+        alert = alert_decoder.decode(value)
+        notice = rendered(alert)
+        # No channels: a default route, which goes to every channel there is.
+        return [(notice, channel) for channel in alert.channels or sorted(control.channels)]
+
+    def flip_notices(value: bytes) -> list[tuple[Rendered, str]]:
+        flip = flip_decoder.decode(value)
+        notice = rendered_flip(flip)
+        return [(notice, channel) for channel in flip.channels]
+
+    @app.agent(alerts, name="alert_notifier")
+    async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
+        await deliver_batches(stream, "alert_notifier", alert_notices)
 
     @app.agent(flips, name="notifier")
     async def notifier(stream: faust.StreamT[bytes]) -> None:
-        await ready.wait()
-
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            # A batch is delivered concurrently and acknowledged (offsets committed) only when
-            # every delivery in it is done: a burst of alerts does not queue one by one, and a
-            # crash mid-batch re-delivers only what the `notified` table has not marked.
-            async for batch in stream.take_events(BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
-                deliveries = []
-                for event in batch:
-                    try:
-                        flip = flip_decoder.decode(event.value)
-                    except msgspec.MsgspecError:
-                        log.warning("notifier: unreadable flip skipped")
-                        continue
-                    notice = rendered_flip(flip)
-                    deliveries.extend(limited(notice, c, http) for c in flip.channels)
-                await asyncio.gather(*deliveries)
+        await deliver_batches(stream, "notifier", flip_notices)
