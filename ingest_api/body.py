@@ -32,7 +32,8 @@ async def read_capped(
     A declared Content-Length over the cap is refused before a byte is read; a chunked (or
     lying) body is cut off at the first chunk that crosses the cap.
     """
-    if declared_length is not None and declared_length.isdigit() and int(declared_length) > cap:
+    declared = declared_length or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:  # "²".isdigit() too
         raise BodyTooLarge
     received = []
     size = 0

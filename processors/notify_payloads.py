@@ -265,6 +265,6 @@ def retry_delay_s(attempt: int, retry_after: str | None = None) -> float:
     so in Retry-After (delta-seconds; the HTTP-date form is ignored, as it needs a clock),
     never longer than the cap, so one slow receiver cannot hold a delivery for long."""
     delay = backoff_s(attempt)
-    if retry_after and retry_after.strip().isdigit():
+    if retry_after and retry_after.strip().isascii() and retry_after.strip().isdigit():
         delay = max(delay, min(BACKOFF_CAP_S, float(retry_after.strip())))
     return delay

@@ -87,7 +87,7 @@ def parse_limit(params: dict[str, str], default: int, maximum: int, field: str =
     raw = (params.get(field) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise QueryError(f"`{field}` must be a whole number from 1 to {maximum}")
     return int(raw)
 

@@ -58,7 +58,7 @@ def test_a_json_checkin_carries_its_message_or_is_refused(text: str) -> None:
 
 
 @settings(max_examples=150)
-@given(st.text(max_size=60) | st.sampled_from(["-1e400d", "1e400", "-99999999999d", "9" * 40, "nan", "inf", "-0s"]))
+@given(st.text(max_size=60) | st.sampled_from(["-1e400d", "1e400", "-99999999999d", "9" * 40, "nan", "inf", "-0s", "²", "١٢", "5²m"]))
 def test_query_times_durations_and_limits_parse_or_say_why(raw: str) -> None:
     for parse in (
         lambda: parse_time(raw, NOW, "from"),
@@ -93,3 +93,22 @@ def test_a_route_with_any_timezone_is_judged_without_raising(mode: str, channels
     digest = None if zone is None else DigestSchedule(timezone=zone)
     route = RouteDefined("r", "any", "*", channels, mode, 1.0, 1.0, digest=digest)  # type: ignore[arg-type]
     assert problems(route) is None or isinstance(problems(route), str)
+
+
+def test_unicode_digits_are_not_numbers_anywhere() -> None:
+    """`"²".isdigit()` is True and `int("²")` raises: every number read from text is ASCII."""
+    import asyncio
+
+    import pytest
+
+    from ingest_api.body import read_capped
+    from processors.notify_payloads import retry_delay_s
+
+    with pytest.raises(QueryError):
+        parse_limit({"limit": "²"}, 100, 1000)
+    assert retry_delay_s(1, "²") == retry_delay_s(1)
+
+    async def one_chunk():  # type: ignore[no-untyped-def]
+        yield b"{}"
+
+    assert asyncio.run(read_capped("²", one_chunk(), 10)) == b"{}"
