@@ -23,8 +23,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "processors.ratelimit",
     "processors.heartbeats",
     "processors.notifier",
-    "processors.rollups",
-    "processors.error_router",
+    "processors.rollups",  # with the error router
     "processors.digests",
 )
 

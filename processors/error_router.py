@@ -1,14 +1,17 @@
-"""error_router agent: the events topic in, ErrorAlert records on Topic.ALERTS out, and the
-counts canaries over events watch (EventsSeen) onto their check-ins partitions.
+"""The error router: events in (the batches the rollups agent reads), ErrorAlert records on
+Topic.ALERTS out, and the counts canaries over events watch (EventsSeen) onto their check-ins
+partitions.
 
 Every error (and every event a routing rule sends `immediate`) is decided by the rules
 (processors.routing); an immediate one alerts when it opens a quiet window for its (key,
-name): the first occurrence, or the first after the window has passed. The windows live in a
-changelogged Faust table, so a restarted worker remembers them and does not alert again.
+name): the first occurrence, or the first after the window has passed. The windows are kept
+in memory and rebuilt at start from the alerts topic (every alert is the opening of a
+window), so a restarted worker remembers them and does not alert again.
 
 Exactly one alert per window: the alert's id derives from the event that opened it; a crash
-between sending the alert and writing the table re-sends the same id, which the notifier
-delivers once. Records Faust delivers twice are dropped and holes filled (processors.gapless).
+after sending the alert but before the records were acknowledged re-sends the same id, which
+the notifier delivers once. The rollups agent's guard (processors.gapless) drops records
+Faust delivers twice and fills the holes, for the router too.
 Historical batches (the bulk lane) and occurrences older than their window when they arrived
 never alert; they reach the digest through the rollups like everything else.
 """
@@ -24,40 +27,27 @@ import faust
 import msgspec
 
 from coalmine import log as kafka
+from coalmine.retry import until_done
 from coalmine.settings import Settings
 from ingest_api.control import ControlRegistry
-from processors.gapless import Gapless
 from processors.routing import decide, opens_window, ordered, too_late_to_alert
-from schemas.alerts import ErrorAlert
+from schemas.alerts import ErrorAlert, alert_decoder
 from schemas.canaries import EventsSeen
 from schemas.ids import event_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
+from schemas.rollups import RollupBatch, RollupEvent
 from schemas.routes import DigestSchedule, RouteDefined
 from schemas.topics import Topic
-from schemas.wire import EventType, Timestamp
 
 log = logging.getLogger(__name__)
 
 
-class RoutedEvent(msgspec.Struct, frozen=True):
-    """What the router reads of an event (`meta` and `value` are skipped, not parsed)."""
+# What the router reads of an EventBatch is what the rollups agent reads (it decodes each
+# record once, for both): type, name, message, ts; the batch's id, key, arrival and lane.
+RoutedEvent = RollupEvent
+RoutedBatch = RollupBatch
 
-    type: EventType
-    name: str
-    message: str | None = None
-    ts: Timestamp | None = None
-
-
-class RoutedBatch(msgspec.Struct, frozen=True):
-    batch_id: str
-    key_id: str
-    received_at: float
-    events: list[RoutedEvent]
-    historical: bool = False
-
-
-routed_batch_decoder = msgspec.json.Decoder(RoutedBatch)
 
 
 def alerts_of(
@@ -125,57 +115,69 @@ def window_key(key_id: str, event_type: str, name: str) -> str:
     return f"{key_id}\x1f{event_type}\x1f{name}"
 
 
-def register(app: faust.App, settings: Settings) -> None:
-    def topic(t: Topic) -> faust.TopicT:
-        return app.topic(t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions)
+class ErrorRouter:
+    """The router's state and outputs, run by the rollups agent on the batches it reads
+    (processors.rollups): one subscriber of the events topic instead of two. (A second agent
+    on the topic was seen to make Faust resume it past its commits after a worker restart,
+    and then never commit again.)
 
-    events, alerts, checkins = topic(Topic.EVENTS), topic(Topic.ALERTS), topic(Topic.CHECKINS)
-    # window key -> when the alert that opened the window fired (epoch seconds, as text)
-    windows = app.Table(
-        "quiet_windows", partitions=Topic.EVENTS.partitions, key_type=bytes, value_type=bytes
-    )
-    control = ControlRegistry()
-    ready = asyncio.Event()
-    default_digest = DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
-    guard = Gapless(app, settings, Topic.EVENTS, "error_router")
+    Quiet windows are kept in memory and rebuilt at start from the alerts topic (every alert
+    is the opening of a window), so a restarted worker does not alert again."""
 
-    @app.task
-    async def follow_routes() -> None:
-        consumer = await kafka.start_follower(settings.kafka_bootstrap, Topic.CONTROL)
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        def topic(t: Topic) -> faust.TopicT:
+            return app.topic(t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions)
+
+        self.alerts, self.checkins = topic(Topic.ALERTS), topic(Topic.CHECKINS)
+        self.opened: dict[str, float] = {}  # window key -> when the alert that opened it fired
+        self.control = ControlRegistry()
+        self.ready = asyncio.Event()
+        self.default_digest = DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
+
+        @app.task
+        async def follow_routes_and_alerts() -> None:
+            bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
+            consumer = await kafka.start_follower(bootstrap, Topic.CONTROL)
+            sent = await kafka.start_follower(bootstrap, Topic.ALERTS)
+            try:
+                await kafka.read_to_end(consumer, self.control.apply_bytes, "control", timeout)
+                await kafka.read_to_end(sent, self._remember, "alerts", timeout)
+                await sent.stop()
+                self.ready.set()
+                await kafka.follow(consumer, self.control.apply_bytes, "control")
+            finally:
+                await consumer.stop()
+
+    def _remember(self, value: bytes) -> None:
         try:
-            await kafka.read_to_end(consumer, control.apply_bytes, "control", settings.startup_timeout_s)
-            ready.set()
-            await kafka.follow(consumer, control.apply_bytes, "control")
-        finally:
-            await consumer.stop()
+            record = alert_decoder.decode(value)
+        except msgspec.MsgspecError:
+            return
+        if isinstance(record, ErrorAlert):
+            self._opened(record)
 
-    def opened_at(key: str) -> float | None:
-        stored = windows.get(key.encode())
-        return None if stored is None else float(stored)
+    def _opened(self, alert: ErrorAlert) -> None:
+        key = window_key(alert.key_id, alert.event_type, alert.name)
+        self.opened[key] = max(self.opened.get(key, 0.0), alert.at)
 
-    @app.agent(events, name="error_router")
-    async def error_router(stream: faust.StreamT[bytes]) -> None:
-        await ready.wait()
-        # One record at a time: table writes go to the changelog partition of the record
-        # being handled, which is what a rebalanced worker recovers with the partition.
-        async for event in stream.events():
-            rules = ordered(control.routes.values())
-            for partition, offset, value in await guard.records([event]):
-                try:
-                    batch = routed_batch_decoder.decode(value)
-                except msgspec.MsgspecError:
-                    log.warning("error_router: unreadable events record at %d/%d", partition, offset)
-                    continue
-                raised = alerts_of(batch, rules, default_digest, opened_at)
-                for alert in raised:
-                    delivery = await alerts.send(key=alert.id.encode(), value=record_encoder.encode(alert))
-                    await delivery
-                for alert in raised:
-                    key = window_key(alert.key_id, alert.event_type, alert.name)
-                    windows[key.encode()] = repr(alert.at).encode()
-                for seen in events_seen(batch, control.event_canaries):
-                    await checkins.send(
-                        key=seen.canary_id.encode(),
-                        value=record_encoder.encode(seen),
-                        partition=canary_partition(seen.canary_id),
-                    )
+    async def route(self, batches: list[RoutedBatch]) -> None:
+        """Alerts and canary counts of these batches (in log order), each sent and
+        acknowledged, retried until the log takes it: the caller acknowledges the records
+        when this returns."""
+        await self.ready.wait()
+        rules = ordered(self.control.routes.values())
+        for batch in batches:
+            for alert in alerts_of(batch, rules, self.default_digest, self.opened.get):
+                await _sent(self.alerts, alert.id.encode(), record_encoder.encode(alert), None)
+                self._opened(alert)
+            for seen in events_seen(batch, self.control.event_canaries):
+                value = record_encoder.encode(seen)
+                await _sent(self.checkins, seen.canary_id.encode(), value, canary_partition(seen.canary_id))
+
+
+async def _sent(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None) -> None:
+    async def attempt() -> None:
+        delivery = await topic.send(key=key, value=value, partition=partition)
+        await delivery
+
+    await until_done(attempt, "error_router: sending", log)

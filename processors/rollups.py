@@ -1,5 +1,6 @@
 """rollups agent: per-name minute/hour/day aggregates of the events topic, published as deltas
-on Topic.ROLLUPS, which the store adds to the ClickHouse `rollups` table (processors.rollup_sink).
+on Topic.ROLLUPS, which the store adds to the ClickHouse `rollups` table (processors.rollup_sink);
+the same records, read once, go through the error router (processors.error_router) too.
 
 Every `ROLLUP_FLUSH_S` the agent folds what it read (processors.rollup) into one delta per
 events partition: the rows of that partition's records first_offset..last_offset. Deltas go to
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from coalmine import log as kafka
 from coalmine.retry import until_done
 from coalmine.settings import Settings
+from processors.error_router import ErrorRouter
 from processors.gapless import Gapless
 from processors.rollup import FlushDeltas
 from schemas.rollups import (
@@ -42,9 +44,9 @@ FLUSH_MAX_RECORDS = 2_000
 assert Topic.ROLLUPS.partitions == Topic.EVENTS.partitions
 
 
-def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
+def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> RollupBatch | None:
     """Add one events record; one that cannot be read (the events sink dead-letters it) adds
-    nothing. Never raises: the agent's loop must not."""
+    nothing. Never raises: the agent's loop must not. The batch, for the error router."""
     batch: RollupBatch | None
     try:
         batch = rollup_batch_decoder.decode(value)
@@ -52,6 +54,7 @@ def fold(flush: FlushDeltas, partition: int, offset: int, value: bytes) -> None:
         log.warning("rollups: unreadable events record at %d/%d", partition, offset)
         batch = None
     flush.add(partition, offset, batch)
+    return batch
 
 
 async def rolled_up_to(bootstrap: str, timeout_s: float = 10.0) -> dict[int, int]:
@@ -79,6 +82,7 @@ def register(app: faust.App, settings: Settings) -> None:
         )
 
     events, rollups = topic(Topic.EVENTS), topic(Topic.ROLLUPS)
+    router = ErrorRouter(app, settings)  # reads the same records: one subscriber, one decode
 
     async def read_progress(partitions: set[int]) -> dict[int, int | None]:
         """Where each partition's rollups stand on the log: after the last delta's
@@ -127,7 +131,7 @@ def register(app: faust.App, settings: Settings) -> None:
         # `finally`): so the body must not raise; errors are retried inside.
         async for batch in stream.take_events(FLUSH_MAX_RECORDS, within=ROLLUP_FLUSH_S):
             flush = FlushDeltas()
-            for partition, offset, value in await guard.records(batch):
-                fold(flush, partition, offset, value)
+            read = [fold(flush, partition, offset, value) for partition, offset, value in await guard.records(batch)]
+            await router.route([b for b in read if b is not None])
             for delta in flush.deltas():
                 await publish(delta)

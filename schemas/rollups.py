@@ -34,6 +34,7 @@ class RollupBatch(msgspec.Struct, frozen=True):
     key_id: str
     received_at: float  # the time of events without `ts`
     events: list[RollupEvent]
+    historical: bool = False  # the bulk lane: rolled up, but never alerting (error_router)
 
 
 class RollupRow(msgspec.Struct, frozen=True, array_like=True):

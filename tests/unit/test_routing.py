@@ -57,7 +57,7 @@ def batch(*events: RoutedEvent, historical: bool = False, received_at: float = N
 
 def error(name: str, ts: float | None = None, message: str = "boom") -> RoutedEvent:
     at = None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
-    return RoutedEvent("error", name, message, at)
+    return RoutedEvent("error", name, message, ts=at)
 
 
 def test_a_batch_alerts_once_per_name_and_window() -> None:
