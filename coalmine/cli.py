@@ -205,9 +205,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from coalmine.importer import ImportFailed, import_files
 
-    key = args.key or (Path(args.key_file).read_text().strip() if args.key_file else None)
+    key = args.key or (Path(args.key_file).read_text().strip() if args.key_file else _settings(args).ingest_key)
     if not key:
-        print("coalmine import: an ingest key is needed: --key or --key-file", file=sys.stderr)
+        print("coalmine import: an ingest key is needed: --key-file, --key or COALMINE_INGEST_KEY", file=sys.stderr)
         return 2
     if not 1 <= args.chunk <= 100_000:
         print("coalmine import: --chunk must be between 1 and 100,000", file=sys.stderr)
@@ -216,8 +216,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         summary = import_files([Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks)
     except (ImportFailed, OSError) as exc:
-        print(f"coalmine import: {exc}", file=sys.stderr)
+        print(f"\ncoalmine import: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to go on", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summary))
     elif summary["interrupted"]:
@@ -225,7 +228,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print(
             f"{summary['files']} file(s): {summary['accepted']:,} events accepted, {summary['rejected']:,} rejected"
-            f" in {summary['seconds']:.1f}s" + (f" ({summary['skipped_lines']:,} lines done by an earlier run)" if summary["skipped_lines"] else "")
+            f" in {summary['seconds']:.1f}s ({summary['events_per_s']:,} events/s)"
+            + (f"; {summary['skipped_lines']:,} lines were done by an earlier run" if summary["skipped_lines"] else "")
         )
         for line in summary["first_rejections"]:
             print(f"  rejected {line}")
@@ -313,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(func=cmd_query)
     imports = sub.add_parser("import", help="backfill events from NDJSON, JSON or CSV files")
     imports.add_argument("files", nargs="+", help=".ndjson/.jsonl/.json/.csv, optionally .gz")
-    imports.add_argument("--key", help="an ingest key (or --key-file)")
+    imports.add_argument("--key", help="an ingest key (or --key-file, or COALMINE_INGEST_KEY)")
     imports.add_argument("--key-file", help="a file holding the ingest key")
     imports.add_argument("--chunk", type=int, default=10_000, help="lines per request (default 10,000)")
     imports.add_argument("--restart", action="store_true", help="ignore the progress of an earlier run")

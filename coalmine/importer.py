@@ -3,14 +3,16 @@
 Formats, by extension: `.ndjson`/`.jsonl` (one event per line, sent as is), `.json` (an array
 of events, or `{"events": [...]}`), `.csv` (a header row naming event fields: `type`, `name`,
 `message`, `value`, `ts`, `meta`; an empty cell is an absent field, `value` is read as a number
-when it looks like one, `meta` as JSON). `.gz` on any of them is read compressed.
+when it looks like one, `meta` as JSON). `.gz` on any of them is read compressed; a UTF-8
+byte-order mark is dropped.
 
-Events go in chunks of `--chunk` lines, gzip-compressed, to POST /api/v1/events/bulk. After
-each acknowledged chunk the import writes its progress next to the file
-(`FILE.coalmine-import`: lines done, accepted, rejected; replaced atomically), so an
-interrupted import started again goes on after the last acknowledged chunk; `--restart`
-ignores it. 429 and 503 are waited out (Retry-After); a 503 that says up to which line the
-log acknowledged resumes after it. Rejected lines are counted and the first few shown.
+Events go in chunks of `--chunk` lines (fewer if they would pass CHUNK_MAX_BYTES),
+gzip-compressed, to POST /api/v1/events/bulk. After each acknowledged chunk the import writes
+its progress next to the file (`FILE.coalmine-import`: lines done, accepted, rejected, the
+file's size; replaced atomically), so an interrupted import started again goes on after the
+last acknowledged chunk; `--restart` ignores it. 429 and 503 are waited out (Retry-After); a
+503 that says up to which line the log acknowledged counts that part and sends the rest.
+Rejected lines are counted and the first few shown with their file and line.
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
-from coalmine.terminal import short_number
+from schemas.wire import Event
 
 BULK_PATH = "/api/v1/events/bulk"
 DEFAULT_CHUNK_LINES = 10_000
+CHUNK_MAX_BYTES = 16 * 1024 * 1024  # a third of the bulk lane's 50 MB, however long the lines
+BAR_WIDTH = 24
 SHOWN_REJECTIONS = 5
+TRANSPORT_RETRIES, TRANSPORT_RETRY_S = 30, 2.0  # a server restarting, not one gone for good
 STATE_SUFFIX = ".coalmine-import"
 
 
@@ -42,18 +47,27 @@ class ImportFailed(RuntimeError):
 
 
 # --- reading, pure --------------------------------------------------------------------------
-def _open_text(path: Path) -> io.TextIOBase:
-    # The caller closes it (`with _open_text(...)`).
-    raw = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")  # noqa: SIM115
-    return raw  # type: ignore[return-value]
-
-
 def kind_of(path: Path) -> str:
     name = path.name.removesuffix(".gz")
     for suffix, kind in ((".ndjson", "ndjson"), (".jsonl", "ndjson"), (".json", "json"), (".csv", "csv")):
         if name.endswith(suffix):
             return kind
     raise ImportFailed(f"{path}: unknown format (use .ndjson, .jsonl, .json or .csv, optionally .gz)")
+
+
+def csv_header_problem(columns: list[str]) -> str | None:
+    """What is wrong with a CSV header, checked before any row is sent: a column that is not
+    an event field would have every row refused (a typo such as `vaule`), and so would a
+    missing `type` or `name`."""
+    fields = Event.__struct_fields__
+    required = fields[: len(fields) - len(Event.__struct_defaults__)]
+    unknown = [c for c in columns if c not in fields]
+    missing = [f for f in required if f not in columns]
+    if not unknown and not missing:
+        return None
+    what = [f"unknown column(s) {', '.join(map(repr, unknown))}"] if unknown else []
+    what += [f"missing column(s) {', '.join(missing)}"] if missing else []
+    return f"{'; '.join(what)} (the columns are {', '.join(fields)})"
 
 
 def csv_event(row: dict[str, str]) -> dict[str, Any]:
@@ -79,39 +93,88 @@ def csv_event(row: dict[str, str]) -> dict[str, Any]:
     return event
 
 
+class EventFile:
+    """A file's events as NDJSON lines, one per event in file order, and how far through the
+    file (in its bytes as stored, compressed or not) the reading is, for the progress bar."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind = kind_of(path)
+        self._size = max(1, path.stat().st_size)
+        self._raw: BinaryIO | None = None
+
+    def fraction(self) -> float:
+        raw = self._raw
+        return 1.0 if raw is None or raw.closed else min(1.0, raw.tell() / self._size)
+
+    def place(self, n: int) -> str:
+        """Where the file's n-th event (from 1) is, as a person opening the file looks for it."""
+        if self.kind == "csv":
+            return f"{self.path.name} row {n}"  # data rows, after the header
+        if self.kind == "json":
+            return f"{self.path.name}[{n - 1}]"
+        return f"{self.path.name}:{n}"
+
+    def lines(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as raw:
+            self._raw = raw
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if self.path.suffix == ".gz" else raw  # type: ignore[assignment]
+            try:
+                yield from self._lines(stream)
+            except UnicodeDecodeError as exc:
+                raise ImportFailed(f"{self.path}: not UTF-8 ({exc})") from None
+            except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+                raise ImportFailed(f"{self.path}: {exc}") from None
+
+    def _lines(self, stream: BinaryIO) -> Iterator[bytes]:
+        if self.kind == "ndjson":
+            # Sent as they are: the server judges each line (bad UTF-8 included) and says which.
+            # Only a byte-order mark, which editors on Windows write, is dropped.
+            for number, line in enumerate(stream):
+                yield (line.removeprefix(b"\xef\xbb\xbf") if number == 0 else line).rstrip(b"\r\n")
+            return
+        # newline="": the csv module's own quoting handles line breaks inside cells.
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="" if self.kind == "csv" else None)
+        if self.kind == "csv":
+            rows = csv.DictReader(text)
+            header_problem = csv_header_problem(rows.fieldnames or [])
+            if header_problem:
+                raise ImportFailed(f"{self.path}: {header_problem}")
+            for row in rows:
+                yield json.dumps(csv_event(row), separators=(",", ":")).encode()
+            return
+        try:
+            document = json.load(text)
+        except ValueError as exc:
+            raise ImportFailed(f"{self.path}: not JSON ({exc})") from None
+        events = document.get("events") if isinstance(document, dict) else document
+        if not isinstance(events, list):
+            raise ImportFailed(f'{self.path}: expected an array of events or {{"events": [...]}}')
+        for event in events:
+            yield json.dumps(event, separators=(",", ":")).encode()
+
+
 def lines_of(path: Path) -> Iterator[bytes]:
     """The file's events as NDJSON lines, one per event, in file order."""
-    kind = kind_of(path)
-    with _open_text(path) as text:
-        if kind == "ndjson":
-            for line in text:
-                yield line.rstrip("\n").encode()
-        elif kind == "csv":
-            for row in csv.DictReader(text):
-                yield json.dumps(csv_event(row), separators=(",", ":")).encode()
-        else:
-            try:
-                document = json.load(text)
-            except ValueError as exc:
-                raise ImportFailed(f"{path}: not JSON ({exc})") from None
-            events = document.get("events") if isinstance(document, dict) else document
-            if not isinstance(events, list):
-                raise ImportFailed(f'{path}: expected an array of events or {{"events": [...]}}')
-            for event in events:
-                yield json.dumps(event, separators=(",", ":")).encode()
+    return EventFile(path).lines()
 
 
-def chunks(lines: Iterator[bytes], size: int, skip: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the chunk's first line, its lines) after skipping `skip` lines."""
+def chunks(
+    lines: Iterator[bytes], size: int, skip: int, max_bytes: int = CHUNK_MAX_BYTES
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the chunk's first line, its lines) after skipping `skip` lines: `size`
+    lines, or fewer once they hold `max_bytes` (large events must not push a request over
+    the bulk lane's byte limit)."""
     chunk: list[bytes] = []
-    first = skip + 1
+    first, held = skip + 1, 0
     for number, line in enumerate(lines, 1):
         if number <= skip:
             continue
         chunk.append(line)
-        if len(chunk) == size:
+        held += len(line) + 1
+        if len(chunk) == size or held >= max_bytes:
             yield first, chunk
-            first, chunk = number + 1, []
+            first, chunk, held = number + 1, [], 0
     if chunk:
         yield first, chunk
 
@@ -145,26 +208,76 @@ class Progress:
 
 
 # --- sending -----------------------------------------------------------------------------------
-def send_chunk(client: httpx.Client, lines: list[bytes]) -> tuple[int, dict[str, Any]]:
-    """POST one chunk until the server takes it: (lines acknowledged, the 202's body)."""
+def _json_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def send_chunk(client: httpx.Client, lines: list[bytes], wait: Any = time.sleep) -> tuple[int, dict[str, Any]]:
+    """POST one chunk until the server takes it: (lines of it settled, the server's answer).
+    Fewer lines than sent when the log acknowledged only part of it (a 503 naming the line):
+    the rest is sent again as the next chunk."""
     body = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=5)
+    failures = 0
     while True:
         try:
             response = client.post(BULK_PATH, content=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"})
         except httpx.TransportError as exc:
-            print(f"\ncoalmine import: {exc!r}; retrying in 2s", file=sys.stderr)
-            time.sleep(2)
+            # Sent again: after a connection lost mid-request the chunk may have been stored,
+            # and is then stored twice (the one case; the server cannot tell a resend).
+            failures += 1
+            if failures > TRANSPORT_RETRIES:
+                raise ImportFailed(f"cannot reach {client.base_url} ({type(exc).__name__}: {exc}); run again to go on") from None
+            wait(TRANSPORT_RETRY_S, f"{type(exc).__name__}: {exc}")
             continue
-        if response.status_code in (202, 400) and "accepted" in response.text:
-            return len(lines), response.json()
-        if response.status_code in (429, 503):
-            answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        answer = _json_of(response)
+        if response.status_code == 202 or (response.status_code == 400 and "accepted" in answer):
+            return len(lines), answer  # a 400 with a report: no line of the chunk was valid
+        retry_after = response.headers.get("retry-after", "")
+        if response.status_code in (429, 503) and retry_after.isascii() and retry_after.isdigit():
             through = answer.get("acknowledged_through_line", 0)
-            if through:  # part of the chunk is stored: report it, send the rest next
-                return through, {"accepted": answer.get("accepted", 0), "rejected": [], "rejected_count": 0}
-            time.sleep(float(response.headers.get("retry-after", "2")))
+            if through:  # part of the chunk is stored: count it, send the rest next
+                return through, answer
+            wait(float(retry_after), answer.get("error", f"HTTP {response.status_code}"))
             continue
+        if response.status_code == 429 and "max_events" in answer:
+            raise ImportFailed(f"{answer.get('error')}: use --chunk {answer['max_events']} or less")
         raise ImportFailed(f"the server answered {response.status_code}: {response.text[:300]}")
+
+
+class _Screen:
+    """The progress bar, on a terminal (stderr) only: the file, how far through it, counts and
+    this run's pace; and what a wait is for."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.on = hasattr(out, "isatty") and out.isatty()
+        self.started = time.monotonic()
+        self.accepted = 0  # this run's
+        self.source: EventFile | None = None
+        self.progress = Progress()
+
+    def rate(self) -> float:
+        return self.accepted / max(1e-9, time.monotonic() - self.started)
+
+    def show(self, note: str = "", end: str = "") -> None:
+        if not self.on or self.source is None:
+            return
+        fraction = 1.0 if end else self.source.fraction()
+        filled = int(fraction * BAR_WIDTH)
+        print(
+            f"\r{self.source.path.name} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {fraction:4.0%}"
+            f"  {self.progress.accepted:,} accepted  {self.progress.rejected:,} rejected"
+            f"  {self.rate():,.0f} events/s{'  ' + note if note else ''}\x1b[K",
+            end=end, file=self.out, flush=True,
+        )  # fmt: skip
+
+    def wait(self, seconds: float, why: str) -> None:
+        self.show(f"waiting {seconds:g}s: {why}")
+        time.sleep(seconds)
 
 
 def import_files(
@@ -176,38 +289,49 @@ def import_files(
     max_chunks: int | None = None,
     out: Any = sys.stderr,
 ) -> dict[str, Any]:
-    """Import every file; a summary. `max_chunks` stops after that many chunks (tests use it
-    to interrupt an import)."""
-    started = time.monotonic()
+    """Import every file; a summary. `accepted`/`rejected` count each file's whole import,
+    earlier runs included; `events_per_s` is this run's pace. `max_chunks` stops after that
+    many requests (tests use it to interrupt an import)."""
+    for path in paths:  # every file readable, of a known kind, with a good header, before anything is sent
+        if not path.is_file():
+            raise ImportFailed(f"{path}: not a file")
+        if kind_of(path) == "csv":
+            reading = EventFile(path).lines()
+            next(reading, None)
+            reading.close()
     totals = {"files": 0, "accepted": 0, "rejected": 0, "skipped_lines": 0}
     shown: list[str] = []
-    sent_chunks = 0
-    show_bar = hasattr(out, "isatty") and out.isatty()
+    sent = 0
+    screen = _Screen(out)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
         for path in paths:
-            kind_of(path)
-            progress = Progress(size=path.stat().st_size) if restart else Progress.load(path)
+            screen.source = EventFile(path)
+            screen.progress = progress = Progress(size=path.stat().st_size) if restart else Progress.load(path)
             totals["skipped_lines"] += progress.lines
-            for first, lines in chunks(lines_of(path), chunk_lines, progress.lines):
-                if max_chunks is not None and sent_chunks >= max_chunks:
-                    return {**totals, "interrupted": True}
-                done, answer = send_chunk(client, lines)
-                sent_chunks += 1
-                progress.lines += done
-                progress.accepted += answer.get("accepted", 0)
-                progress.rejected += answer.get("rejected_count", 0)
-                for item in answer.get("rejected", []):
-                    if len(shown) < SHOWN_REJECTIONS:
-                        shown.append(f"{path.name}:{first + item['line'] - 1}: {item['error']}")
-                progress.save(path)
-                if show_bar:
-                    rate = (totals["accepted"] + progress.accepted) / max(1e-9, time.monotonic() - started)
-                    print(f"\r{path.name}: {progress.lines:,} lines, {progress.accepted:,} accepted, "
-                          f"{progress.rejected:,} rejected, {short_number(rate)} events/s ", end="", file=out, flush=True)  # fmt: skip
+            for first, lines in chunks(screen.source.lines(), chunk_lines, progress.lines):
+                while lines:  # more than once when the log took only part of the chunk (503)
+                    if max_chunks is not None and sent >= max_chunks:
+                        return {**totals, "interrupted": True}
+                    done, answer = send_chunk(client, lines, screen.wait)
+                    sent += 1
+                    progress.lines += done
+                    progress.accepted += answer.get("accepted", 0)
+                    progress.rejected += answer.get("rejected_count", 0)
+                    progress.save(path)
+                    screen.accepted += answer.get("accepted", 0)
+                    for item in answer.get("rejected", [])[: SHOWN_REJECTIONS - len(shown)]:
+                        shown.append(f"{screen.source.place(first + item['line'] - 1)}: {item['error']}")
+                    screen.show()
+                    first, lines = first + done, lines[done:]
+            screen.show(end="\n")
             totals["files"] += 1
             totals["accepted"] += progress.accepted
             totals["rejected"] += progress.rejected
-            if show_bar:
-                print(file=out)
-    seconds = time.monotonic() - started
-    return {**totals, "interrupted": False, "seconds": round(seconds, 2), "first_rejections": shown}
+    seconds = time.monotonic() - screen.started
+    return {
+        **totals,
+        "interrupted": False,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(screen.accepted / max(seconds, 1e-9)),
+        "first_rejections": shown,
+    }

@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The bulk lane's budget per key (POST /api/v1/events/bulk), shared by the API processes.
     bulk_rate_per_hour: int = 3_600_000
     bulk_burst: int = 1_000_000
+    # Client side: the ingest key `coalmine import` sends when neither --key nor --key-file
+    # gives one (an environment variable keeps it out of the shell history and `ps`).
+    ingest_key: str = ""
     # The default digest (events and errors no routing rule sends elsewhere): daily at this
     # local time (HH:MM) in this IANA timezone.
     digest_at: str = "09:00"

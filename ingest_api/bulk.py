@@ -9,18 +9,20 @@ process for its share), and every batch of the bulk lane is **historical**: stor
 up like any other, but it never trips nor resolves a canary and never raises an immediate
 alert (a backfill is history, not news).
 
-Valid events go onto the log in records of MAX_EVENTS_PER_BATCH (the event id scheme holds
-128 per batch), each acknowledged before the next is sent, so what is stored is always a
-prefix of the valid lines. If the log fails one, the answer is a 503 that says up to which
-line everything was acknowledged (`acknowledged_through_line`): resending from the next line
-stores nothing twice.
+Valid events go onto the log in records of up to MAX_EVENTS_PER_BATCH_ID events (128: as many
+as one batch id numbers; the fewer records, the less the log and every consumer pay per event)
+and RECORD_MAX_BYTES, each acknowledged before the next is sent, so what is stored is always a
+prefix of the valid lines. If the log fails one, the answer is a 503 that says up to which line
+everything was acknowledged (`acknowledged_through_line`): resending from the next line stores
+nothing twice (but for the record that timed out, which the log may still have taken).
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -29,8 +31,8 @@ from starlette.responses import Response
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.services import AppendFailed, Services
-from schemas.ids import new_batch_id
-from schemas.limits import MAX_EVENTS_PER_BATCH
+from schemas.ids import MAX_EVENTS_PER_BATCH_ID, new_batch_id
+from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
 from schemas.wire import Event, event_problem
@@ -40,6 +42,10 @@ BULK_MAX_EVENTS = 100_000
 BULK_MAX_BYTES = 50 * 1024 * 1024
 BULK_MAX_REPORTED = 1_000
 BULK_BODY_TIMEOUT_S = 120.0  # 50 MB over a slow link
+# A record's events, by the size of their lines: 128 events of the largest kind (4 KB of meta,
+# 2,000 characters of message) would pass the producer's 1 MB request limit, and the rollups'
+# deltas grow with a record's names and messages. Half a normal lane's body, at most.
+RECORD_MAX_BYTES = MAX_BODY_BYTES // 2
 
 _event = msgspec.json.Decoder(Event)
 _json = msgspec.json.Encoder()
@@ -62,10 +68,16 @@ def gunzip_capped(body: bytes, cap: int) -> bytes:
     return out
 
 
-def parse_ndjson(body: bytes) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
-    """(line number, event) of every valid line and (line number, error) of every invalid one;
-    blank lines are neither. TooLarge past BULK_MAX_EVENTS lines. Pure."""
-    valid: list[tuple[int, Event]] = []
+class ValidLine(NamedTuple):
+    number: int  # from 1
+    event: Event
+    size: int  # bytes of the line: about what the event takes in a record
+
+
+def parse_ndjson(body: bytes) -> tuple[list[ValidLine], list[tuple[int, str]]]:
+    """Every valid line and (line number, error) of every invalid one; blank lines are
+    neither. TooLarge past BULK_MAX_EVENTS lines. Pure."""
+    valid: list[ValidLine] = []
     rejected: list[tuple[int, str]] = []
     count = 0
     for number, line in enumerate(body.split(b"\n"), 1):
@@ -86,8 +98,23 @@ def parse_ndjson(body: bytes) -> tuple[list[tuple[int, Event]], list[tuple[int, 
         if problem:
             rejected.append((number, problem))
         else:
-            valid.append((number, event))
+            valid.append(ValidLine(number, event, len(line)))
     return valid, rejected
+
+
+def records_of(valid: list[ValidLine], max_events: int, max_bytes: int) -> Iterator[list[ValidLine]]:
+    """The valid lines cut, in order, into records of at most `max_events` events and about
+    `max_bytes` (a single larger line makes a record of its own). Pure."""
+    record: list[ValidLine] = []
+    held = 0
+    for line in valid:
+        if record and (len(record) == max_events or held + line.size > max_bytes):
+            yield record
+            record, held = [], 0
+        record.append(line)
+        held += line.size
+    if record:
+        yield record
 
 
 Answer = tuple[int, bytes, dict[str, str]]
@@ -134,10 +161,19 @@ async def accept(
     if not valid:
         services.rejections.count(key.id, "invalid", len(rejected))
         return _answer(400, {"error": "no valid event in the request", "accepted": 0, **_report(rejected)})
-    wait = services.bulk_budget.take(key.id, len(valid), time.time())
+    budget = services.bulk_budget
+    if len(valid) > budget.max_request:
+        # Like the normal lane's batch over its burst: no wait makes it pass, so no Retry-After.
+        services.rejections.count(key.id, "rate_limited", len(valid))
+        return _answer(
+            429,
+            {"error": f"{len(valid)} events is more than the bulk budget lets one request have"
+             f" ({budget.max_request}); split it", "max_events": budget.max_request},
+        )  # fmt: skip
+    wait = budget.take(key.id, len(valid), time.time())
     if wait is not None:
         services.rejections.count(key.id, "rate_limited", len(valid))
-        limit = services.bulk_budget.limit
+        limit = budget.limit
         return _answer(
             429,
             {"error": f"bulk budget exceeded ({limit.rate_per_minute * 60}/hour, burst {limit.burst}"
@@ -146,11 +182,17 @@ async def accept(
         )  # fmt: skip
     acknowledged = await _append(services, key, valid)
     if acknowledged < len(valid):
-        through = valid[acknowledged - 1][0] if acknowledged else 0
+        budget.give_back(key.id, len(valid) - acknowledged, time.time())
+        through = valid[acknowledged - 1].number if acknowledged else 0
+        # The bad lines of the stored prefix are reported now: a client resending from the
+        # next line never sees them again.
+        settled = [(n, e) for n, e in rejected if n <= through]
+        if settled:
+            services.rejections.count(key.id, "invalid", len(settled))
         return _answer(
             503,
             {"error": "the log did not acknowledge every batch; resend from the line after acknowledged_through_line",
-             "accepted": acknowledged, "acknowledged_through_line": through},
+             "accepted": acknowledged, "acknowledged_through_line": through, **_report(settled)},
             {"Retry-After": "1"},
         )  # fmt: skip
     if rejected:
@@ -158,18 +200,17 @@ async def accept(
     return _answer(202, {"accepted": len(valid), **_report(rejected)})
 
 
-async def _append(services: Services, key: Any, valid: list[tuple[int, Event]]) -> int:
-    """Append the chunks one after the other, each acknowledged before the next is sent, so
+async def _append(services: Services, key: Any, valid: list[ValidLine]) -> int:
+    """Append the records one after the other, each acknowledged before the next is sent, so
     that what was stored is always a prefix of the file; how many events that prefix holds."""
     now_ms = time.time_ns() // 1_000_000
     acknowledged = 0
-    for start in range(0, len(valid), MAX_EVENTS_PER_BATCH):
-        chunk = valid[start : start + MAX_EVENTS_PER_BATCH]
+    for chunk in records_of(valid, MAX_EVENTS_PER_BATCH_ID, RECORD_MAX_BYTES):
         record = EventBatch(
             new_batch_id(now_ms),
             key.id,
             now_ms / 1000,
-            [event for _, event in chunk],
+            [line.event for line in chunk],
             services.origin,
             historical=True,
         )
@@ -192,7 +233,7 @@ router = APIRouter()
         400: {"description": "No valid line, or a body that is not NDJSON (or not gzip as declared)"},
         401: {"description": "Missing, unknown or revoked API key"},
         413: {"description": f"Over {BULK_MAX_EVENTS} events or {BULK_MAX_BYTES} bytes (sent or decompressed)"},
-        429: {"description": "Bulk budget exhausted; see Retry-After"},
+        429: {"description": "Bulk budget exhausted (see Retry-After), or more events than it ever allows one request (no Retry-After; see max_events)"},
         503: {"description": "Log unavailable or pipeline behind; see acknowledged_through_line and Retry-After"},
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},

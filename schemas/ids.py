@@ -13,6 +13,7 @@ import uuid
 
 _EVENT_INDEX_BITS = 7  # 2**7 = 128 >= MAX_EVENTS_PER_BATCH
 _EVENT_INDEX_MASK = (1 << _EVENT_INDEX_BITS) - 1
+MAX_EVENTS_PER_BATCH_ID = 1 << _EVENT_INDEX_BITS  # the most events one batch id can number
 
 
 def uuid7_int(unix_ms: int | None = None) -> int:
