@@ -21,6 +21,7 @@ from coalmine.settings import Settings, SettingsError
 from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, query, routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
+from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
 from ingest_api.metrics import Observed, metrics_text
@@ -41,7 +42,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     kafka.quiet_client_loggers()
     await kafka.wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s)
     bootstrap = settings.kafka_bootstrap
-    producer = kafka.producer(bootstrap)
+    # A batch the log has not acknowledged when its client got the 503 must not be retried
+    # into the log afterwards: the producer gives up on a batch at the same deadline.
+    producer = kafka.producer(
+        bootstrap, request_timeout_ms=max(1, round(settings.append_timeout_s * 1000))
+    )
     await producer.start()
     registry, limiter = KeyRegistry(), RateLimiter(settings.api_workers)
     control = ControlRegistry()
@@ -64,6 +69,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
         BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
+        keys_caught_up=CatchUp(followers["keys"][0]),
+        control_caught_up=CatchUp(followers["control"][0]),
     )
     services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():

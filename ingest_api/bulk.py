@@ -134,7 +134,7 @@ def _report(rejected: list[tuple[int, str]]) -> dict[str, Any]:
 async def accept(
     services: Services, authorization: str | None, headers: dict[str, str | None], chunks: Any
 ) -> Answer:
-    key = services.key(authorization, "ingest")
+    key = await services.key(authorization, "ingest")
     if key is None:
         services.rejections.count("", "unauthorized")
         return _answer(401, {"error": "missing, unknown or revoked API key"})

@@ -105,7 +105,7 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
             send, method, 405, {"status": "error", "message": "Method not allowed"},
             {"Allow": ", ".join(METHODS)},
         )
-    canary = services.control.canary_by_token(token)
+    canary = await services.canary(token)
     if canary is None:
         return await _respond(send, method, 404, {"status": "error", "message": "Invalid token"})
     try:

@@ -101,7 +101,7 @@ async def accept(
     chunks: AsyncIterator[bytes],
 ) -> Answer:
     """One ingest request, start to end: (status, JSON body, headers)."""
-    key = services.key(authorization, "ingest")
+    key = await services.key(authorization, "ingest")
     if key is None:
         services.rejections.count("", "unauthorized")
         return _error(401, "missing, unknown or revoked API key")

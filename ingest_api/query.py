@@ -34,7 +34,7 @@ async def run_named_query(name: str, request: Request) -> Response:
 
 async def _run(request: Request, name: str, params: dict[str, str]) -> Response:
     services: Services = request.app.state.services
-    if not services.reader(request.headers.get("authorization")):
+    if not await services.reader(request.headers.get("authorization")):
         return error(401, "the admin token or a read key is required")
     if name not in NAMED_QUERIES:
         return error(404, f"unknown query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")

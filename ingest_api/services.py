@@ -12,13 +12,14 @@ from aiokafka.errors import KafkaError
 from coalmine.settings import Settings
 from ingest_api.backpressure import Backpressure
 from ingest_api.bulk_budget import BulkBudget
+from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.group_append import GroupAppend
-from ingest_api.keys import ApiKey, KeyRegistry
+from ingest_api.keys import ApiKey, KeyRegistry, bearer_key
 from ingest_api.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
-from schemas.canaries import CheckIn
+from schemas.canaries import CanaryDefined, CheckIn
 from schemas.records import KeyScope
 from schemas.topics import Topic
 
@@ -38,6 +39,8 @@ class Services:
     control: ControlRegistry
     backpressure: Backpressure
     bulk_budget: BulkBudget
+    keys_caught_up: CatchUp
+    control_caught_up: CatchUp
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
 
@@ -66,9 +69,26 @@ class Services:
             token.strip().encode(), self.settings.admin_token.encode()
         )
 
-    def reader(self, authorization: str | None) -> bool:
+    async def reader(self, authorization: str | None) -> bool:
         """Query routes: the admin token or an active read-scope key."""
-        return self.is_admin(authorization) or self.key(authorization, "read") is not None
+        return self.is_admin(authorization) or await self.key(authorization, "read") is not None
 
-    def key(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
-        return self.registry.authenticate(authorization, scope)
+    async def key(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
+        """The active key of this scope named by the header, else None (-> 401). A key unknown
+        here is looked up again once this process has read the keys' log to its end: another
+        API process may have created it a moment ago (ingest_api.catch_up)."""
+        key = self.registry.authenticate(authorization, scope)
+        if (
+            key is None
+            and bearer_key(authorization) is not None
+            and await self.keys_caught_up.wait()
+        ):
+            key = self.registry.authenticate(authorization, scope)
+        return key
+
+    async def canary(self, token: str) -> CanaryDefined | None:
+        """The canary of a check-in token, else None (-> 404); like `key` for a new canary."""
+        canary = self.control.canary_by_token(token)
+        if canary is None and await self.control_caught_up.wait():
+            canary = self.control.canary_by_token(token)
+        return canary

@@ -9,6 +9,11 @@ broker test therefore lets the stored count catch up before the kill and starts 
 only once the broker is dead; what it proves is that nothing gets a 202 while the log is away,
 that the stack comes back by itself, and that everything acknowledged afterwards is stored
 once, with keys and canaries written back onto the new log.
+
+What a client that got no 202 sent is in doubt, as in any at-least-once system: a request cut
+off by a killed API process, or answered 503 when the log's ack came too late, may still have
+been stored. So the tests check that ClickHouse holds every acknowledged event, each once, and
+nothing beyond the events in doubt.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Load:
         self.url, self.key = url, key
         self.acknowledged: Counter[str] = Counter()
         self.answers: Counter[str] = Counter()
+        self.in_doubt = 0  # events sent without a 202 that the log may still have taken
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -62,12 +68,18 @@ class Load:
                 response = httpx.post(
                     f"{self.url}/api/v1/events", json={"events": events}, headers=headers, timeout=10
                 )
+            except httpx.ConnectError as exc:  # never reached an API process
+                self.answers[type(exc).__name__] += 1
+                continue
             except httpx.HTTPError as exc:
                 self.answers[type(exc).__name__] += 1
+                self.in_doubt += len(events)
                 continue
             self.answers[str(response.status_code)] += 1
             if response.status_code == 202:
                 self.acknowledged[name] += 100
+            elif response.status_code >= 500:
+                self.in_doubt += len(events)
 
     def total(self) -> int:
         return sum(self.acknowledged.values())
@@ -148,12 +160,15 @@ def _stored_total(admin: httpx.Client, *names: str) -> int:
     return sum(c for name in names or NAMES for _, c, _ in _series(admin, name, "events"))
 
 
-def _stored(data_dir: Path) -> tuple[int, int]:
+def _assert_stored_once(data_dir: Path, acknowledged: int, in_doubt: int) -> None:
+    """Every acknowledged event is in ClickHouse once; anything more is from requests that
+    got no 202 (see the module's docstring)."""
     ((count, distinct),) = clickhouse_facts(
         data_dir,
         f"SELECT count(), uniqExact(event_id) FROM events WHERE startsWith(name, '{PREFIX}')",
     )
-    return count, distinct
+    assert count == distinct, "an event stored twice"
+    assert acknowledged <= count <= acknowledged + in_doubt, (count, acknowledged, in_doubt)
 
 
 def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_nothing(
@@ -193,7 +208,7 @@ def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_not
 
             # Everything acknowledged is queryable, once; the rollups agree with raw events.
             wait_for(
-                lambda: all(_stored_total(admin, n) == load.acknowledged[n] for n in NAMES),
+                lambda: all(_stored_total(admin, n) >= load.acknowledged[n] for n in NAMES),
                 120,
                 "every acknowledged event to be stored",
             )
@@ -229,8 +244,7 @@ def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_not
         # No flip of the steady canary: its check-ins never stopped for longer than its
         # interval, kills included (a restarted worker resumes from its table).
         assert not [r for r in hook.requests if r.json().get("canary", {}).get("id") == steady["id"]]
-    count, distinct = _stored(tmp_path / "data")
-    assert count == distinct == load.total()
+    _assert_stored_once(tmp_path / "data", load.total(), load.in_doubt)
 
 
 def test_a_broker_restart_answers_503_meanwhile_and_recovers_by_itself(tmp_path: Path) -> None:
@@ -251,11 +265,15 @@ def test_a_broker_restart_answers_503_meanwhile_and_recovers_by_itself(tmp_path:
         before = load.total()
         wait_for(lambda: _stored_total(admin) == before, 60, "the events acknowledged so far")
 
+        # Frozen first, so that clients see the outage whatever the speed of the restart
+        # (a broker back within the append timeout rightly turns waits into 202s), then killed.
         (broker,) = up.pids("broker")
-        os.kill(broker, signal.SIGKILL)
-        wait_for(lambda: broker not in up.pids("broker"), 10, "the broker to die")
+        os.kill(broker, signal.SIGSTOP)
         load = Load(up.url, key)  # sends through the outage and the restart
         wait_for(lambda: load.answers["503"] > 0, 30, "a 503 while the log is away")
+        assert load.total() == 0, "a 202 while the log is away"
+        os.kill(broker, signal.SIGKILL)
+        wait_for(lambda: broker not in up.pids("broker"), 10, "the broker to die")
         load.wait_for_more(2_000, timeout_s=90)  # the broker is back: 202s again
         load.stop()
         assert any("restarting it" in line and "broker" in line for line in up.lines)
@@ -269,8 +287,7 @@ def test_a_broker_restart_answers_503_meanwhile_and_recovers_by_itself(tmp_path:
         assert httpx.get(f"{up.url}/checkin/{canary['token']}").status_code == 200
 
         expected = before + load.total() + after_restart.total()
-        wait_for(lambda: _stored_total(admin) == expected, 90, "every acknowledged event stored")
+        wait_for(lambda: _stored_total(admin) >= expected, 90, "every acknowledged event stored")
     finally:
         assert up.stop() == 0
-    count, distinct = _stored(tmp_path / "data")
-    assert count == distinct == expected
+    _assert_stored_once(tmp_path / "data", expected, load.in_doubt + after_restart.in_doubt)

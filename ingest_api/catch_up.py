@@ -1,0 +1,68 @@
+"""Read-your-writes across API processes.
+
+Each API process learns keys and canaries by following their topics, a fraction of a second
+after the process that wrote them (the follower's fetch waits up to 100 ms, the broker's
+answer and the apply come on top). A key or check-in token unknown here may therefore be one
+another process created a moment ago, and its creator may use it at once: before refusing it,
+a process reads the follower up to the log's end as of now, then looks again.
+
+Only refusals pay for this, and they share it: one round (a ListOffsets, then waiting for the
+follower's position to pass it) serves every request that arrived before the round began, so
+a flood of bad credentials costs one broker request at a time, not one each. A round that
+cannot finish within the timeout (the broker is away) leaves the refusal as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_TIMEOUT_S = 1.0
+POSITION_POLL_S = 0.005  # the follower applies a fetched batch right as its position moves
+
+
+class CatchUp:
+    def __init__(self, consumer: AIOKafkaConsumer, timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
+        self._consumer = consumer
+        self._timeout_s = timeout_s
+        self._last: asyncio.Task[None] | None = None  # the round running or last run
+        self._next: asyncio.Task[None] | None = None  # the round not yet begun: joinable
+
+    async def wait(self) -> bool:
+        """True once the follower has applied everything the log held when this was called;
+        False after the timeout or on a broker error."""
+        if self._next is None:
+            self._next = asyncio.create_task(self._round(self._last))
+            self._next.add_done_callback(_retrieve)
+            self._last = self._next
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await asyncio.shield(self._next)
+        except (TimeoutError, KafkaError, OSError) as exc:  # refuse as before
+            log.debug("catching up with the log failed: %r", exc)
+            return False
+        return True
+
+    async def _round(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        # From here on, the end offsets asked for may predate a newer request's write.
+        self._next = None
+        async with asyncio.timeout(self._timeout_s):  # a round never holds up the next for long
+            partitions = list(self._consumer.assignment())
+            ends = await self._consumer.end_offsets(partitions)
+            for tp in partitions:
+                while await self._consumer.position(tp) < ends[tp]:
+                    await asyncio.sleep(POSITION_POLL_S)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A round whose every waiter timed out must not log "exception never retrieved"."""
+    with contextlib.suppress(BaseException):
+        task.exception()
