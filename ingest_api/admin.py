@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
@@ -27,10 +28,14 @@ class AdminDenied(Exception):
     pass
 
 
-def admin_services(request: Request) -> Services:
+async def admin_services(request: Request) -> Services:
     services: Services = request.app.state.services
     if not services.is_admin(request.headers.get("authorization")):
         raise AdminDenied
+    # Each admin request sees what any API process wrote before it (ingest_api.catch_up):
+    # a canary created through one process can be changed through another at once, and a
+    # change is not made to a stale copy. Admin requests are rare; the look costs ~1 ms.
+    await asyncio.gather(services.keys_caught_up.wait(), services.control_caught_up.wait())
     return services
 
 

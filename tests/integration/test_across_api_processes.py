@@ -83,3 +83,28 @@ def test_a_key_or_canary_is_usable_in_another_process_the_moment_it_is_created(
         )
         assert answer.status_code == 401
         assert httpx.get(f"{other}/checkin/{'B' * 32}").status_code == 404
+
+
+def test_what_one_process_administers_another_can_change_at_once(own_stack: Stack) -> None:
+    """Admin requests read the log to its end first: no 404 for a fresh id, and a change is
+    made to the latest version, not to a stale copy."""
+    with _second_api(own_stack) as other:
+        admin_there = httpx.Client(
+            base_url=other, headers={"Authorization": f"Bearer {own_stack.settings.admin_token}"}
+        )
+        here = own_stack.admin()
+        for i in range(3):
+            canary = here.post(
+                "/api/v1/admin/canaries", json={"name": f"admin-{i}", "interval_seconds": 60}
+            ).json()
+            renamed = admin_there.patch(
+                f"/api/v1/admin/canaries/{canary['id']}", json={"name": f"renamed-{i}"}
+            )
+            assert renamed.status_code == 200, renamed.text
+            # Back in the first process, a second change keeps the first one.
+            longer = here.patch(f"/api/v1/admin/canaries/{canary['id']}", json={"interval_seconds": 120})
+            assert longer.status_code == 200, longer.text
+            assert (longer.json()["name"], longer.json()["interval_seconds"]) == (f"renamed-{i}", 120)
+            key = here.post("/api/v1/admin/keys", json={"name": f"admin-{i}"}).json()
+            assert key["id"] in {k["id"] for k in admin_there.get("/api/v1/admin/keys").json()["keys"]}
+            assert admin_there.delete(f"/api/v1/admin/keys/{key['id']}").status_code == 200
