@@ -20,7 +20,7 @@ from schemas.limits import (
     MAX_BURST,
     MAX_RATE_PER_MINUTE,
 )
-from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope, record_encoder
+from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope
 from schemas.topics import Topic
 
 
@@ -92,11 +92,10 @@ async def create_key(request: Request, services: AdminServices) -> Response:
         spec.rate_per_minute,
         spec.burst,
     )
-    try:
-        await services.append(Topic.KEYS, record_encoder.encode(record))
+    try:  # usable here at once; other processes follow the log
+        await services.append_applied(Topic.KEYS, record, services.registry.apply)
     except AppendFailed as exc:
         return error(503, str(exc))
-    services.registry.apply(record)  # usable here at once; other processes follow the log
     view = key_view(services.registry.get(record.id))  # type: ignore[arg-type]
     return json_response(201, {**view, "key": secret})
 
@@ -114,10 +113,9 @@ async def revoke_key(key_id: str, services: AdminServices) -> Response:
     if key.active:
         record = KeyRevoked(key_id, time.time())
         try:
-            await services.append(Topic.KEYS, record_encoder.encode(record))
+            await services.append_applied(Topic.KEYS, record, services.registry.apply)
         except AppendFailed as exc:
             return error(503, str(exc))
-        services.registry.apply(record)
     return json_response(200, key_view(key))
 
 
@@ -139,8 +137,7 @@ async def change_key_limits(key_id: str, request: Request, services: AdminServic
         time.time(),
     )
     try:
-        await services.append(Topic.KEYS, record_encoder.encode(record))
+        await services.append_applied(Topic.KEYS, record, services.registry.apply)
     except AppendFailed as exc:
         return error(503, str(exc))
-    services.registry.apply(record)
     return json_response(200, key_view(key))

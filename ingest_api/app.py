@@ -59,6 +59,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     }
     for what, (consumer, handle) in followers.items():
         await kafka.read_to_end(consumer, handle, what, settings.startup_timeout_s)
+    offsets = kafka.consumer(bootstrap)  # the log's end for ingest_api.catch_up, never polled
+    await offsets.start()
     services = Services(
         settings,
         registry,
@@ -69,8 +71,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
         BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
-        keys_caught_up=CatchUp(followers["keys"][0]),
-        control_caught_up=CatchUp(followers["control"][0]),
+        keys_caught_up=CatchUp(followers["keys"][0], offsets),
+        control_caught_up=CatchUp(followers["control"][0], offsets),
     )
     services.checkins = checkin.checkin_log(services)
     for what, (consumer, handle) in followers.items():
@@ -99,6 +101,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await services.append(Topic.REJECTIONS, record_encoder.encode(last))
         for consumer, _ in followers.values():
             await consumer.stop()
+        await offsets.stop()
         await producer.stop()
         await services.queries.close()
 

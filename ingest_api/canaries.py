@@ -35,7 +35,6 @@ from schemas.canaries import (
 )
 from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
-from schemas.records import record_encoder
 from schemas.topics import Topic
 
 router = APIRouter(prefix="/api/v1/admin")
@@ -72,10 +71,9 @@ async def append_control(services: Services, record: ControlRecord) -> Response 
     onto its check-ins partition, so a check-in sent right after this answer (a /fail, say)
     can never reach the heartbeats agent before the definition. The forwarding agent's later
     copy is a harmless replay; if this second append fails, that copy still arrives."""
-    value, key = record_encoder.encode(record), record.id.encode()
+    key = record.id.encode()
     try:
-        await services.append(Topic.CONTROL, value, key=key)
-        services.control.apply(record)
+        value = await services.append_applied(Topic.CONTROL, record, services.control.apply, key)
         if isinstance(record, (CanaryDefined, CanaryDeleted)):
             await services.append(Topic.CHECKINS, value, canary_partition(record.id), key)
     except AppendFailed as exc:

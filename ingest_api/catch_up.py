@@ -6,9 +6,14 @@ answer and the apply come on top). A key or check-in token unknown here may ther
 another process created a moment ago, and its creator may use it at once: before refusing it,
 a process reads the follower up to the log's end as of now, then looks again.
 
-Only refusals pay for this, and they share it: one round (a ListOffsets, then waiting for the
-follower's position to pass it) serves every request that arrived before the round began, so
-a flood of bad credentials costs one broker request at a time, not one each. A round that
+Records this process appended itself it has applied already (`applied_here`): a round does
+not wait for the follower to read those back, so an admin request right after another one
+through the same process costs a ListOffsets, not a fetch cycle.
+
+Only refusals and admin requests pay for this, and they share it: one round (a ListOffsets,
+then waiting for the follower's position to pass it) serves every request that arrived before
+the round began, so a flood of bad credentials costs one broker request at a time, not one
+each. A round that
 cannot finish within the timeout (the broker is away) leaves the refusal as it was.
 """
 
@@ -28,11 +33,26 @@ POSITION_POLL_S = 0.005  # the follower applies a fetched batch right as its pos
 
 
 class CatchUp:
-    def __init__(self, consumer: AIOKafkaConsumer, timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
-        self._consumer = consumer
+    """`follower` is the consumer that applies the topic; `offsets` asks for the log's end on
+    a connection of its own: the broker answers one connection's requests in order, so a
+    ListOffsets behind the follower's fetch would wait out its long poll (100 ms)."""
+
+    def __init__(
+        self,
+        follower: AIOKafkaConsumer,
+        offsets: AIOKafkaConsumer,
+        timeout_s: float = CATCH_UP_TIMEOUT_S,
+    ) -> None:
+        self._follower, self._offsets = follower, offsets
+        self._mine: set[int] = set()  # offsets appended and applied here, not yet read back
         self._timeout_s = timeout_s
         self._last: asyncio.Task[None] | None = None  # the round running or last run
         self._next: asyncio.Task[None] | None = None  # the round not yet begun: joinable
+
+    def applied_here(self, offset: int) -> None:
+        """This process appended the record at `offset` (the topics followed have one
+        partition) and applied it already."""
+        self._mine.add(offset)
 
     async def wait(self) -> bool:
         """True once the follower has applied everything the log held when this was called;
@@ -55,11 +75,23 @@ class CatchUp:
         # From here on, the end offsets asked for may predate a newer request's write.
         self._next = None
         async with asyncio.timeout(self._timeout_s):  # a round never holds up the next for long
-            partitions = list(self._consumer.assignment())
-            ends = await self._consumer.end_offsets(partitions)
+            partitions = list(self._follower.assignment())
+            ends = await self._offsets.end_offsets(partitions)
             for tp in partitions:
-                while await self._consumer.position(tp) < ends[tp]:
+                if self._mine and max(self._mine) >= ends[tp]:
+                    # Not in the log as seen (the embedded broker restarted its log at 0):
+                    # forget them rather than mistake another's record for ours; waiting is safe.
+                    self._mine.clear()
+                while not self._known(await self._follower.position(tp), ends[tp]):
                     await asyncio.sleep(POSITION_POLL_S)
+                self._mine = {o for o in self._mine if o >= await self._follower.position(tp)}
+
+    def _known(self, position: int, end: int) -> bool:
+        """Everything below `end` is applied: read by the follower or written from here."""
+        missing = end - position
+        return missing <= 0 or (
+            len(self._mine) >= missing and self._mine.issuperset(range(position, end))
+        )
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -20,7 +22,7 @@ from ingest_api.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
 from schemas.canaries import CanaryDefined, CheckIn
-from schemas.records import KeyScope
+from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic
 
 
@@ -61,6 +63,17 @@ class Services:
         except (KafkaError, TimeoutError, OSError) as exc:
             raise AppendFailed(f"log unavailable: {type(exc).__name__}") from exc
         return metadata.offset
+
+    async def append_applied(
+        self, topic: Topic, record: Any, apply: Callable[[Any], None], key: bytes | None = None
+    ) -> bytes:
+        """Append a key or control record, apply it to this process's registry at once, and
+        tell the topic's CatchUp so; return the encoded record. AppendFailed as `append`."""
+        value = record_encoder.encode(record)
+        offset = await self.append(topic, value, key=key)
+        apply(record)
+        (self.keys_caught_up if topic is Topic.KEYS else self.control_caught_up).applied_here(offset)
+        return value
 
     def is_admin(self, authorization: str | None) -> bool:
         """`Bearer <admin token>` (the scheme in any case, RFC 9110), compared in constant time."""
