@@ -13,8 +13,8 @@ through the same process costs a ListOffsets, not a fetch cycle.
 Only refusals and admin requests pay for this, and they share it: one round (a ListOffsets,
 then waiting for the follower's position to pass it) serves every request that arrived before
 the round began, so a flood of bad credentials costs one broker request at a time, not one
-each. A round that
-cannot finish within the timeout (the broker is away) leaves the refusal as it was.
+each. A round that cannot finish within the timeout (the broker is away) leaves the refusal as
+it was.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ class CatchUp:
                     # Not in the log as seen (the embedded broker restarted its log at 0):
                     # forget them rather than mistake another's record for ours; waiting is safe.
                     self._mine.clear()
-                while not self._known(await self._follower.position(tp), ends[tp]):
+                while not self._known(position := await self._follower.position(tp), ends[tp]):
                     await asyncio.sleep(POSITION_POLL_S)
-                self._mine = {o for o in self._mine if o >= await self._follower.position(tp)}
+                self._mine = {o for o in self._mine if o >= position}
 
     def _known(self, position: int, end: int) -> bool:
         """Everything below `end` is applied: read by the follower or written from here."""

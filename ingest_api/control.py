@@ -4,18 +4,26 @@ like the key registry. Check-in tokens are looked up by their SHA-256, never kep
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 
+from ingest_api.keys import URLSAFE_CHARS
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
 from schemas.control import ControlRecord, control_decoder
 from schemas.routes import RouteDefined, RouteDeleted
 
 # 192 bits: unguessable, and short enough for a cron line.
 CHECKIN_TOKEN_BYTES = 24
+TOKEN_CHARS = math.ceil(CHECKIN_TOKEN_BYTES * 4 / 3)  # token_urlsafe: unpadded base64, 32
 
 
 def generate_token() -> str:
     return secrets.token_urlsafe(CHECKIN_TOKEN_BYTES)
+
+
+def could_be_token(token: str) -> bool:
+    """The shape generate_token gives: anything else is refused without a look at the log."""
+    return len(token) == TOKEN_CHARS and URLSAFE_CHARS.issuperset(token)
 
 
 def hash_token(token: str) -> str:

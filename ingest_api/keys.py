@@ -29,7 +29,7 @@ from schemas.topics import Topic
 
 _BEARER = "Bearer "
 # token_urlsafe's alphabet; anything else after the prefix cannot be one of our keys.
-_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+URLSAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def generate_key() -> str:
@@ -53,7 +53,7 @@ def bearer_key(authorization: str | None) -> str | None:
     if not key.startswith(API_KEY_PREFIX) or len(key) > 128:
         return None
     rest = key[len(API_KEY_PREFIX) :]
-    if len(rest) < 32 or not _KEY_CHARS.issuperset(rest):
+    if len(rest) < 32 or not URLSAFE_CHARS.issuperset(rest):
         return None
     return key
 
@@ -126,6 +126,12 @@ class KeyRegistry:
         if not key.active or key.scope != scope:
             return None
         return key
+
+    def unknown(self, authorization: str | None) -> bool:
+        """A well-formed key this registry has never seen: one another API process may have
+        just created (a revoked or wrong-scope key is known, and refused for good)."""
+        presented = bearer_key(authorization)
+        return presented is not None and hash_key(presented) not in self._by_hash
 
     def apply_bytes(self, value: bytes) -> None:
         self.apply(key_record_decoder.decode(value))

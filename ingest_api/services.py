@@ -15,9 +15,9 @@ from coalmine.settings import Settings
 from ingest_api.backpressure import Backpressure
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp
-from ingest_api.control import ControlRegistry
+from ingest_api.control import ControlRegistry, could_be_token
 from ingest_api.group_append import GroupAppend
-from ingest_api.keys import ApiKey, KeyRegistry, bearer_key
+from ingest_api.keys import ApiKey, KeyRegistry
 from ingest_api.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
@@ -72,7 +72,9 @@ class Services:
         value = record_encoder.encode(record)
         offset = await self.append(topic, value, key=key)
         apply(record)
-        (self.keys_caught_up if topic is Topic.KEYS else self.control_caught_up).applied_here(offset)
+        {Topic.KEYS: self.keys_caught_up, Topic.CONTROL: self.control_caught_up}[topic].applied_here(
+            offset
+        )
         return value
 
     def is_admin(self, authorization: str | None) -> bool:
@@ -91,17 +93,13 @@ class Services:
         here is looked up again once this process has read the keys' log to its end: another
         API process may have created it a moment ago (ingest_api.catch_up)."""
         key = self.registry.authenticate(authorization, scope)
-        if (
-            key is None
-            and bearer_key(authorization) is not None
-            and await self.keys_caught_up.wait()
-        ):
+        if key is None and self.registry.unknown(authorization) and await self.keys_caught_up.wait():
             key = self.registry.authenticate(authorization, scope)
         return key
 
     async def canary(self, token: str) -> CanaryDefined | None:
         """The canary of a check-in token, else None (-> 404); like `key` for a new canary."""
         canary = self.control.canary_by_token(token)
-        if canary is None and await self.control_caught_up.wait():
+        if canary is None and could_be_token(token) and await self.control_caught_up.wait():
             canary = self.control.canary_by_token(token)
         return canary

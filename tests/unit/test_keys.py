@@ -204,3 +204,14 @@ def test_it_lists_keys_by_creation_time() -> None:
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
 def test_it_reads_the_bearer_scheme_in_any_case(scheme: str) -> None:
     assert bearer_key(f"{scheme} {VALID_KEY}") == VALID_KEY
+
+
+def test_only_a_well_formed_key_never_seen_is_unknown() -> None:
+    """What is worth a look at the log before a 401 (ingest_api.catch_up)."""
+    revoked = registry_with(CREATED, KeyRevoked(id="key_1", revoked_at=200.0))
+
+    assert registry_with(CREATED).unknown(f"Bearer {VALID_KEY}")
+    assert not registry_with(CREATED).unknown(HEADER)  # known, whatever the scope asked
+    assert not revoked.unknown(HEADER)  # revoked for good
+    assert not registry_with().unknown("Bearer nonsense")
+    assert not registry_with().unknown(None)
