@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -33,6 +34,104 @@ def quiet_client_loggers(level: int = logging.WARNING) -> None:
         logging.getLogger(name).setLevel(level)
 
 
+# Long-poll waits. A broker holds a fetch that finds nothing for up to its wait, so on an idle
+# log the wait sets each consumer's cost: measured here, every empty fetch costs the embedded
+# broker 1-3 ms of CPU and aiokafka ~0.5 ms, and a dozen consumers polling every 100 ms kept
+# 30 % of a core busy doing nothing. Tansu 0.6 also answers a held fetch only when its wait
+# runs out, even if records arrive meanwhile (a real Kafka answers at once), so the wait is
+# also how late the first record after a quiet spell is read. Hence a pacer per consumer:
+# BUSY_WAIT_MS while records flow, doubling on each empty poll up to the consumer's idle wait.
+BUSY_WAIT_MS = 50
+# Readers whose latency nobody waits on (the store's sinks into ClickHouse).
+IDLE_WAIT_BACKGROUND_MS = 5_000
+# The Faust worker's readers: alerts must leave within a second of a deadline, so the worker
+# hurries its pacers ahead of every deadline (processors.heartbeats); otherwise this bounds
+# how late a recovery or a new channel is seen after a quiet spell.
+IDLE_WAIT_WORKER_MS = 2_000
+# The API's followers: a refused key waits for its follower to reach the log's end (at most
+# ingest_api.catch_up.CATCH_UP_TIMEOUT_S), so a held fetch must end well within that.
+IDLE_WAIT_API_MS = 600
+
+
+class FetchPacer:
+    """The fetch wait of one consumer: short while its polls find records, doubling on each
+    empty poll up to `idle_ms`, short again for a while after `hurry`. `apply` hands the
+    wait to the client (read when it builds its next fetch request)."""
+
+    def __init__(self, idle_ms: int, apply: Callable[[int], None], busy_ms: int = BUSY_WAIT_MS):
+        self.busy_ms, self.idle_ms = busy_ms, max(busy_ms, idle_ms)
+        self.wait_ms = busy_ms
+        self._apply = apply
+        self._hurried_until = 0.0
+        self._longest_since = 0.0  # when a fetch sent before the last hurry has surely ended
+        _pacers.add(self)
+
+    def polled(self, found: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if found or now < self._hurried_until:
+            wait = self.busy_ms
+        else:
+            wait = min(self.idle_ms, self.wait_ms * 2)
+        if wait != self.wait_ms:
+            self.wait_ms = wait
+            self._apply(wait)
+
+    def hurry(self, seconds: float, now: float | None = None) -> None:
+        """Keep fetches short for `seconds`; a fetch already held still runs its wait out."""
+        now = time.monotonic() if now is None else now
+        if self._hurried_until < now:
+            self._longest_since = now + self.wait_ms / 1000
+        self._hurried_until = max(self._hurried_until, now + seconds)
+        if self.wait_ms != self.busy_ms:
+            self.wait_ms = self.busy_ms
+            self._apply(self.busy_ms)
+
+    def settled(self, now: float | None = None) -> bool:
+        """Since the last hurry, every fetch sent before it has had time to come back: an
+        empty poll now means the log held nothing more when the hurry began."""
+        now = time.monotonic() if now is None else now
+        return now >= self._longest_since + 2 * self.busy_ms / 1000
+
+
+_pacers: weakref.WeakSet[FetchPacer] = weakref.WeakSet()
+
+
+def hurry_all(seconds: float) -> None:
+    """Hurry every consumer of this process (the worker's, ahead of a deadline)."""
+    now = time.monotonic()
+    for pacer in list(_pacers):
+        pacer.hurry(seconds, now)
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """aiokafka takes the wait at construction and copies it into its fetcher at start(),
+    which reads it for each request: no public way in."""
+    consumer._fetch_max_wait_ms = wait_ms
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
+
+
+class PacedConsumer(AIOKafkaConsumer):
+    """An aiokafka consumer whose fetch wait follows a FetchPacer."""
+
+    def __init__(self, *topics: str, idle_wait_ms: int, **options: object) -> None:
+        options["fetch_max_wait_ms"] = BUSY_WAIT_MS
+        super().__init__(*topics, **options)  # type: ignore[arg-type]
+        self.pacer = FetchPacer(idle_wait_ms, lambda wait_ms: set_fetch_wait(self, wait_ms))
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> dict:  # type: ignore[override]
+        batches = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        self.pacer.polled(bool(batches))
+        return batches
+
+
+def drained(consumer: AIOKafkaConsumer) -> bool:
+    """After a stop (which hurries every consumer), an empty poll means the log is drained
+    only once a fetch held from before the stop has come back."""
+    return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled()
+
+
 def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     """A producer that reports success only once every in-sync replica has the record."""
     defaults: dict[str, object] = {
@@ -51,15 +150,16 @@ def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **defaults)  # type: ignore[arg-type]
 
 
-def consumer(bootstrap: str, **options: object) -> AIOKafkaConsumer:
+def consumer(
+    bootstrap: str, idle_wait_ms: int = IDLE_WAIT_BACKGROUND_MS, **options: object
+) -> PacedConsumer:
     defaults: dict[str, object] = {
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": 100,
         "request_timeout_ms": 10_000,
     }
     defaults.update(options)
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap, **defaults)  # type: ignore[arg-type]
+    return PacedConsumer(bootstrap_servers=bootstrap, idle_wait_ms=idle_wait_ms, **defaults)
 
 
 def partitions_of(topic: Topic) -> list[TopicPartition]:
@@ -170,9 +270,11 @@ async def rewind_if_restarted(consumer: AIOKafkaConsumer, what: str) -> None:
             await consumer.seek_to_beginning(tp)
 
 
-async def start_follower(bootstrap: str, topic: Topic) -> AIOKafkaConsumer:
+async def start_follower(
+    bootstrap: str, topic: Topic, idle_wait_ms: int = IDLE_WAIT_WORKER_MS
+) -> PacedConsumer:
     """A group-less consumer of the whole of a one-partition topic, from its beginning."""
-    follower = consumer(bootstrap)
+    follower = consumer(bootstrap, idle_wait_ms)
     await follower.start()
     follower.assign(partitions_of(topic))
     await follower.seek_to_beginning()

@@ -119,8 +119,9 @@ async def serve_store(settings: Settings) -> None:
         bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     await events_consumer.start()
-    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS)
-    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL)
+    idle = kafka.IDLE_WAIT_BACKGROUND_MS
+    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS, idle)
+    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL, idle)
 
     async def group_consumer(topic: Topic) -> AIOKafkaConsumer:
         consumer = kafka.consumer(bootstrap, group_id=f"coalmine-{topic.name.lower()}-sink")
@@ -178,8 +179,13 @@ async def serve_store(settings: Settings) -> None:
     # on a clean stop everything acknowledged is stored even though the embedded log is not.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop() -> None:
+        kafka.hurry_all(3600.0)  # drain at full speed, without waiting out idle fetch waits
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_stop)
     workers = [
         asyncio.create_task(sink.run(stop), name="event-sink"),
         asyncio.create_task(rollup_sink.run(stop), name="rollups-sink"),

@@ -52,10 +52,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     control = ControlRegistry()
     # Both read to their end before the first request: a restarted API must know every key
     # and must not hand any key a fresh, full bucket.
+    async def follower(topic: Topic) -> kafka.PacedConsumer:
+        return await kafka.start_follower(bootstrap, topic, kafka.IDLE_WAIT_API_MS)
+
     followers = {
-        "keys": (await kafka.start_follower(bootstrap, Topic.KEYS), registry.apply_bytes),
-        "rate snapshot": (await kafka.start_follower(bootstrap, Topic.RATELIMIT), limiter.apply_bytes),
-        "control": (await kafka.start_follower(bootstrap, Topic.CONTROL), control.apply_bytes),
+        "keys": (await follower(Topic.KEYS), registry.apply_bytes),
+        "rate snapshot": (await follower(Topic.RATELIMIT), limiter.apply_bytes),
+        "control": (await follower(Topic.CONTROL), control.apply_bytes),
     }
     for what, (consumer, handle) in followers.items():
         await kafka.read_to_end(consumer, handle, what, settings.startup_timeout_s)

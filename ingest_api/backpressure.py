@@ -34,6 +34,10 @@ from schemas.topics import PROCESSORS_GROUP, Topic
 log = logging.getLogger(__name__)
 
 WATCH_EVERY_S = 1.0
+# While the log's end does not move and nothing is behind, the lag cannot grow: the reading (three broker requests)
+# backs off to this, so an idle API costs the broker nothing. Shedding starts at tens of
+# thousands of batches behind, far more than arrive before the next reading.
+WATCH_IDLE_S = 8.0
 RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S = 1, 30
 
 
@@ -82,6 +86,8 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
     tps = kafka.partitions_of(Topic.EVENTS)
     groups = (sink_group, PROCESSORS_GROUP)
     monitors: dict[str, AIOKafkaConsumer] = {}
+    last_ends: dict[object, int] = {}
+    busy, every_s = True, WATCH_EVERY_S
     try:
         while True:
             try:
@@ -90,11 +96,13 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
                         monitors[group] = kafka.consumer(bootstrap, group_id=group)
                         await monitors[group].start()
                 ends = await asyncio.wait_for(monitors[sink_group].end_offsets(tps), 5)
+                busy, last_ends = ends != last_ends, ends
                 for group in groups:
                     committed = {
                         tp: await asyncio.wait_for(monitors[group].committed(tp), 5) or 0 for tp in tps
                     }
                     behind = sum(max(0, ends[tp] - committed[tp]) for tp in tps)
+                    busy = busy or behind > 0
                     CONSUMER_LAG.labels(group, Topic.EVENTS.topic_name).set(behind)
                     if group == sink_group:
                         backpressure.observe(behind, sum(committed.values()), time.monotonic())
@@ -103,7 +111,8 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
                 for monitor in monitors.values():
                     await _stop(monitor)
                 monitors.clear()
-            await asyncio.sleep(WATCH_EVERY_S)
+            every_s = WATCH_EVERY_S if busy else min(WATCH_IDLE_S, every_s * 2)
+            await asyncio.sleep(every_s)
     finally:
         for monitor in monitors.values():
             await _stop(monitor)

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from coalmine.log import partitions_of
+from coalmine.log import drained, partitions_of
 from coalmine.retry import until_done
 from processors.rows import EVENT_COLUMNS, EventColumns
 from schemas.records import EventBatch, batch_decoder
@@ -78,7 +78,7 @@ class EventSink:
         await self.start()
         while True:
             fetched = await self.run_once()
-            if stop.is_set() and not fetched:
+            if stop.is_set() and not fetched and drained(self._consumer):
                 return
 
     async def run_once(self) -> int:

@@ -27,6 +27,7 @@ import time
 import faust
 import msgspec
 
+from coalmine import log as kafka
 from coalmine.settings import Settings
 from processors.heartbeat import (
     CanaryState,
@@ -45,6 +46,10 @@ from schemas.topics import Topic
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25
+# The worker's fetches may be held up to IDLE_WAIT_WORKER_MS while the log is quiet: hurry
+# them that long (and a margin) before a deadline, and keep them short until the alert is out.
+HURRY_LEAD_S = kafka.IDLE_WAIT_WORKER_MS / 1000 + 1.0
+HURRY_AFTER_S = 3.0
 heartbeat_decoder = msgspec.json.Decoder(HeartbeatRecord)  # type: ignore[arg-type]
 
 
@@ -159,7 +164,16 @@ def register(app: faust.App, settings: Settings) -> None:
         indexed.intersection_update(active)
         now = time.time()
         tick = record_encoder.encode(Tick(now))
+        earliest = None
         for partition in active:  # the agent judges deadlines when it reads these
             due = deadlines.get(partition)
-            if due and min(due.values()) < now:
+            if not due:
+                continue
+            first = min(due.values())
+            earliest = first if earliest is None else min(earliest, first)
+            if first < now:
                 await checkins.send(value=tick, partition=partition)
+        if earliest is not None and earliest - now < HURRY_LEAD_S:
+            # Fetch without idle waits from before a deadline until its alert has left: the
+            # tick, the flip and its delivery each take a hop through the log.
+            kafka.hurry_all(max(0.0, earliest - now) + HURRY_AFTER_S)

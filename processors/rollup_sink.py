@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
+from coalmine.log import drained
 from coalmine.retry import until_done
 from schemas.rollups import RollupDelta, delta_decoder
 from schemas.topics import Topic
@@ -69,7 +70,7 @@ class RollupSink:
         while True:
             fetched = await self._consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
             if not fetched:
-                if stop.is_set():
+                if stop.is_set() and drained(self._consumer):
                     return
                 continue
             for messages in fetched.values():

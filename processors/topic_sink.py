@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
+from coalmine.log import drained
 from coalmine.retry import until_done
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ async def sink_topic(
                 until = until or loop.time() + gather_s
             if not fetched or loop.time() >= until:  # type: ignore[operator]
                 break
-        if stop.is_set() and not fetched_any:
+        if stop.is_set() and not fetched_any and drained(consumer):
             return
         if rows:
             await until_done(
