@@ -47,6 +47,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from coalmine.http_server import QuietServer
     from ingest_api.app import serve
 
     settings = _settings(args)
@@ -61,7 +62,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    QuietServer(config).run(sockets=[sock])
     return 0
 
 

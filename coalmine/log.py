@@ -6,10 +6,12 @@ Works the same against the embedded Tansu broker and against Redpanda/Kafka.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,63 +36,104 @@ def quiet_client_loggers(level: int = logging.WARNING) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-# Long-poll waits. A broker holds a fetch that finds nothing for up to its wait, so on an idle
-# log the wait sets each consumer's cost: measured here, every empty fetch costs the embedded
-# broker 1-3 ms of CPU and aiokafka ~0.5 ms, and a dozen consumers polling every 100 ms kept
-# 30 % of a core busy doing nothing. Tansu 0.6 also answers a held fetch only when its wait
-# runs out, even if records arrive meanwhile (a real Kafka answers at once), so the wait is
-# also how late the first record after a quiet spell is read. Hence a pacer per consumer:
-# BUSY_WAIT_MS while records flow, doubling on each empty poll up to the consumer's idle wait.
+# Pacing. On an idle log a broker holds each fetch for its wait. The embedded broker polls
+# its storage while it holds one (measured: ~0.5 % of a core for one consumer's held fetch,
+# ~0.13 % for each more, whatever the wait), and answers a held fetch only when the wait runs
+# out, even if records arrive meanwhile (a real Kafka answers at once). A dozen consumers
+# polling every 100 ms kept 30 % of a core busy doing nothing. So a consumer fetches with short
+# waits while records flow, and once it has found nothing for QUIET_BEFORE_REST_S it rests:
+# it pauses its partitions (no fetch at all) for a while that doubles up to its idle time.
+# Whoever needs it sooner hurries it (a refused key, a flip naming a new channel, a deadline,
+# a stop), which ends the rest at once. Faust's consumer cannot be paused under Faust's feet:
+# its fetch wait grows instead (processors.faust_transport).
 BUSY_WAIT_MS = 50
+QUIET_BEFORE_REST_S = 0.5
 # Readers whose latency nobody waits on (the store's sinks into ClickHouse).
-IDLE_WAIT_BACKGROUND_MS = 5_000
+IDLE_WAIT_BACKGROUND_MS = 10_000
 # The Faust worker's readers: alerts must leave within a second of a deadline, so the worker
 # hurries its pacers ahead of every deadline (processors.heartbeats); otherwise this bounds
-# how late a recovery or a new channel is seen after a quiet spell.
-IDLE_WAIT_WORKER_MS = 2_000
-# The API's followers: a refused key waits for its follower to reach the log's end (at most
-# ingest_api.catch_up.CATCH_UP_TIMEOUT_S), so a held fetch must end well within that.
-IDLE_WAIT_API_MS = 600
+# how late a recovery or a config change is seen after a quiet spell.
+IDLE_WAIT_WORKER_MS = 5_000
+# The API's followers: a refused key or token hurries them (ingest_api.catch_up); otherwise
+# this bounds how late a rate-limit snapshot is seen after a quiet spell.
+IDLE_WAIT_API_MS = 2_000
+# How often aiokafka's fetch loop wakes when nothing happens (its default, 200 ms, is 5
+# wake-ups a second per consumer); fetch answers, seeks, pauses and resumes wake it anyway.
+CONSUMER_TIMEOUT_MS = 2_000
 
 
 class FetchPacer:
-    """The fetch wait of one consumer: short while its polls find records, doubling on each
-    empty poll up to `idle_ms`, short again for a while after `hurry`. `apply` hands the
-    wait to the client (read when it builds its next fetch request)."""
+    """When one consumer may fetch, and with what wait. Rests (`apply` None): fetch waits stay
+    BUSY_WAIT_MS, and after QUIET_BEFORE_REST_S of empty polls the consumer rests for a time
+    doubling up to `idle_ms`. Held waits (`apply` given, for a consumer that cannot pause): the
+    wait itself doubles on each empty poll up to `idle_ms`, handed to the client by `apply`.
+    `hurry` makes both short for a while. Pure: the caller passes the time."""
 
-    def __init__(self, idle_ms: int, apply: Callable[[int], None], busy_ms: int = BUSY_WAIT_MS):
-        self.busy_ms, self.idle_ms = busy_ms, max(busy_ms, idle_ms)
-        self.wait_ms = busy_ms
+    def __init__(
+        self, idle_ms: int, apply: Callable[[int], None] | None = None, busy_ms: int = BUSY_WAIT_MS
+    ) -> None:
+        self.busy_ms, self.idle_ms = busy_ms, idle_ms  # idle_ms 0: never rests
+        self.wait_ms = busy_ms  # the fetch wait now
+        self.rest_ms = 0  # the length of the current (or last) rest
+        self.rest_until = 0.0
         self._apply = apply
+        self._empty_since: float | None = None
         self._hurried_until = 0.0
-        self._longest_since = 0.0  # when a fetch sent before the last hurry has surely ended
+        self._settles_at = 0.0  # when a fetch sent before the last hurry has surely ended
+        self.woken = asyncio.Event()  # set by hurry: a resting consumer wakes
+        self.hurries = 0  # how many times hurried: a poll under way returns early
         _pacers.add(self)
 
-    def polled(self, found: bool, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+    def polled(self, found: bool, now: float) -> None:
         if found or now < self._hurried_until:
-            wait = self.busy_ms
-        else:
-            wait = min(self.idle_ms, self.wait_ms * 2)
-        if wait != self.wait_ms:
-            self.wait_ms = wait
-            self._apply(wait)
+            self._empty_since, self.rest_ms = None, 0
+            self._set_wait(self.busy_ms)
+            return
+        if self._apply is not None:
+            self._set_wait(max(self.busy_ms, min(self.idle_ms, self.wait_ms * 2)))
+            return
+        if self.idle_ms <= 0:
+            return
+        if self._empty_since is None:
+            self._empty_since = now
+        if now - self._empty_since >= QUIET_BEFORE_REST_S and now >= self.rest_until:
+            self.rest_ms = min(self.idle_ms, max(2 * self.busy_ms, 2 * self.rest_ms))
+            self.rest_until = now + self.rest_ms / 1000
+            self.woken.clear()
 
-    def hurry(self, seconds: float, now: float | None = None) -> None:
-        """Keep fetches short for `seconds`; a fetch already held still runs its wait out."""
-        now = time.monotonic() if now is None else now
+    def resting(self, now: float) -> bool:
+        return now < self.rest_until
+
+    def decides_in(self, now: float) -> float:
+        """How long a poll may run before `polled` should be told: a poll that finds nothing
+        keeps fetching in the background until it returns."""
+        if self._apply is not None or self.idle_ms <= 0:
+            return math.inf
+        if self._empty_since is None:
+            return QUIET_BEFORE_REST_S
+        # After a rest, one fetch (its wait and the answer) tells whether to rest again.
+        return max(1.5 * self.busy_ms / 1000, QUIET_BEFORE_REST_S - (now - self._empty_since))
+
+    def hurry(self, seconds: float, now: float) -> None:
+        """Fetch at once and with short waits for `seconds`."""
         if self._hurried_until < now:
-            self._longest_since = now + self.wait_ms / 1000
+            self._settles_at = now + (self.wait_ms + 2 * self.busy_ms) / 1000
         self._hurried_until = max(self._hurried_until, now + seconds)
-        if self.wait_ms != self.busy_ms:
-            self.wait_ms = self.busy_ms
-            self._apply(self.busy_ms)
+        self.rest_until, self.rest_ms, self._empty_since = 0.0, 0, None
+        self.hurries += 1
+        self.woken.set()
+        self._set_wait(self.busy_ms)
 
-    def settled(self, now: float | None = None) -> bool:
-        """Since the last hurry, every fetch sent before it has had time to come back: an
-        empty poll now means the log held nothing more when the hurry began."""
-        now = time.monotonic() if now is None else now
-        return now >= self._longest_since + 2 * self.busy_ms / 1000
+    def settled(self, now: float) -> bool:
+        """Since the last hurry, every fetch sent before it has come back and one after it
+        has had time to: an empty poll now means the log held nothing more then."""
+        return now >= self._settles_at
+
+    def _set_wait(self, wait_ms: int) -> None:
+        if wait_ms != self.wait_ms:
+            self.wait_ms = wait_ms
+            if self._apply is not None:
+                self._apply(wait_ms)
 
 
 _pacers: weakref.WeakSet[FetchPacer] = weakref.WeakSet()
@@ -113,23 +156,62 @@ def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
 
 
 class PacedConsumer(AIOKafkaConsumer):
-    """An aiokafka consumer whose fetch wait follows a FetchPacer."""
+    """An aiokafka consumer that rests (its partitions paused) while its polls find nothing."""
 
     def __init__(self, *topics: str, idle_wait_ms: int, **options: object) -> None:
         options["fetch_max_wait_ms"] = BUSY_WAIT_MS
         super().__init__(*topics, **options)  # type: ignore[arg-type]
-        self.pacer = FetchPacer(idle_wait_ms, lambda wait_ms: set_fetch_wait(self, wait_ms))
+        self.pacer = FetchPacer(idle_wait_ms)
+        self._rested: list[TopicPartition] = []
 
-    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> dict:  # type: ignore[override]
-        batches = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
-        self.pacer.polled(bool(batches))
-        return batches
+    def hurry(self, seconds: float = 1.0) -> None:
+        self.pacer.hurry(seconds, time.monotonic())
+
+    async def getmany(  # type: ignore[override]
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        hurries = self.pacer.hurries
+        while True:
+            now = loop.time()  # the monotonic clock
+            if self.pacer.resting(now):
+                await self._rest(min(self.pacer.rest_until, deadline) - now)
+                if self.pacer.resting(loop.time()):
+                    return {}
+            self._wake()
+            # Poll no longer than the pacer needs to decide whether to rest: aiokafka fetches
+            # in the background for as long as a poll lasts.
+            chunk_s = min(deadline - loop.time(), self.pacer.decides_in(now))
+            batches = await super().getmany(
+                *partitions, timeout_ms=max(0, int(chunk_s * 1000)), max_records=max_records
+            )
+            self.pacer.polled(bool(batches), loop.time())
+            # Hurried meanwhile (a stop, say): let the caller look at why.
+            if batches or loop.time() >= deadline or self.pacer.hurries != hurries:
+                return batches
+
+    async def _rest(self, seconds: float) -> None:
+        """Pause every assigned partition (no fetch is sent) until woken or `seconds` pass."""
+        if not self._rested:
+            paused = self.paused()
+            self._rested = [tp for tp in self.assignment() if tp not in paused]
+            self.pause(*self._rested)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self.pacer.woken.wait()
+
+    def _wake(self) -> None:
+        if self._rested:
+            assigned = self.assignment()
+            self.resume(*(tp for tp in self._rested if tp in assigned))
+            self._rested = []
 
 
 def drained(consumer: AIOKafkaConsumer) -> bool:
     """After a stop (which hurries every consumer), an empty poll means the log is drained
-    only once a fetch held from before the stop has come back."""
-    return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled()
+    only once a fetch sent after the stop has come back."""
+    return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled(time.monotonic())
 
 
 def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
@@ -150,13 +232,16 @@ def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **defaults)  # type: ignore[arg-type]
 
 
-def consumer(
-    bootstrap: str, idle_wait_ms: int = IDLE_WAIT_BACKGROUND_MS, **options: object
-) -> PacedConsumer:
+def consumer(bootstrap: str, idle_wait_ms: int = 0, **options: object) -> PacedConsumer:
+    """A consumer that rests up to `idle_wait_ms` while it finds nothing (0: never rests, for
+    probes that read a known range)."""
     defaults: dict[str, object] = {
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "request_timeout_ms": 10_000,
+        # How often aiokafka's fetch loop wakes when nothing happens (its default, 200 ms,
+        # is 5 wake-ups a second per consumer); fetch answers and seeks wake it anyway.
+        "consumer_timeout_ms": CONSUMER_TIMEOUT_MS,
     }
     defaults.update(options)
     return PacedConsumer(bootstrap_servers=bootstrap, idle_wait_ms=idle_wait_ms, **defaults)
@@ -222,37 +307,49 @@ async def create_topics(bootstrap: str, topics: list[Topic] | None = None) -> li
         await admin.close()
 
 
-def _handle_all(batches: dict, handle: Callable[[bytes], None], what: str) -> None:
-    for records in batches.values():
+# A follower's handler: one for its topic, or one per topic name when it follows several.
+Handler = Callable[[bytes], None] | Mapping[str, Callable[[bytes], None]]
+
+
+def _handle_all(batches: dict, handle: Handler, what: str) -> None:
+    for tp, records in batches.items():
+        apply = handle[tp.topic] if isinstance(handle, Mapping) else handle
         for message in records:
             try:
-                handle(message.value)
+                apply(message.value)
             except Exception:  # one bad record must not stop a follower
                 log.exception("skipping unreadable %s record at offset %d", what, message.offset)
 
 
 async def read_to_end(
-    consumer: AIOKafkaConsumer, handle: Callable[[bytes], None], what: str, timeout_s: float
+    consumer: AIOKafkaConsumer, handle: Handler, what: str, timeout_s: float
 ) -> None:
-    """Apply every record of the consumer's (single) assigned partition up to its end."""
-    (tp,) = consumer.assignment()
+    """Apply every record of the consumer's assigned (one-partition) topics up to their end."""
+    tps = consumer.assignment()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
         batches = await consumer.getmany(timeout_ms=200)
         _handle_all(batches, handle, what)
-        highwater = consumer.highwater(tp)
-        if highwater is not None and await consumer.position(tp) >= highwater and not batches:
+        if not batches and await _at_end(consumer, tps):
             return
     raise LogUnavailable(f"could not read the {what} topic to its end in {timeout_s:.0f}s")
 
 
-async def follow(consumer: AIOKafkaConsumer, handle: Callable[[bytes], None], what: str) -> None:
+async def _at_end(consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> bool:
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True
+
+
+async def follow(consumer: AIOKafkaConsumer, handle: Handler, what: str) -> None:
     """Apply every new record, for ever. When the log restarted (the embedded in-memory
     broker), read it again from its beginning: followers hold whole states keyed by id, so
     applying a record again changes nothing."""
     while True:
-        batches = await consumer.getmany(timeout_ms=500)
+        batches = await consumer.getmany(timeout_ms=2_000)
         _handle_all(batches, handle, what)
         if not batches:
             await rewind_if_restarted(consumer, what)
@@ -271,12 +368,13 @@ async def rewind_if_restarted(consumer: AIOKafkaConsumer, what: str) -> None:
 
 
 async def start_follower(
-    bootstrap: str, topic: Topic, idle_wait_ms: int = IDLE_WAIT_WORKER_MS
+    bootstrap: str, *topics: Topic, idle_wait_ms: int = IDLE_WAIT_WORKER_MS
 ) -> PacedConsumer:
-    """A group-less consumer of the whole of a one-partition topic, from its beginning."""
+    """A group-less consumer of the whole of one-partition topics, from their beginning
+    (one consumer for several topics: one fetch, not one each, while the log is idle)."""
     follower = consumer(bootstrap, idle_wait_ms)
     await follower.start()
-    follower.assign(partitions_of(topic))
+    follower.assign([tp for topic in topics for tp in partitions_of(topic)])
     await follower.seek_to_beginning()
     return follower
 

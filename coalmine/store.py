@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
+from coalmine.http_server import QuietServer
 from coalmine.settings import Settings
 from processors.control_sink import reseed_control
 from processors.event_sink import EventSink
@@ -115,16 +116,16 @@ async def serve_store(settings: Settings) -> None:
     await probe.start()
     await reseed_if_new_log(client, producer, probe)
     await probe.stop()
+    idle = kafka.IDLE_WAIT_BACKGROUND_MS
     events_consumer = kafka.consumer(
-        bootstrap, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
+        bootstrap, idle, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     await events_consumer.start()
-    idle = kafka.IDLE_WAIT_BACKGROUND_MS
-    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS, idle)
-    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL, idle)
+    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS, idle_wait_ms=idle)
+    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL, idle_wait_ms=idle)
 
     async def group_consumer(topic: Topic) -> AIOKafkaConsumer:
-        consumer = kafka.consumer(bootstrap, group_id=f"coalmine-{topic.name.lower()}-sink")
+        consumer = kafka.consumer(bootstrap, idle, group_id=f"coalmine-{topic.name.lower()}-sink")
         await consumer.start()
         consumer.assign(kafka.partitions_of(topic))
         await resume(consumer)
@@ -204,7 +205,7 @@ async def serve_store(settings: Settings) -> None:
         config = uvicorn.Config(
             query_app(client, executor), uds=str(socket_path), log_level="warning", lifespan="off"
         )
-        server = uvicorn.Server(config)
+        server = QuietServer(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(server.serve(), name="query-socket"))
     try:

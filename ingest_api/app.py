@@ -52,16 +52,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     control = ControlRegistry()
     # Both read to their end before the first request: a restarted API must know every key
     # and must not hand any key a fresh, full bucket.
-    async def follower(topic: Topic) -> kafka.PacedConsumer:
-        return await kafka.start_follower(bootstrap, topic, kafka.IDLE_WAIT_API_MS)
-
-    followers = {
-        "keys": (await follower(Topic.KEYS), registry.apply_bytes),
-        "rate snapshot": (await follower(Topic.RATELIMIT), limiter.apply_bytes),
-        "control": (await follower(Topic.CONTROL), control.apply_bytes),
+    # One consumer follows the three topics: while the log is idle that is one held fetch,
+    # not three (coalmine.log, "Long-poll waits").
+    follower = await kafka.start_follower(
+        bootstrap, Topic.KEYS, Topic.RATELIMIT, Topic.CONTROL, idle_wait_ms=kafka.IDLE_WAIT_API_MS
+    )
+    handlers = {
+        Topic.KEYS.topic_name: registry.apply_bytes,
+        Topic.RATELIMIT.topic_name: limiter.apply_bytes,
+        Topic.CONTROL.topic_name: control.apply_bytes,
     }
-    for what, (consumer, handle) in followers.items():
-        await kafka.read_to_end(consumer, handle, what, settings.startup_timeout_s)
+    what = "keys, rate snapshot and control"
+    await kafka.read_to_end(follower, handlers, what, settings.startup_timeout_s)
     offsets = kafka.consumer(bootstrap)  # the log's end for ingest_api.catch_up, never polled
     await offsets.start()
     services = Services(
@@ -74,12 +76,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
         BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
-        keys_caught_up=CatchUp(followers["keys"][0], offsets),
-        control_caught_up=CatchUp(followers["control"][0], offsets),
+        keys_caught_up=CatchUp(follower, offsets, kafka.partitions_of(Topic.KEYS)),
+        control_caught_up=CatchUp(follower, offsets, kafka.partitions_of(Topic.CONTROL)),
     )
     services.checkins = checkin.checkin_log(services)
-    for what, (consumer, handle) in followers.items():
-        services.background.append(asyncio.create_task(kafka.follow(consumer, handle, what)))
+    services.background.append(asyncio.create_task(kafka.follow(follower, handlers, what)))
     services.background.append(
         asyncio.create_task(watch_sink_lag(bootstrap, settings.sink_group, services.backpressure))
     )
@@ -102,8 +103,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if last is not None:  # counts of the final second, best effort
             with contextlib.suppress(Exception):
                 await services.append(Topic.REJECTIONS, record_encoder.encode(last))
-        for consumer, _ in followers.values():
-            await consumer.stop()
+        await follower.stop()
         await offsets.stop()
         await producer.stop()
         await services.queries.close()

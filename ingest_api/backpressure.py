@@ -87,7 +87,7 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
     groups = (sink_group, PROCESSORS_GROUP)
     monitors: dict[str, AIOKafkaConsumer] = {}
     last_ends: dict[object, int] = {}
-    busy, every_s = True, WATCH_EVERY_S
+    busy, lagging, every_s = True, True, WATCH_EVERY_S
     try:
         while True:
             try:
@@ -97,21 +97,26 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
                         await monitors[group].start()
                 ends = await asyncio.wait_for(monitors[sink_group].end_offsets(tps), 5)
                 busy, last_ends = ends != last_ends, ends
-                for group in groups:
-                    committed = {
-                        tp: await asyncio.wait_for(monitors[group].committed(tp), 5) or 0 for tp in tps
-                    }
-                    behind = sum(max(0, ends[tp] - committed[tp]) for tp in tps)
-                    busy = busy or behind > 0
-                    CONSUMER_LAG.labels(group, Topic.EVENTS.topic_name).set(behind)
-                    if group == sink_group:
-                        backpressure.observe(behind, sum(committed.values()), time.monotonic())
+                # Nothing written since a reading that found every group caught up: the
+                # commits cannot have moved either, so skip the eight OffsetFetch requests.
+                if busy or lagging:
+                    lagging = False
+                    for group in groups:
+                        committed = {
+                            tp: await asyncio.wait_for(monitors[group].committed(tp), 5) or 0
+                            for tp in tps
+                        }
+                        behind = sum(max(0, ends[tp] - committed[tp]) for tp in tps)
+                        lagging = lagging or behind > 0
+                        CONSUMER_LAG.labels(group, Topic.EVENTS.topic_name).set(behind)
+                        if group == sink_group:
+                            backpressure.observe(behind, sum(committed.values()), time.monotonic())
             except Exception as exc:  # noqa: BLE001 - never let the watcher die
                 log.debug("consumer lag not read (%r)", exc)
                 for monitor in monitors.values():
                     await _stop(monitor)
                 monitors.clear()
-            every_s = WATCH_EVERY_S if busy else min(WATCH_IDLE_S, every_s * 2)
+            every_s = WATCH_EVERY_S if busy or lagging else min(WATCH_IDLE_S, every_s * 2)
             await asyncio.sleep(every_s)
     finally:
         for monitor in monitors.values():

@@ -1,8 +1,8 @@
 """Read-your-writes across API processes.
 
 Each API process learns keys and canaries by following their topics, a fraction of a second
-after the process that wrote them (the follower's fetch waits up to 100 ms, the broker's
-answer and the apply come on top). A key or check-in token unknown here may therefore be one
+after the process that wrote them (a follower on a quiet log rests between fetches, up to
+coalmine.log.IDLE_WAIT_API_MS; the broker's answer and the apply come on top). A key or check-in token unknown here may therefore be one
 another process created a moment ago, and its creator may use it at once: before refusing it,
 a process reads the follower up to the log's end as of now, then looks again.
 
@@ -23,8 +23,10 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+
+from coalmine.log import PacedConsumer
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,20 @@ POSITION_POLL_S = 0.005  # the follower applies a fetched batch right as its pos
 class CatchUp:
     """`follower` is the consumer that applies the topic; `offsets` asks for the log's end on
     a connection of its own: the broker answers one connection's requests in order, so a
-    ListOffsets behind the follower's fetch would wait out its long poll (100 ms)."""
+    ListOffsets behind the follower's fetch would wait out its poll. A round hurries a resting
+    follower. `partitions`: the
+    follower's partitions whose records this round must have applied (a follower may read
+    more topics than the one a refusal is about)."""
 
     def __init__(
         self,
         follower: AIOKafkaConsumer,
         offsets: AIOKafkaConsumer,
+        partitions: list[TopicPartition] | None = None,
         timeout_s: float = CATCH_UP_TIMEOUT_S,
     ) -> None:
         self._follower, self._offsets = follower, offsets
+        self._partitions = partitions  # the follower's partitions this waits for (None: all)
         self._mine: set[int] = set()  # offsets appended and applied here, not yet read back
         self._timeout_s = timeout_s
         self._last: asyncio.Task[None] | None = None  # the round running or last run
@@ -75,7 +82,9 @@ class CatchUp:
         # From here on, the end offsets asked for may predate a newer request's write.
         self._next = None
         async with asyncio.timeout(self._timeout_s):  # a round never holds up the next for long
-            partitions = list(self._follower.assignment())
+            if isinstance(self._follower, PacedConsumer):
+                self._follower.hurry()  # a resting follower fetches at once
+            partitions = self._partitions or list(self._follower.assignment())
             ends = await self._offsets.end_offsets(partitions)
             for tp in partitions:
                 if self._mine and max(self._mine) >= ends[tp]:

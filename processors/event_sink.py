@@ -30,6 +30,8 @@ from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
+IDLE_POLL_MS = 5_000
+
 STORED_IDS_SQL = """
 SELECT event_id FROM events
 WHERE _partition = {partition:UInt16}
@@ -77,25 +79,33 @@ class EventSink:
         """Store for ever; once `stop` is set, drain what the log holds and return."""
         await self.start()
         while True:
-            fetched = await self.run_once()
+            fetched = await self.run_once(200 if stop.is_set() else IDLE_POLL_MS)
             if stop.is_set() and not fetched and drained(self._consumer):
                 return
 
-    async def run_once(self) -> int:
-        """Collect up to max_rows (or max_wait_s), store them, then commit their offsets.
-        Returns the number of log records read."""
+    async def run_once(self, idle_poll_ms: int = IDLE_POLL_MS) -> int:
+        """Collect up to max_rows (or max_wait_s from the first record, waiting up to
+        `idle_poll_ms` for one), store them, then commit their offsets. Returns the number
+        of log records read."""
         columns = EventColumns()
         next_offsets: dict[TopicPartition, int] = {}
-        deadline = time.monotonic() + self._max_wait_s
+        # The gathering window opens with the first record: an idle sink waits in one long
+        # poll (a stop hurries it: coalmine.store) rather than waking every max_wait_s.
+        deadline: float | None = None
         records = 0
         while len(columns) < self._max_rows:
-            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if deadline is None:
+                wait_ms = idle_poll_ms
+            else:
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
             fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=2_000)
+            if fetched and deadline is None:
+                deadline = time.monotonic() + self._max_wait_s
             for tp, messages in fetched.items():
                 await self._add(columns, tp, messages)
                 next_offsets[tp] = messages[-1].offset + 1
                 records += len(messages)
-            if time.monotonic() >= deadline:
+            if deadline is None or time.monotonic() >= deadline:
                 break
         if not next_offsets:
             return 0

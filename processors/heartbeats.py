@@ -29,6 +29,7 @@ import msgspec
 
 from coalmine import log as kafka
 from coalmine.settings import Settings
+from processors.batching import take_batches
 from processors.heartbeat import (
     CanaryState,
     apply,
@@ -105,7 +106,7 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.agent(checkins, name="heartbeats")
     async def heartbeats(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(1_000, within=0.05):
+        async for batch in take_batches(stream, 1_000, within=0.05):
             touched: dict[str, CanaryState] = {}
             caused: list[Flip] = []
             ticked: set[int] = set()

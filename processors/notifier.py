@@ -22,6 +22,8 @@ import msgspec
 
 from coalmine import log as kafka
 from coalmine.settings import Settings
+from processors.batching import take_batches
+from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.metrics import NOTIFICATIONS
 from processors.alert_payloads import rendered
@@ -54,6 +56,7 @@ def register(app: faust.App, settings: Settings) -> None:
     control = ControlRegistry()
     sent: set[tuple[str, str]] = set()  # (flip id, channel id) with a recorded attempt
     ready = asyncio.Event()
+    channels_caught_up: list[CatchUp] = []  # once the follower runs
 
     def remember_attempt(value: bytes) -> None:
         attempt = attempt_decoder.decode(value)
@@ -64,14 +67,20 @@ def register(app: faust.App, settings: Settings) -> None:
         bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
         channels = await kafka.start_follower(bootstrap, Topic.CONTROL)
         deliveries_log = await kafka.start_follower(bootstrap, Topic.DELIVERIES)
+        offsets = kafka.consumer(bootstrap)  # the log's end for CatchUp, never polled
+        await offsets.start()
         try:
             await kafka.read_to_end(channels, control.apply_bytes, "control", timeout)
             await kafka.read_to_end(deliveries_log, remember_attempt, "deliveries", timeout)
             await deliveries_log.stop()
+            # A flip may name a channel created a moment ago, while the follower rests on a
+            # quiet log (coalmine.log, "Pacing"): read to the end first.
+            channels_caught_up.append(CatchUp(channels, offsets))
             ready.set()
             await kafka.follow(channels, control.apply_bytes, "control")
         finally:
             await channels.stop()
+            await offsets.stop()
 
     async def send(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
         key = (notice.id, channel_id)
@@ -79,6 +88,8 @@ def register(app: faust.App, settings: Settings) -> None:
             return
         sent.add(key)
         channel = control.channels.get(channel_id)
+        if channel is None and channels_caught_up and await channels_caught_up[0].wait():
+            channel = control.channels.get(channel_id)
         if channel is None:
             attempts = [
                 DeliveryAttempt(notice.id, channel_id, "webhook", 1, notice.at, False, "channel deleted")
@@ -105,7 +116,7 @@ def register(app: faust.App, settings: Settings) -> None:
         deliveries log has not recorded."""
         await ready.wait()
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            async for batch in stream.take_events(BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
+            async for batch in take_batches(stream, BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
                 deliveries = []
                 for event in batch:
                     try:

@@ -3,7 +3,7 @@
 Every EventBatch on the events topic is an admission by some API process. The agent debits
 the key's bucket with it (processors.token_bucket.debit, the same arithmetic the API uses),
 keeps the result in a changelogged table (so a restarted worker resumes, not refills), and
-publishes a RateSnapshot per touched key after each flush of `take_events`. Folding a flush
+publishes a RateSnapshot per touched key after each flush of `take_batches`. Folding a flush
 in plain Python and writing the table once per key keeps Faust's per-write cost off the
 per-record path. The fold skips offsets it has already applied, so an at-least-once replay
 after a crash debits nothing twice.
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import faust
 
 from coalmine.settings import Settings
+from processors.batching import take_batches
 
 from processors.token_bucket import Bucket, Limit, debit, full
 from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
@@ -99,7 +100,7 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.agent(events, name="ratelimit")
     async def ratelimit(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(FLUSH_MAX_RECORDS, within=FLUSH_WITHIN_S):
+        async for batch in take_batches(stream, FLUSH_MAX_RECORDS, within=FLUSH_WITHIN_S):
             touched: dict[str, KeyLevel] = {}
             for event in batch:
                 try:

@@ -68,7 +68,8 @@ class RollupSink:
     async def run(self, stop: asyncio.Event) -> None:
         """Store for ever; once `stop` is set, drain what the log holds and return."""
         while True:
-            fetched = await self._consumer.getmany(timeout_ms=200 if stop.is_set() else 500)
+            # A paced consumer returns early when a stop hurries it (coalmine.store).
+            fetched = await self._consumer.getmany(timeout_ms=200 if stop.is_set() else 5_000)
             if not fetched:
                 if stop.is_set() and drained(self._consumer):
                     return

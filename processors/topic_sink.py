@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 ToRows = Callable[[bytes], list[list[object]]]
 GATHER_S = 0.25
+IDLE_POLL_S = 5.0
 GATHER_ROWS_MAX = 50_000
 
 
@@ -45,7 +46,8 @@ async def sink_topic(
         fetched_any = False
         until: float | None = None
         while len(rows) < GATHER_ROWS_MAX:
-            wait_s = (0.2 if stop.is_set() else 0.5) if until is None else until - loop.time()
+            # A paced consumer returns early when a stop hurries it (coalmine.store).
+            wait_s = (0.2 if stop.is_set() else IDLE_POLL_S) if until is None else until - loop.time()
             fetched = await consumer.getmany(timeout_ms=max(0, int(wait_s * 1000)))
             for messages in fetched.values():
                 for message in messages:

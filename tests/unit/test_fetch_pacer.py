@@ -1,43 +1,91 @@
-"""The fetch pacer: short waits while records flow, growing to the idle wait while none come,
-short again after a hurry, and `settled` only once a held fetch has surely come back."""
+"""The fetch pacer: short fetches while records flow; once quiet, rests that double up to the
+idle time (or, for a consumer that cannot pause, held waits that do); a hurry ends either at
+once, and `settled` only once a fetch from before the hurry has surely come back."""
 
 from __future__ import annotations
 
-from coalmine.log import BUSY_WAIT_MS, FetchPacer
+from coalmine.log import BUSY_WAIT_MS, QUIET_BEFORE_REST_S, FetchPacer
 
 
-def pacer(idle_ms: int = 2_000) -> tuple[FetchPacer, list[int]]:
+def held(idle_ms: int = 2_000) -> tuple[FetchPacer, list[int]]:
     applied: list[int] = []
     return FetchPacer(idle_ms, applied.append), applied
 
 
-def test_it_starts_short_and_doubles_on_each_empty_poll_up_to_the_idle_wait() -> None:
-    p, applied = pacer(idle_ms=1_000)
-    assert p.wait_ms == BUSY_WAIT_MS
+def quiet_polls(pacer: FetchPacer, start: float, seconds: float, every: float = 0.05) -> float:
+    now = start
+    while now < start + seconds:
+        if not pacer.resting(now):
+            pacer.polled(False, now)
+        now += every
+    return now
+
+
+def test_it_does_not_rest_while_polls_find_records() -> None:
+    p = FetchPacer(5_000)
+    for i in range(100):
+        p.polled(True, now=i * 0.05)
+    assert not p.resting(5.0) and p.wait_ms == BUSY_WAIT_MS
+
+
+def test_it_rests_only_after_a_quiet_spell_then_rests_longer_up_to_the_idle_time() -> None:
+    p = FetchPacer(1_000)
+    p.polled(False, now=0.0)
+    assert not p.resting(0.01)  # one empty poll is no quiet spell
+    quiet_polls(p, 0.05, QUIET_BEFORE_REST_S)
+    assert p.resting(QUIET_BEFORE_REST_S + 0.05)
+    rests = []
+    now = QUIET_BEFORE_REST_S + 0.05
+    for _ in range(8):
+        now = p.rest_until
+        p.polled(False, now)
+        rests.append(p.rest_ms)
+    assert rests[0] > 2 * BUSY_WAIT_MS and rests[-1] == 1_000 and rests == sorted(rests)
+    assert p.wait_ms == BUSY_WAIT_MS  # resting consumers fetch with short waits
+
+
+def test_records_end_the_quiet_spell() -> None:
+    p = FetchPacer(1_000)
+    now = quiet_polls(p, 0.0, 3.0)
+    p.polled(True, now=p.rest_until)
+    assert not p.resting(p.rest_until) and p.rest_ms == 0
+
+
+def test_a_consumer_that_never_rests() -> None:
+    p = FetchPacer(0)
+    quiet_polls(p, 0.0, 10.0)
+    assert not p.resting(10.0)
+
+
+def test_a_hurry_ends_a_rest_at_once_and_wakes_the_consumer() -> None:
+    p = FetchPacer(5_000)
+    now = quiet_polls(p, 0.0, 3.0)
+    assert p.resting(now) and not p.woken.is_set()
+    p.hurry(2.0, now)
+    assert not p.resting(now) and p.woken.is_set()
+    p.polled(False, now + 1.0)  # still hurried: no rest
+    assert not p.resting(now + 1.0)
+
+
+def test_held_waits_double_up_to_the_idle_wait_and_reset_on_records() -> None:
+    p, applied = held(idle_ms=1_000)
     for _ in range(10):
         p.polled(False, now=0.0)
     assert applied == [100, 200, 400, 800, 1_000]
-    assert p.wait_ms == 1_000
-
-
-def test_it_goes_back_to_short_waits_as_soon_as_a_poll_finds_records() -> None:
-    p, applied = pacer()
-    for _ in range(6):
-        p.polled(False, now=0.0)
+    assert not p.resting(0.0)  # a held-wait consumer never pauses
     p.polled(True, now=0.0)
-    assert p.wait_ms == BUSY_WAIT_MS
     assert applied[-1] == BUSY_WAIT_MS
 
 
-def test_it_tells_the_client_only_when_the_wait_changes() -> None:
-    p, applied = pacer()
+def test_held_waits_tell_the_client_only_when_the_wait_changes() -> None:
+    p, applied = held()
     for _ in range(5):
         p.polled(True, now=0.0)
     assert applied == []
 
 
-def test_a_hurry_keeps_waits_short_until_it_runs_out() -> None:
-    p, applied = pacer(idle_ms=2_000)
+def test_a_hurry_keeps_held_waits_short_until_it_runs_out() -> None:
+    p, applied = held(idle_ms=2_000)
     for _ in range(8):
         p.polled(False, now=0.0)
     p.hurry(5.0, now=10.0)
@@ -49,7 +97,7 @@ def test_a_hurry_keeps_waits_short_until_it_runs_out() -> None:
 
 
 def test_settled_waits_out_the_fetch_held_when_the_hurry_came() -> None:
-    p, _ = pacer(idle_ms=2_000)
+    p, _ = held(idle_ms=2_000)
     for _ in range(8):
         p.polled(False, now=0.0)
     p.hurry(60.0, now=100.0)  # a fetch sent just before may be held for 2 s
@@ -58,7 +106,7 @@ def test_settled_waits_out_the_fetch_held_when_the_hurry_came() -> None:
 
 
 def test_a_hurry_while_hurried_does_not_push_settling_back() -> None:
-    p, _ = pacer(idle_ms=2_000)
-    p.hurry(60.0, now=0.0)  # waits were short already: settled after two short fetches
+    p = FetchPacer(5_000)
+    p.hurry(60.0, now=0.0)
     p.hurry(60.0, now=1.0)
     assert p.settled(now=1.0)
