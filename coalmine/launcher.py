@@ -69,7 +69,11 @@ def lock_data_dir(settings: Settings) -> int:
 
 
 def check_port_free(host: str, port: int) -> None:
-    with socket.socket() as sock:
+    """Refuse a port another process listens on. Bound as the API binds it (SO_REUSEADDR, as
+    uvicorn does): the TIME_WAIT connections a stop under load leaves on the port for a
+    minute are no obstacle to the API, so they must not be to this check either."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
