@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from coalmine.private import SERVICE_UMASK
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
 from coalmine.settings import Settings, SettingsError, load_settings
@@ -358,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         log_format = settings.log_format
         if args.command in SERVICE_COMMANDS:
+            os.umask(SERVICE_UMASK)  # before any file or socket of the service is created
             use_metrics_dir(settings)
     except SettingsError:
         log_format = "auto"  # the command itself reports the bad setting

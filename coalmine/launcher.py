@@ -26,6 +26,7 @@ import httpx
 
 from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
+from coalmine.private import private_dir
 from coalmine.settings import Settings
 from processors.app import ready_path
 from processors.rollups import unrolled
@@ -58,7 +59,7 @@ def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
 def lock_data_dir(settings: Settings) -> int:
     """Hold an exclusive lock on data_dir for this process's life: chDB allows one owner, and
     two launchers on one directory would otherwise fail deep inside ClickHouse."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_path)  # also one made by an earlier version, world-readable
     fd = os.open(settings.data_path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
