@@ -49,6 +49,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest_api.app import serve
+    from ingest_api.linger import LingeringHttpProtocol
 
     settings = _settings(args)
     # SO_REUSEPORT: several API processes share the port and the kernel spreads connections.
@@ -58,6 +59,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     sock.bind((settings.host, settings.port))
     config = uvicorn.Config(
         serve(settings),
+        http=LingeringHttpProtocol,  # early answers (413, 401, 408) reach blocking clients
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
