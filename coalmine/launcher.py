@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.private import private_dir
 from coalmine.settings import Settings
+from coalmine.tls import check_server_tls, client_verify
 from processors.app import ready_path
 from processors.rollups import unrolled
 
@@ -211,9 +213,11 @@ class Supervisor:
         self.children.clear()
 
 
-def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
+def _http_ok(
+    url: str, transport: httpx.HTTPTransport | None = None, verify: ssl.SSLContext | bool = True
+) -> bool:
     try:
-        with httpx.Client(transport=transport, timeout=1.0) as client:
+        with httpx.Client(transport=transport, verify=verify, timeout=1.0) as client:
             return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False
@@ -221,6 +225,7 @@ def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
 
 def up(settings: Settings) -> int:
     check_dependencies(settings)
+    check_server_tls(settings)
     check_port_free(settings.host, settings.port)
     lock_data_dir(settings)
     token, token_path = ensure_admin_token(settings)
@@ -276,10 +281,13 @@ def up(settings: Settings) -> int:
         supervisor.role("worker", env)
         worker_ready = ready_path(child)
         supervisor.wait_until("the worker", worker_ready.exists, settings.startup_timeout_s)
+        verify_api = client_verify(settings)
         for index in range(settings.api_workers):
             supervisor.role("api", env, name=f"api-{index + 1}")
         supervisor.wait_until(
-            "the API", lambda: _http_ok(f"{settings.base_url}/healthz"), settings.startup_timeout_s
+            "the API",
+            lambda: _http_ok(f"{settings.base_url}/healthz", verify=verify_api),
+            settings.startup_timeout_s,
         )
         print(f"Coalmine is up at {settings.base_url}", flush=True)
         if token_path:
