@@ -38,7 +38,8 @@ def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from coalmine.tls import client_verify
 
     settings = _settings(args)
-    return ServiceClient(args.url or settings.base_url, admin_token(settings), client_verify(settings))
+    url = args.url or settings.base_url
+    return ServiceClient(url, admin_token(settings), client_verify(settings))
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -28,7 +28,11 @@ def admin_token(settings: Settings) -> str:
 
 class ServiceClient:
     def __init__(
-        self, base_url: str, token: str, verify: ssl.SSLContext | bool = True, timeout_s: float = 30.0
+        self,
+        base_url: str,
+        token: str,
+        verify: ssl.SSLContext | bool = True,
+        timeout_s: float = 30.0,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url,
