@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from coalmine.private import SERVICE_UMASK
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
 from coalmine.settings import Settings, SettingsError, load_settings
@@ -26,14 +27,19 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None),
         data_dir=getattr(args, "data_dir", None),
         api_workers=getattr(args, "api_workers", None),
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        tls_ca=getattr(args, "tls_ca", None),
     )
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from coalmine.client import ServiceClient, admin_token
+    from coalmine.tls import client_verify
 
     settings = _settings(args)
-    return ServiceClient(args.url or settings.base_url, admin_token(settings))
+    url = args.url or settings.base_url
+    return ServiceClient(url, admin_token(settings), client_verify(settings))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -48,9 +54,12 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from coalmine.http_server import QuietServer
+    from coalmine.tls import check_server_tls
     from ingest_api.app import serve
+    from ingest_api.linger import LingeringHttpProtocol
 
     settings = _settings(args)
+    check_server_tls(settings)
     # SO_REUSEPORT: several API processes share the port and the kernel spreads connections.
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,6 +67,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     sock.bind((settings.host, settings.port))
     config = uvicorn.Config(
         serve(settings),
+        http=LingeringHttpProtocol,  # early answers (413, 401, 408) reach blocking clients
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -205,6 +217,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coalmine.importer import ImportFailed, import_files
+    from coalmine.tls import client_verify
 
     key = args.key or (Path(args.key_file).read_text().strip() if args.key_file else _settings(args).ingest_key)
     if not key:
@@ -215,7 +228,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     url = args.url or _settings(args).base_url
     try:
-        summary = import_files([Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks)
+        summary = import_files(
+            [Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks,
+            verify=client_verify(_settings(args)),
+        )
     except (ImportFailed, OSError) as exc:
         print(f"\ncoalmine import: {exc}", file=sys.stderr)
         return 1
@@ -256,9 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="port to listen on (default 8000)")
         p.add_argument("--data-dir", help="where embedded data lives (default ./coalmine-data)")
 
+    def tls_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain")
+        p.add_argument("--tls-key", help="... and this PEM private key")
+
     up = sub.add_parser("up", help="run everything on the embedded default")
     service_flags(up)
     up.add_argument("--api-workers", type=int, help="API processes on the one port (default 1)")
+    tls_flags(up)
     up.set_defaults(func=cmd_up)
     for role, func, text in (
         ("api", cmd_api, "run one API process (production roles)"),
@@ -269,12 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(role, help=text)
         service_flags(p)
+        if role == "api":
+            tls_flags(p)
         p.set_defaults(func=func)
 
     def client_flags(p: argparse.ArgumentParser) -> None:
         service_flags(p)
         p.add_argument("--url", help="the service's base URL (default from --host/--port)")
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        p.add_argument("--tls-ca", help="CA bundle or certificate to verify an https service with")
 
     keys = sub.add_parser("keys", help="manage API keys of a running service")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -359,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         log_format = settings.log_format
         if args.command in SERVICE_COMMANDS:
+            os.umask(SERVICE_UMASK)  # before any file or socket of the service is created
             use_metrics_dir(settings)
     except SettingsError:
         log_format = "auto"  # the command itself reports the bad setting

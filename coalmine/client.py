@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -26,9 +27,18 @@ def admin_token(settings: Settings) -> str:
 
 
 class ServiceClient:
-    def __init__(self, base_url: str, token: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        verify: ssl.SSLContext | bool = True,
+        timeout_s: float = 30.0,
+    ) -> None:
         self._http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+            verify=verify,
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -288,6 +289,7 @@ def import_files(
     restart: bool = False,
     max_chunks: int | None = None,
     out: Any = sys.stderr,
+    verify: ssl.SSLContext | bool = True,
 ) -> dict[str, Any]:
     """Import every file; a summary. `accepted`/`rejected` count each file's whole import,
     earlier runs included; `events_per_s` is this run's pace. `max_chunks` stops after that
@@ -303,7 +305,8 @@ def import_files(
     shown: list[str] = []
     sent = 0
     screen = _Screen(out)
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=auth, timeout=300, verify=verify) as client:
         for path in paths:
             screen.source = EventFile(path)
             screen.progress = progress = Progress(size=path.stat().st_size) if restart else Progress.load(path)

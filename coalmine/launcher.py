@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,7 +27,9 @@ import httpx
 
 from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
+from coalmine.private import private_dir
 from coalmine.settings import Settings
+from coalmine.tls import check_server_tls, client_verify
 from processors.app import ready_path
 from processors.rollups import unrolled
 
@@ -58,7 +61,7 @@ def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
 def lock_data_dir(settings: Settings) -> int:
     """Hold an exclusive lock on data_dir for this process's life: chDB allows one owner, and
     two launchers on one directory would otherwise fail deep inside ClickHouse."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_path)  # also one made by an earlier version, world-readable
     fd = os.open(settings.data_path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,7 +72,11 @@ def lock_data_dir(settings: Settings) -> int:
 
 
 def check_port_free(host: str, port: int) -> None:
-    with socket.socket() as sock:
+    """Refuse a port another process listens on. Bound as the API binds it (SO_REUSEADDR, as
+    uvicorn does): the TIME_WAIT connections a stop under load leaves on the port for a
+    minute are no obstacle to the API, so they must not be to this check either."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -206,9 +213,11 @@ class Supervisor:
         self.children.clear()
 
 
-def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
+def _http_ok(
+    url: str, transport: httpx.HTTPTransport | None = None, verify: ssl.SSLContext | bool = True
+) -> bool:
     try:
-        with httpx.Client(transport=transport, timeout=1.0) as client:
+        with httpx.Client(transport=transport, verify=verify, timeout=1.0) as client:
             return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False
@@ -216,6 +225,7 @@ def _http_ok(url: str, transport: httpx.HTTPTransport | None = None) -> bool:
 
 def up(settings: Settings) -> int:
     check_dependencies(settings)
+    check_server_tls(settings)
     check_port_free(settings.host, settings.port)
     lock_data_dir(settings)
     token, token_path = ensure_admin_token(settings)
@@ -271,10 +281,13 @@ def up(settings: Settings) -> int:
         supervisor.role("worker", env)
         worker_ready = ready_path(child)
         supervisor.wait_until("the worker", worker_ready.exists, settings.startup_timeout_s)
+        verify_api = client_verify(settings)
         for index in range(settings.api_workers):
             supervisor.role("api", env, name=f"api-{index + 1}")
         supervisor.wait_until(
-            "the API", lambda: _http_ok(f"{settings.base_url}/healthz"), settings.startup_timeout_s
+            "the API",
+            lambda: _http_ok(f"{settings.base_url}/healthz", verify=verify_api),
+            settings.startup_timeout_s,
         )
         print(f"Coalmine is up at {settings.base_url}", flush=True)
         if token_path:

@@ -25,6 +25,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = "coalmine-data"
     host: str = "127.0.0.1"
     port: int = 8000
+    # HTTPS: the API's certificate chain and private key (PEM files). Empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Client side: a CA bundle (or the certificate itself) to verify an https service with,
+    # besides the system's CAs (coalmine.tls.client_verify).
+    tls_ca: str = ""
     # Bearer token for /api/v1/admin. Empty: `coalmine up` generates one into data_dir.
     admin_token: str = ""
     # Unix socket of the store process, which owns ClickHouse when it is chDB (one process
@@ -89,7 +95,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes a child process build these same settings."""

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.http_server import QuietServer
+from coalmine.private import OwnerOnlyProtocol, private_unix_socket
 from coalmine.settings import Settings
 from processors.control_sink import reseed_control
 from processors.event_sink import EventSink
@@ -200,14 +201,14 @@ async def serve_store(settings: Settings) -> None:
     tasks = list(workers)
     server: uvicorn.Server | None = None
     if settings.store_socket:
-        socket_path = Path(settings.store_socket)
-        socket_path.unlink(missing_ok=True)
+        # Query results hold event names and messages: this user's processes only.
+        listener = private_unix_socket(Path(settings.store_socket))
         config = uvicorn.Config(
-            query_app(client, executor), uds=str(socket_path), log_level="warning", lifespan="off"
+            query_app(client, executor), http=OwnerOnlyProtocol, log_level="warning", lifespan="off"
         )
         server = QuietServer(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        tasks.append(asyncio.create_task(server.serve(), name="query-socket"))
+        tasks.append(asyncio.create_task(server.serve(sockets=[listener]), name="query-socket"))
     try:
         while not all(task.done() for task in workers):
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

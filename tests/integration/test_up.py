@@ -163,3 +163,41 @@ def test_it_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
+
+
+def _time_wait_on(port: int) -> int:
+    """Connections in TIME_WAIT whose local port is `port` (/proc/net/tcp, state 06)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "06":
+            count += 1
+    return count
+
+
+def test_it_restarts_at_once_after_a_stop_under_load(tmp_path: Path) -> None:
+    """A stop closes the clients' connections from the server side, which leaves them in
+    TIME_WAIT on the port for a minute: the next `coalmine up` must not take them for a
+    listener (a process manager restarting it at once would otherwise burn its retries)."""
+    import http.client
+
+    up = Up(tmp_path / "data", free_port())
+    clients = []
+    try:
+        up.wait_ready()
+        for _ in range(20):  # keep-alive connections, open when the stop comes
+            client = http.client.HTTPConnection("127.0.0.1", up.port, timeout=10)
+            client.request("GET", "/healthz")
+            assert client.getresponse().read() == b'{"status":"ok"}'
+            clients.append(client)
+    finally:
+        assert up.stop() == 0
+    for client in clients:
+        client.close()
+    assert _time_wait_on(up.port) > 0  # the condition this test is about
+    again = Up(tmp_path / "data", up.port)
+    try:
+        again.wait_ready()
+        assert httpx.get(f"{again.url}/healthz").status_code == 200
+    finally:
+        assert again.stop() == 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 import yaml
 
 from coalmine.cli import build_parser
@@ -103,7 +106,9 @@ def test_it_keeps_state_in_named_volumes_and_mounts_files_that_exist() -> None:
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
+            if source.startswith("${"):  # a host path the operator must give (`:?` required)
+                assert re.match(r"\$\{[A-Z_]+:\?", volume), (name, volume)
+            elif source.startswith("."):
                 assert (ROOT / source).exists(), (name, source)
             else:
                 assert source in declared, (name, source)
@@ -112,7 +117,7 @@ def test_it_keeps_state_in_named_volumes_and_mounts_files_that_exist() -> None:
 def test_it_scales_the_api_behind_one_published_port() -> None:
     api, proxy = SERVICES["api"], SERVICES["proxy"]
     assert "ports" not in api  # replicas would clash on a published port
-    assert proxy["ports"] == ["127.0.0.1:8000:8000"]
+    assert proxy["ports"] == ["127.0.0.1:8443:8443"]
     assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
     # The limiter's share per process follows the number of replicas.
     assert api["environment"]["COALMINE_API_WORKERS"] == api["deploy"]["replicas"]
@@ -141,3 +146,29 @@ def test_it_provisions_grafana_with_the_plugin_and_the_dashboards() -> None:
     assert "$CLICKHOUSE_PASSWORD" in (provisioning / "datasources" / "clickhouse.yaml").read_text()
     assert "${CLICKHOUSE_PASSWORD:?" in environment["CLICKHOUSE_PASSWORD"]
     assert "${GRAFANA_ADMIN_PASSWORD:?" in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_it_terminates_tls_in_the_proxy_with_certificates_from_the_host() -> None:
+    proxy = SERVICES["proxy"]
+    (mount,) = proxy["volumes"]
+    assert mount.startswith("${TLS_CERTS_DIR:?") and mount.endswith(":/etc/nginx/certs:ro")
+    config = COMPOSE["configs"][proxy["configs"][0]["source"]]["content"]
+    assert "listen 8443 ssl;" in config
+    assert "ssl_certificate /etc/nginx/certs/tls.crt;" in config
+    assert "ssl_certificate_key /etc/nginx/certs/tls.key;" in config
+    # Plain HTTP is not published: only the healthcheck inside the container uses it.
+    assert "8000" in proxy["healthcheck"]["test"][1]
+    assert not any(":8000" in port for port in proxy["ports"])
+
+
+def test_it_follows_the_compose_specification() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    if not checker.exists():
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[test]')")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
