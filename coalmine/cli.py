@@ -103,10 +103,11 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(epoch: float | None) -> str | None:
-    if epoch is None:
+def _when(iso: str | None) -> str | None:
+    """An answer's time (ISO 8601 UTC, schemas.times) as a table shows it, to the second."""
+    if iso is None:
         return None
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

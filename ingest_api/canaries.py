@@ -35,6 +35,7 @@ from schemas.canaries import (
 )
 from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
+from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
 
 router = APIRouter(prefix="/api/v1/admin")
@@ -121,6 +122,7 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         state.window_start = state.period_start + elapsed // canary.interval_s * canary.interval_s
         if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
             state.status = "up"
+    status = status_at(state, now)
     return {
         "id": canary.id,
         "name": canary.name,
@@ -130,12 +132,13 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
         "paused": canary.paused,
-        "created_at": canary.created_at,
-        "status": status_at(state, now),
-        "last_checkin_at": state.last_checkin_at,
+        "created_at": iso_utc(canary.created_at),
+        "status": status,
+        "last_checkin_at": iso_or_none(state.last_checkin_at),
         "last_message": state.last_message or None,
-        "next_due_at": None if canary.paused else next_due_at(state),
-        "down_after": deadline(state),
+        "next_due_at": None if canary.paused else iso_or_none(next_due_at(state)),
+        # When it goes down unless it checks in; while down, when it went down.
+        "down_after": iso_or_none(facts.get("last_flip_at") if status == "down" else deadline(state)),
     }
 
 
@@ -252,7 +255,7 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
     """A channel without its secrets: no webhook secret, no SMTP password, and only the host
     of a Slack URL (the URL itself is the credential)."""
     config = channel.config
-    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": channel.created_at}
+    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": iso_utc(channel.created_at)}
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
     elif isinstance(config, SlackConfig):

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from schemas.canaries import EmailConfig, Flip, FlipReason
+from schemas.times import iso_utc
 
 UTC = dt.UTC
 
@@ -77,15 +78,6 @@ def rendered_flip(flip: Flip) -> Rendered:
 # --- shared wording --------------------------------------------------------------------------
 def event_name(flip: Flip) -> str:
     return EVENT_DOWN if flip.status == "down" else EVENT_UP
-
-
-def iso_utc(epoch: float) -> str:
-    """Machine form, fixed width: 2026-07-02T10:00:00.250Z."""
-    return (
-        dt.datetime.fromtimestamp(epoch, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def human_utc(epoch: float) -> str:
