@@ -11,9 +11,10 @@ import os
 import sys
 from typing import Any
 
+from coalmine import __version__
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
-from coalmine.settings import Settings, SettingsError, load_settings
+from coalmine.settings import Settings, SettingsError, address_in_environment, load_settings
 from coalmine.terminal import print_table as _print_table
 
 # Commands that run (part of) the service log at INFO; client commands print only results.
@@ -29,11 +30,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _service_url(args: argparse.Namespace) -> str:
+    """Where a client command finds the service: --url, COALMINE_URL, an address given by
+    flag or environment, else the URL `coalmine up` recorded in the data dir, else the
+    default address."""
+    from coalmine.running import recorded_url
+
+    settings = _settings(args)
+    if args.url or settings.url:
+        return str(args.url or settings.url).rstrip("/")
+    if args.host or args.port or address_in_environment():
+        return settings.base_url
+    return recorded_url(settings) or settings.base_url
+
+
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from coalmine.client import ServiceClient, admin_token
 
-    settings = _settings(args)
-    return ServiceClient(args.url or settings.base_url, admin_token(settings))
+    return ServiceClient(_service_url(args), admin_token(_settings(args)))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -166,7 +180,7 @@ def cmd_canaries(args: argparse.Namespace) -> int:
             print(json.dumps(created))
         else:
             print(f"id:       {created['id']}\ntoken:    {created['token']}")
-            print(f"check in: curl -fsS {args.url or _settings(args).base_url}{created['checkin_path']}")
+            print(f"check in: curl -fsS {_service_url(args)}{created['checkin_path']}")
     elif command == "list":
         canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
         if args.json:
@@ -213,7 +227,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not 1 <= args.chunk <= 100_000:
         print("coalmine import: --chunk must be between 1 and 100,000", file=sys.stderr)
         return 2
-    url = args.url or _settings(args).base_url
+    url = _service_url(args)
     try:
         summary = import_files([Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks)
     except (ImportFailed, OSError) as exc:
@@ -249,6 +263,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coalmine", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"coalmine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def service_flags(p: argparse.ArgumentParser) -> None:
@@ -272,8 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     def client_flags(p: argparse.ArgumentParser) -> None:
-        service_flags(p)
-        p.add_argument("--url", help="the service's base URL (default from --host/--port)")
+        recorded = "where the `coalmine up` of --data-dir listens"
+        p.add_argument("--host", help=f"the service's host (default: {recorded}, else 127.0.0.1)")
+        p.add_argument("--port", type=int, help=f"the service's port (default: {recorded}, else 8000)")
+        p.add_argument(
+            "--data-dir",
+            help="the data dir of the `coalmine up` to talk to: its URL, its admin token"
+            " (default ./coalmine-data)",
+        )
+        p.add_argument("--url", help="the service's base URL (or COALMINE_URL); wins over the rest")
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     keys = sub.add_parser("keys", help="manage API keys of a running service")
@@ -367,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `coalmine query … | head` closed our stdout: not an error of ours. Point stdout at
+        # /dev/null so that the interpreter's last flush at exit does not raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command killed by SIGPIPE
     except Exception as exc:  # one line for the terminal, not a traceback
         from coalmine.errors import describe
 

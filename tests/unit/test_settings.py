@@ -169,3 +169,16 @@ def test_it_derives_the_base_url_and_admin_token_path(tmp_path: Path) -> None:
 
     assert settings.base_url == "http://127.0.0.2:8081"
     assert settings.admin_token_path == tmp_path / "admin-token"
+
+
+def test_a_client_knows_whether_an_address_was_given_in_the_environment() -> None:
+    from coalmine.settings import address_in_environment
+
+    assert not address_in_environment({"COALMINE_DATA_DIR": "x", "COALMINE_URL": "http://h"})
+    assert address_in_environment({"COALMINE_PORT": "18931"})
+    assert address_in_environment({"COALMINE_HOST": "10.0.0.2"})
+
+
+def test_an_ipv6_host_is_bracketed_in_the_base_url() -> None:
+    assert load_settings({}, host="::1", port=9000).base_url == "http://[::1]:9000"
+    assert load_settings({}).base_url == "http://127.0.0.1:8000"
