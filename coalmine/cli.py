@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from coalmine import __version__
+from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
 from coalmine.settings import Settings, SettingsError, address_in_environment, load_settings
@@ -324,9 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     canaries_sub = canaries.add_subparsers(dest="canaries_command", required=True)
     create_canary = canaries_sub.add_parser("create", help="create a canary; prints its token")
     create_canary.add_argument("name")
-    create_canary.add_argument("--interval", type=int, required=True, help="seconds between check-ins")
-    create_canary.add_argument("--grace", type=int, default=0, help="seconds of grace (default 0)")
-    create_canary.add_argument("--max-runtime", type=int, help="seconds a /start may run")
+    create_canary.add_argument(
+        "--interval", type=duration, required=True, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
+    )
+    create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
+    create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
     create_canary.add_argument("--channel", action="append", help="channel id (repeatable)")
     client_flags(create_canary)
     client_flags(canaries_sub.add_parser("list", help="canaries and their status"))

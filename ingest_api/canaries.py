@@ -103,6 +103,16 @@ async def unknown_channels(services: Services, channels: list[str]) -> list[str]
         await asyncio.sleep(0.05)
 
 
+def name_taken(services: Services, name: str, own_id: str | None = None) -> Response | None:
+    """409 if another canary has this name: alerts, lists and the CLI show canaries by name,
+    and two of one name could not be told apart there. (Admin requests read the control topic
+    to its end first, so this sees every canary any API process had created by then.)"""
+    for other in services.control.canaries.values():
+        if other.name == name and other.id != own_id:
+            return error(409, f"a canary named {name!r} exists already: {other.id}")
+    return None
+
+
 def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
     """A canary as the API shows it: its definition and where it stands now."""
     facts = facts or {}
@@ -156,6 +166,9 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
     unknown = await unknown_channels(services, spec.channels)
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
+    taken = name_taken(services, spec.name)
+    if taken:
+        return taken
     token, now = generate_token(), time.time()
     record = CanaryDefined(
         id="can_" + secrets.token_hex(8),
@@ -225,6 +238,9 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         )
         if value is not UNSET
     }
+    taken = name_taken(services, changes["name"], canary_id) if "name" in changes else None
+    if taken:
+        return taken
     if "events" in changes and canary.events is None:
         return error(400, "invalid change: a canary over check-ins cannot become one over events")
     unknown = await unknown_channels(services, changes.get("channels", []))

@@ -472,3 +472,17 @@ def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(s
     channel = webhook(stack)
     for moment in (key["created_at"], channel["created_at"]):
         assert ISO_MS.fullmatch(moment), moment
+
+
+def test_it_refuses_a_second_canary_of_the_same_name_with_409(stack: Stack) -> None:
+    first = create_canary(stack)
+    again = stack.admin().post(CANARIES, json={"name": first["name"], "interval_seconds": 60})
+    assert again.status_code == 409 and first["id"] in again.json()["error"]
+    other = create_canary(stack)
+    renamed = stack.admin().patch(f"{CANARIES}/{other['id']}", json={"name": first["name"]})
+    assert renamed.status_code == 409
+    assert stack.admin().get(f"{CANARIES}/{other['id']}").json()["name"] == other["name"]
+    # Its own name again is no conflict; a deleted canary's name is free.
+    assert stack.admin().patch(f"{CANARIES}/{first['id']}", json={"name": first["name"]}).status_code == 200
+    assert stack.admin().delete(f"{CANARIES}/{first['id']}").status_code == 200
+    assert stack.admin().post(CANARIES, json={"name": first["name"], "interval_seconds": 60}).status_code == 201

@@ -168,3 +168,14 @@ def test_client_commands_describe_their_flags_as_a_client_s() -> None:
     )
     assert "listen on" not in shown.stdout and "the service's host" in shown.stdout
 
+
+def test_it_creates_a_canary_with_durations(stack: Stack) -> None:
+    name = f"cli-durations-{os.getpid()}"
+    created = coalmine(stack, "canaries", "create", name, "--interval", "1h", "--grace", "10m", "--json")
+    assert created.returncode == 0, created.stderr
+    canary = json.loads(created.stdout)
+    assert (canary["interval_seconds"], canary["grace_seconds"]) == (3600, 600)
+    twice = coalmine(stack, "canaries", "create", name, "--interval", "1h")
+    assert twice.returncode == 1 and "409" in twice.stderr and "exists already" in twice.stderr
+    bad = coalmine(stack, "canaries", "create", name, "--interval", "an hour")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
