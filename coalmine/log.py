@@ -19,18 +19,10 @@ from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
-# Every log line below WARNING from these libraries is built even when not printed, and that
-# costs ~10% of the ingest path (measured): keep them quiet unless asked.
-NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "httpx")
 
 
 class LogUnavailable(RuntimeError):
     """The broker could not be reached in time."""
-
-
-def quiet_client_loggers(level: int = logging.WARNING) -> None:
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(level)
 
 
 def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from coalmine import __version__
 from coalmine import log as kafka
+from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
 from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, query, routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    kafka.quiet_client_loggers()
+    quiet_client_loggers()
     await kafka.wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s)
     bootstrap = settings.kafka_bootstrap
     # A batch the log has not acknowledged when its client got the 503 must not be retried

@@ -104,7 +104,7 @@ async def accept(
     key = await services.key(authorization, "ingest")
     if key is None:
         services.rejections.count("", "unauthorized")
-        return _error(401, "missing, unknown or revoked API key")
+        return _error(401, services.registry.ingest_refusal(authorization))
     refused = services.backpressure.refusal()
     if refused is not None:
         services.rejections.count(key.id, "overloaded")

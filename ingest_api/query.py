@@ -8,7 +8,7 @@ from starlette.responses import Response
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
-from queries import NAMED_QUERIES, QueryError
+from queries import PUBLIC_QUERIES, QUERY_ALIASES, QueryError
 
 router = APIRouter(prefix="/api/v1/query")
 
@@ -36,8 +36,9 @@ async def _run(request: Request, name: str, params: dict[str, str]) -> Response:
     services: Services = request.app.state.services
     if not await services.reader(request.headers.get("authorization")):
         return error(401, "the admin token or a read key is required")
-    if name not in NAMED_QUERIES:
-        return error(404, f"unknown query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")
+    name = QUERY_ALIASES.get(name, name)
+    if name not in PUBLIC_QUERIES:
+        return error(404, f"unknown query {name!r}; known: {', '.join(sorted(PUBLIC_QUERIES))}")
     try:
         result = await services.queries.run(name, params)
     except QueryError as exc:

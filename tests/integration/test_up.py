@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -65,6 +66,11 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
     try:
         up.wait_ready()
         assert not any(UNCLEAN_STOP_WARNING in line for line in up.lines)  # it stopped cleanly
+        # A restart's re-seeding is routine (INFO), and internal HTTP calls are not logged.
+        logged = [json.loads(line) for line in up.lines if line.startswith("{")]
+        [reseeded] = [line for line in logged if "re-seeded" in line["msg"]]
+        assert reseeded["level"] == "info"
+        assert not [line for line in logged if line["logger"].startswith(("httpx", "httpcore"))]
         keys = httpx.get(f"{up.url}/api/v1/admin/keys", headers=admin).json()["keys"]
         assert [k["id"] for k in keys] == [created["id"], late["id"]]
         assert total() == 6  # including the batch acknowledged just before the stop
