@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -19,7 +20,7 @@ from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, query, routes_admin
+from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, openapi, query, routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp
@@ -126,7 +127,16 @@ def create_app(settings: Settings) -> FastAPI:
         raise SettingsError("COALMINE_ADMIN_TOKEN is required for the API")
     if not settings.kafka_bootstrap:
         raise SettingsError("COALMINE_KAFKA_BOOTSTRAP is required for the API")
-    app = FastAPI(title="Coalmine", version=__version__, lifespan=_lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not from a
+    # CDN (they work offline), and Swagger UI asks no public validator about our schema.
+    app = FastAPIOffline(
+        title="Coalmine",
+        version=__version__,
+        lifespan=_lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    openapi.install(app)
     app.state.settings = settings
     app.include_router(ingest.router)
     app.include_router(bulk.router)
@@ -165,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 READY_TIMEOUT_S = 2.0
+DOCS_ASSETS = "/docs-assets"
 
 
 async def _reachable(check: Awaitable[object]) -> str:

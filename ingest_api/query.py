@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from ingest_api.openapi import QUERY_NAMES, query_route_openapi
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
@@ -27,8 +30,11 @@ async def canary_notifications(canary_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/{name}")
-async def run_named_query(name: str, request: Request) -> Response:
+@router.get("/{name}", openapi_extra=query_route_openapi())
+async def run_named_query(
+    request: Request, name: Annotated[str, Path(description=f"one of: {', '.join(QUERY_NAMES)}")]
+) -> Response:
+    """A named query (queries/); its parameters are in the query string."""
     return await _run(request, name, dict(request.query_params))
 
 
