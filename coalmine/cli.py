@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from coalmine import __version__
+from coalmine.channels_cli import add_channels_commands, run_channels
 from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
@@ -200,6 +201,10 @@ def cmd_canaries(args: argparse.Namespace) -> int:
                 ["id", "name", "status", "interval_seconds", "grace_seconds", "last_checkin_at"]
                 + ["next_due_at", "last_message"],
             )
+    elif command == "watch":
+        from coalmine.watch import watch
+
+        watch(lambda: client.call("GET", "/api/v1/admin/canaries")["canaries"], sys.stdout, args.json, args.every)
     elif command in ("pause", "resume"):
         changed = client.call(
             "PATCH", f"/api/v1/admin/canaries/{args.id}", json={"paused": command == "pause"}
@@ -330,9 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
     create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
-    create_canary.add_argument("--channel", action="append", help="channel id (repeatable)")
+    create_canary.add_argument(
+        "--channel", action="append", help="a channel to alert (repeatable; `coalmine channels create`)"
+    )
     client_flags(create_canary)
     client_flags(canaries_sub.add_parser("list", help="canaries and their status"))
+    watching = canaries_sub.add_parser("watch", help="print each status change as it happens")
+    watching.add_argument("--every", type=float, default=1.0, help="seconds between looks (default 1)")
+    client_flags(watching)
     for verb, text in (("pause", "stop alerting"), ("resume", "alert again"), ("delete", "remove")):
         p = canaries_sub.add_parser(verb, help=text)
         p.add_argument("id")
@@ -351,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(imports)
     imports.set_defaults(func=cmd_import)
     add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
+    add_channels_commands(sub, client_flags).set_defaults(func=lambda args: run_channels(args, _client(args)))
     return parser
 
 

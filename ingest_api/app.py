@@ -20,14 +20,14 @@ from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, openapi, query, routes_admin
+from ingest_api import admin, asgi, bulk, canaries, channels, checkin, ingest, openapi, query, routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
-from ingest_api.metrics import Observed, metrics_text
-from ingest_api.query_backend import query_backend_for
+from ingest_api.metrics import Observed, canary_metrics_text, metrics_text
+from ingest_api.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
@@ -142,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bulk.router)
     app.include_router(admin.router)
     app.include_router(canaries.router)
+    app.include_router(channels.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
@@ -166,9 +167,14 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **parts})
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus exposition of every process of the service (ingest_api.metrics)."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition of every process of the service (ingest_api.metrics), and
+        the canaries' status gauges."""
         body, content_type = metrics_text()
+        try:
+            body += canary_metrics_text(await canaries.canary_views(request.app.state.services))
+        except QueryBackendUnavailable:
+            pass  # ClickHouse is away: the rest of the metrics still tell about it
         return Response(body, 200, media_type=content_type)
 
     return app

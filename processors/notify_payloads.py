@@ -232,6 +232,33 @@ def email_message(flip: Flip, config: EmailConfig) -> EmailMessage:
     return message
 
 
+# --- a channel's test -------------------------------------------------------------------------
+EVENT_TEST = "channel.test"
+
+
+def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float) -> Rendered:
+    """What `coalmine channels test` sends: says it is a test, in each channel's form."""
+    text = f"Test notification from Coalmine to channel {one_line(channel_name)} ({channel_id}): it works."
+
+    def email(config: EmailConfig) -> EmailMessage:
+        message = EmailMessage()
+        set_email_headers(message, "[Coalmine] test notification", config, notice_id, at, EVENT_TEST)
+        message.set_content(text + "\n")
+        return message
+
+    return Rendered(
+        notice_id,
+        at,
+        EVENT_TEST,
+        lambda: _json.encode(
+            {"event": EVENT_TEST, "id": notice_id, "channel": {"id": channel_id, "name": channel_name},
+             "at": iso_utc(at), "message": text}
+        ),  # fmt: skip
+        lambda: _json.encode({"text": f":white_check_mark: {slack_escape(text)}"}),
+        email,
+    )
+
+
 # --- retry policy ----------------------------------------------------------------------------
 def backoff_s(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): 0.5, 1, 2, 4 … capped
