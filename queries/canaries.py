@@ -8,8 +8,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from queries.params import QueryError, iso, required, time_range
-from schemas.times import iso_or_none
+from queries.params import QueryError, required, time_range
+from schemas.times import iso_or_none, iso_utc
 
 CHECKIN_FACTS_SQL = """
 SELECT
@@ -94,8 +94,8 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
     flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
     return {
         "canary_id": canary_id,
-        "from": iso(start),
-        "to": iso(end),
+        "from": iso_utc(start.timestamp()),
+        "to": iso_utc(end.timestamp()),
         "checkins": [{"at": _iso(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
         "flips": [{"at": _iso(at), "status": st, "reason": reason} for at, st, reason in flips],
     }
@@ -128,4 +128,9 @@ def canary_notifications(client: Client, params: dict[str, str], now: dt.datetim
     attempts = [dict(zip(columns, row)) for row in rows]
     for attempt in attempts:
         attempt["at"] = _iso(attempt["at"])
-    return {"canary_id": canary_id, "from": iso(start), "to": iso(end), "attempts": attempts}
+    return {
+        "canary_id": canary_id,
+        "from": iso_utc(start.timestamp()),
+        "to": iso_utc(end.timestamp()),
+        "attempts": attempts,
+    }

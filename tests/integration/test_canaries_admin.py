@@ -466,7 +466,8 @@ def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(s
     assert down["down_after"] == flip["at"]  # while down: when it went down
     [checkin] = history["checkins"]
     assert checkin["message"] == "disk full"
-    for moment in (down["created_at"], down["down_after"], down["last_checkin_at"], flip["at"], checkin["at"]):
+    moments = (down["created_at"], down["down_after"], down["last_checkin_at"], flip["at"], checkin["at"])
+    for moment in (*moments, history["from"], history["to"]):
         assert ISO_MS.fullmatch(moment), moment
     key = stack.create_key(unique("times"))
     channel = webhook(stack)
