@@ -20,7 +20,18 @@ from coalmine import __version__
 from coalmine import log as kafka
 from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, bulk, canaries, channels, checkin, ingest, openapi, query, routes_admin
+from ingest_api import (
+    admin,
+    asgi,
+    bulk,
+    canaries,
+    channels,
+    checkin,
+    ingest,
+    openapi,
+    query,
+    routes_admin,
+)
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import get_args
 
 from schemas.records import RejectReason
-
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
