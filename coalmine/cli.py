@@ -12,9 +12,12 @@ import sys
 from typing import Any
 
 from coalmine.private import SERVICE_UMASK
+from coalmine import __version__
+from coalmine.channels_cli import add_channels_commands, run_channels
+from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routes_cli import add_routes_commands, run_routes
-from coalmine.settings import Settings, SettingsError, load_settings
+from coalmine.settings import Settings, SettingsError, address_in_environment, load_settings
 from coalmine.terminal import print_table as _print_table
 
 # Commands that run (part of) the service log at INFO; client commands print only results.
@@ -33,13 +36,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _service_url(args: argparse.Namespace) -> str:
+    """Where a client command finds the service: --url, COALMINE_URL, an address given by
+    flag or environment, else the URL `coalmine up` recorded in the data dir, else the
+    default address."""
+    from coalmine.running import recorded_url
+
+    settings = _settings(args)
+    if args.url or settings.url:
+        return str(args.url or settings.url).rstrip("/")
+    if args.host or args.port or address_in_environment():
+        return settings.base_url
+    return recorded_url(settings) or settings.base_url
+
+
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from coalmine.client import ServiceClient, admin_token
     from coalmine.tls import client_verify
 
     settings = _settings(args)
-    url = args.url or settings.base_url
-    return ServiceClient(url, admin_token(settings), client_verify(settings))
+    return ServiceClient(_service_url(args), admin_token(settings), client_verify(settings))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -116,10 +132,11 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(epoch: float | None) -> str | None:
-    if epoch is None:
+def _when(iso: str | None) -> str | None:
+    """An answer's time (ISO 8601 UTC, schemas.times) as a table shows it, to the second."""
+    if iso is None:
         return None
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -178,7 +195,7 @@ def cmd_canaries(args: argparse.Namespace) -> int:
             print(json.dumps(created))
         else:
             print(f"id:       {created['id']}\ntoken:    {created['token']}")
-            print(f"check in: curl -fsS {args.url or _settings(args).base_url}{created['checkin_path']}")
+            print(f"check in: curl -fsS {_service_url(args)}{created['checkin_path']}")
     elif command == "list":
         canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
         if args.json:
@@ -197,6 +214,10 @@ def cmd_canaries(args: argparse.Namespace) -> int:
                 ["id", "name", "status", "interval_seconds", "grace_seconds", "last_checkin_at"]
                 + ["next_due_at", "last_message"],
             )
+    elif command == "watch":
+        from coalmine.watch import watch
+
+        watch(lambda: client.call("GET", "/api/v1/admin/canaries")["canaries"], sys.stdout, args.json, args.every)
     elif command in ("pause", "resume"):
         changed = client.call(
             "PATCH", f"/api/v1/admin/canaries/{args.id}", json={"paused": command == "pause"}
@@ -226,7 +247,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not 1 <= args.chunk <= 100_000:
         print("coalmine import: --chunk must be between 1 and 100,000", file=sys.stderr)
         return 2
-    url = args.url or _settings(args).base_url
+    url = _service_url(args)
     try:
         summary = import_files(
             [Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks,
@@ -265,6 +286,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coalmine", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"coalmine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def service_flags(p: argparse.ArgumentParser) -> None:
@@ -295,8 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     def client_flags(p: argparse.ArgumentParser) -> None:
-        service_flags(p)
-        p.add_argument("--url", help="the service's base URL (default from --host/--port)")
+        recorded = "where the `coalmine up` of --data-dir listens"
+        p.add_argument("--host", help=f"the service's host (default: {recorded}, else 127.0.0.1)")
+        p.add_argument("--port", type=int, help=f"the service's port (default: {recorded}, else 8000)")
+        p.add_argument(
+            "--data-dir",
+            help="the data dir of the `coalmine up` to talk to: its URL, its admin token"
+            " (default ./coalmine-data)",
+        )
+        p.add_argument("--url", help="the service's base URL (or COALMINE_URL); wins over the rest")
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
         p.add_argument("--tls-ca", help="CA bundle or certificate to verify an https service with")
 
@@ -326,12 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     canaries_sub = canaries.add_subparsers(dest="canaries_command", required=True)
     create_canary = canaries_sub.add_parser("create", help="create a canary; prints its token")
     create_canary.add_argument("name")
-    create_canary.add_argument("--interval", type=int, required=True, help="seconds between check-ins")
-    create_canary.add_argument("--grace", type=int, default=0, help="seconds of grace (default 0)")
-    create_canary.add_argument("--max-runtime", type=int, help="seconds a /start may run")
-    create_canary.add_argument("--channel", action="append", help="channel id (repeatable)")
+    create_canary.add_argument(
+        "--interval", type=duration, required=True, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
+    )
+    create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
+    create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
+    create_canary.add_argument(
+        "--channel", action="append", help="a channel to alert (repeatable; `coalmine channels create`)"
+    )
     client_flags(create_canary)
     client_flags(canaries_sub.add_parser("list", help="canaries and their status"))
+    watching = canaries_sub.add_parser("watch", help="print each status change as it happens")
+    watching.add_argument("--every", type=float, default=1.0, help="seconds between looks (default 1)")
+    client_flags(watching)
     for verb, text in (("pause", "stop alerting"), ("resume", "alert again"), ("delete", "remove")):
         p = canaries_sub.add_parser(verb, help=text)
         p.add_argument("id")
@@ -350,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(imports)
     imports.set_defaults(func=cmd_import)
     add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
+    add_channels_commands(sub, client_flags).set_defaults(func=lambda args: run_channels(args, _client(args)))
     return parser
 
 
@@ -392,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `coalmine query … | head` closed our stdout: not an error of ours. Point stdout at
+        # /dev/null so that the interpreter's last flush at exit does not raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command killed by SIGPIPE
     except Exception as exc:  # one line for the terminal, not a traceback
         from coalmine.errors import describe
 

@@ -28,6 +28,7 @@ import httpx
 from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.private import private_dir
+from coalmine.running import UNCLEAN_STOP_WARNING, record_clean_stop, record_start
 from coalmine.settings import Settings
 from coalmine.tls import check_server_tls, client_verify
 from processors.app import ready_path
@@ -228,6 +229,8 @@ def up(settings: Settings) -> int:
     check_server_tls(settings)
     check_port_free(settings.host, settings.port)
     lock_data_dir(settings)
+    if record_start(settings) and not settings.kafka_bootstrap:
+        print(UNCLEAN_STOP_WARNING, file=sys.stderr, flush=True)
     token, token_path = ensure_admin_token(settings)
     # Metrics count from this start: files of an earlier run's processes would add to them.
     for stale in settings.metrics_path.glob("*.db"):
@@ -315,3 +318,4 @@ def up(settings: Settings) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop(before=drain_rollups if embedded_log else lambda name: None)
+        record_clean_stop(settings)

@@ -22,18 +22,10 @@ from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
-# Every log line below WARNING from these libraries is built even when not printed, and that
-# costs ~10% of the ingest path (measured): keep them quiet unless asked.
-NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "httpx")
 
 
 class LogUnavailable(RuntimeError):
     """The broker could not be reached in time."""
-
-
-def quiet_client_loggers(level: int = logging.WARNING) -> None:
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(level)
 
 
 # Pacing. On an idle log a broker holds each fetch for its wait. The embedded broker polls

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from coalmine.flags import duration
 from coalmine.terminal import print_table
 
 PATH = "/api/v1/admin/routes"
@@ -27,7 +28,7 @@ def add_routes_commands(
     add.add_argument("--period", choices=["hourly", "daily"], help="digest period")
     add.add_argument("--at", help="digest time of day HH:MM (hourly: its minutes)")
     add.add_argument("--timezone", help="IANA timezone of --at (default UTC)")
-    add.add_argument("--quiet-window", type=int, help="seconds between immediate alerts (3600)")
+    add.add_argument("--quiet-window", type=duration, help="time between immediate alerts (1h): 3600, 30m, 1h, 1d")
     add.add_argument("--priority", type=int, help="lower is tried first (default 100)")
     client_flags(add)
     client_flags(routes_sub.add_parser("list", help="rules in the order they are tried"))

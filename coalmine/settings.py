@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Tests only: a file holding the epoch seconds the digest builder takes as "now", so
     # digests can be driven deterministically. Empty: the system clock.
     clock_file: str = ""
+    # Client side: the running service's base URL for CLI commands. Empty: --host/--port or
+    # COALMINE_HOST/COALMINE_PORT when given, else the URL `coalmine up` recorded in data_dir.
+    url: str = ""
     log_level: str = "info"
     # json (one object per line), text, or auto: text on a terminal, JSON otherwise.
     log_format: str = "auto"
@@ -94,9 +97,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.data_path / "admin-token"
 
     @property
+    def listen_url_path(self) -> Path:
+        """Where `coalmine up` records the URL it serves (coalmine.running)."""
+        return self.data_path / "url"
+
+    @property
+    def running_mark_path(self) -> Path:
+        """Present while a `coalmine up` runs on data_dir (coalmine.running)."""
+        return self.data_path / "running"
+
+    @property
     def base_url(self) -> str:
         scheme = "https" if self.tls_cert else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes a child process build these same settings."""
@@ -148,3 +162,10 @@ def _check_digest_default(settings: Settings) -> None:
         zoneinfo.ZoneInfo(settings.digest_timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"COALMINE_DIGEST_TIMEZONE: unknown timezone {settings.digest_timezone!r}") from None
+
+
+def address_in_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether COALMINE_HOST or COALMINE_PORT is set: a client command then talks to that
+    address rather than to the one `coalmine up` recorded."""
+    environ = os.environ if environ is None else environ
+    return any(ENV_PREFIX + name in environ for name in ("HOST", "PORT"))

@@ -27,6 +27,7 @@ from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.http_server import QuietServer
 from coalmine.private import OwnerOnlyProtocol, private_unix_socket
+from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings
 from processors.control_sink import reseed_control
 from processors.event_sink import EventSink
@@ -69,7 +70,8 @@ async def reseed_if_new_log(
     keys = await reseed_keys(client, producer)
     control = await reseed_control(client, producer)
     if keys or control:
-        log.warning(
+        # INFO: every start of the embedded default does this; nothing is wrong.
+        log.info(
             "new log: re-seeded %d keys and %d canaries/channels/routes from ClickHouse",
             keys,
             control,
@@ -103,7 +105,7 @@ def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
 
 
 async def serve_store(settings: Settings) -> None:
-    kafka.quiet_client_loggers()
+    quiet_client_loggers()
     client = connect(settings)
     migrate(client)
     bootstrap = settings.kafka_bootstrap

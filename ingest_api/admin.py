@@ -21,6 +21,7 @@ from schemas.limits import (
     MAX_RATE_PER_MINUTE,
 )
 from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope
+from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
 
 
@@ -68,9 +69,9 @@ def key_view(key: ApiKey) -> dict[str, object]:
         "id": key.id,
         "name": key.name,
         "scope": key.scope,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "last_used_at": key.last_used_at,
+        "created_at": iso_utc(key.created_at),
+        "revoked_at": iso_or_none(key.revoked_at),
+        "last_used_at": iso_or_none(key.last_used_at),
         "rate_per_minute": key.limit.rate_per_minute,
         "burst": key.limit.burst,
     }

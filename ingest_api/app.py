@@ -12,20 +12,33 @@ from collections.abc import AsyncIterator, Awaitable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from coalmine import __version__
 from coalmine import log as kafka
+from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
-from ingest_api import admin, asgi, bulk, canaries, checkin, ingest, query, routes_admin
+from ingest_api import (
+    admin,
+    asgi,
+    bulk,
+    canaries,
+    channels,
+    checkin,
+    ingest,
+    openapi,
+    query,
+    routes_admin,
+)
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
-from ingest_api.metrics import Observed, metrics_text
-from ingest_api.query_backend import query_backend_for
+from ingest_api.metrics import Observed, canary_metrics_text, metrics_text
+from ingest_api.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
@@ -39,7 +52,7 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    kafka.quiet_client_loggers()
+    quiet_client_loggers()
     await kafka.wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s)
     bootstrap = settings.kafka_bootstrap
     # A batch the log has not acknowledged when its client got the 503 must not be retried
@@ -128,12 +141,22 @@ def create_app(settings: Settings) -> FastAPI:
         raise SettingsError("COALMINE_ADMIN_TOKEN is required for the API")
     if not settings.kafka_bootstrap:
         raise SettingsError("COALMINE_KAFKA_BOOTSTRAP is required for the API")
-    app = FastAPI(title="Coalmine", version=__version__, lifespan=_lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, not from a
+    # CDN (they work offline), and Swagger UI asks no public validator about our schema.
+    app = FastAPIOffline(
+        title="Coalmine",
+        version=__version__,
+        lifespan=_lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    openapi.install(app)
     app.state.settings = settings
     app.include_router(ingest.router)
     app.include_router(bulk.router)
     app.include_router(admin.router)
     app.include_router(canaries.router)
+    app.include_router(channels.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
@@ -158,15 +181,21 @@ def create_app(settings: Settings) -> FastAPI:
         return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **parts})
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus exposition of every process of the service (ingest_api.metrics)."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus exposition of every process of the service (ingest_api.metrics), and
+        the canaries' status gauges."""
         body, content_type = metrics_text()
+        try:
+            body += canary_metrics_text(await canaries.canary_views(request.app.state.services))
+        except QueryBackendUnavailable:
+            pass  # ClickHouse is away: the rest of the metrics still tell about it
         return Response(body, 200, media_type=content_type)
 
     return app
 
 
 READY_TIMEOUT_S = 2.0
+DOCS_ASSETS = "/docs-assets"
 
 
 async def _reachable(check: Awaitable[object]) -> str:

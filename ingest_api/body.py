@@ -47,3 +47,32 @@ async def read_capped(
     except TimeoutError:
         raise BodyTooSlow from None
     return b"".join(received)
+
+
+async def read_prefix(
+    declared_length: str | None,
+    chunks: AsyncIterator[bytes],
+    keep: int,
+    cap: int,
+    timeout_s: float = BODY_TIMEOUT_S,
+) -> tuple[bytes, bool]:
+    """The body's first `keep` bytes and whether that is all of it; the rest is read and
+    dropped (a job piping its output sends more than a message holds, and must still be
+    answered). BodyTooLarge past `cap` bytes (a declared length too, before any is read),
+    BodyTooSlow as read_capped."""
+    declared = declared_length or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
+        raise BodyTooLarge
+    received = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                if size < keep:
+                    received.append(chunk[: keep - size])
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge
+    except TimeoutError:
+        raise BodyTooSlow from None
+    return b"".join(received), size <= keep

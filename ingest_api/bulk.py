@@ -137,7 +137,7 @@ async def accept(
     key = await services.key(authorization, "ingest")
     if key is None:
         services.rejections.count("", "unauthorized")
-        return _answer(401, {"error": "missing, unknown or revoked API key"})
+        return _answer(401, {"error": services.registry.ingest_refusal(authorization)})
     refused = services.backpressure.refusal()
     if refused is not None:
         services.rejections.count(key.id, "overloaded")

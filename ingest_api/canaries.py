@@ -1,4 +1,4 @@
-"""/api/v1/admin/canaries and /api/v1/admin/channels: canaries and where their alerts go.
+"""/api/v1/admin/canaries: jobs that must check in (their channels: ingest_api.channels).
 Every change is a record on the control topic first (event-sourced), applied locally at once."""
 
 from __future__ import annotations
@@ -22,19 +22,14 @@ from schemas.canaries import (
     CanaryDefined,
     CanaryDeleted,
     CanaryName,
-    ChannelConfig,
-    ChannelDefined,
-    ChannelDeleted,
     ChannelIds,
-    EmailConfig,
     EventsExpected,
     GraceSeconds,
     IntervalSeconds,
-    SlackConfig,
-    WebhookConfig,
 )
 from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
+from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
 
 router = APIRouter(prefix="/api/v1/admin")
@@ -102,6 +97,16 @@ async def unknown_channels(services: Services, channels: list[str]) -> list[str]
         await asyncio.sleep(0.05)
 
 
+def name_taken(services: Services, name: str, own_id: str | None = None) -> Response | None:
+    """409 if another canary has this name: alerts, lists and the CLI show canaries by name,
+    and two of one name could not be told apart there. (Admin requests read the control topic
+    to its end first, so this sees every canary any API process had created by then.)"""
+    for other in services.control.canaries.values():
+        if other.name == name and other.id != own_id:
+            return error(409, f"a canary named {name!r} exists already: {other.id}")
+    return None
+
+
 def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
     """A canary as the API shows it: its definition and where it stands now."""
     facts = facts or {}
@@ -121,6 +126,7 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         state.window_start = state.period_start + elapsed // canary.interval_s * canary.interval_s
         if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
             state.status = "up"
+    status = status_at(state, now)
     return {
         "id": canary.id,
         "name": canary.name,
@@ -130,12 +136,13 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
         "paused": canary.paused,
-        "created_at": canary.created_at,
-        "status": status_at(state, now),
-        "last_checkin_at": state.last_checkin_at,
+        "created_at": iso_utc(canary.created_at),
+        "status": status,
+        "last_checkin_at": iso_or_none(state.last_checkin_at),
         "last_message": state.last_message or None,
-        "next_due_at": None if canary.paused else next_due_at(state),
-        "down_after": deadline(state),
+        "next_due_at": None if canary.paused else iso_or_none(next_due_at(state)),
+        # When it goes down unless it checks in; while down, when it went down.
+        "down_after": iso_or_none(facts.get("last_flip_at") if status == "down" else deadline(state)),
     }
 
 
@@ -153,6 +160,9 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
     unknown = await unknown_channels(services, spec.channels)
     if unknown:
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
+    taken = name_taken(services, spec.name)
+    if taken:
+        return taken
     token, now = generate_token(), time.time()
     record = CanaryDefined(
         id="can_" + secrets.token_hex(8),
@@ -177,15 +187,21 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
     return json_response(201, {**view, "token": token, "checkin_path": f"/checkin/{token}"})
 
 
+async def canary_views(services: Services) -> list[dict[str, Any]]:
+    """Every canary as the API shows it, oldest first (QueryBackendUnavailable without
+    ClickHouse, where the facts come from)."""
+    facts = await _facts(services)
+    now = time.time()
+    canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
+    return [canary_view(c, facts.get(c.id), now) for c in canaries]
+
+
 @router.get("/canaries")
 async def list_canaries(services: AdminServices) -> Response:
     try:
-        facts = await _facts(services)
+        return json_response(200, {"canaries": await canary_views(services)})
     except QueryBackendUnavailable as exc:
         return error(503, str(exc))
-    now = time.time()
-    canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
-    return json_response(200, {"canaries": [canary_view(c, facts.get(c.id), now) for c in canaries]})
 
 
 @router.get("/canaries/{canary_id}")
@@ -222,6 +238,9 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         )
         if value is not UNSET
     }
+    taken = name_taken(services, changes["name"], canary_id) if "name" in changes else None
+    if taken:
+        return taken
     if "events" in changes and canary.events is None:
         return error(400, "invalid change: a canary over check-ins cannot become one over events")
     unknown = await unknown_channels(services, changes.get("channels", []))
@@ -245,66 +264,3 @@ async def delete_canary(canary_id: str, services: AdminServices) -> Response:
         return error(404, f"no canary {canary_id!r}")
     failed = await append_control(services, CanaryDeleted(canary_id, time.time()))
     return failed or json_response(200, {"id": canary_id, "deleted": True})
-
-
-# --- channels --------------------------------------------------------------------------------
-def channel_view(channel: ChannelDefined) -> dict[str, Any]:
-    """A channel without its secrets: no webhook secret, no SMTP password, and only the host
-    of a Slack URL (the URL itself is the credential)."""
-    config = channel.config
-    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": channel.created_at}
-    if isinstance(config, WebhookConfig):
-        shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
-    elif isinstance(config, SlackConfig):
-        shown.update(kind="slack", url_host=config.url.split("/")[2] if "//" in config.url else "")
-    elif isinstance(config, EmailConfig):
-        shown.update(
-            kind="email",
-            to=config.to,
-            host=config.host,
-            port=config.port,
-            starttls=config.starttls,
-            username=config.username,
-            sender=config.sender,
-        )
-    return shown
-
-
-@router.post("/channels", status_code=201)
-async def create_channel(request: Request, services: AdminServices) -> Response:
-    try:
-        body = msgspec.json.decode(await request.body())
-        if not isinstance(body, dict):
-            raise ValueError("expected an object")
-        name = body.pop("name", None)
-        if not isinstance(name, str) or not 1 <= len(name) <= 200:
-            raise ValueError("`name` (1-200 characters) is required")
-        config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
-        if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
-            raise ValueError("`url` must be an http(s) URL")
-    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError) as exc:
-        return error(400, f"invalid channel: {exc}")
-    if isinstance(config, WebhookConfig) and not config.secret:
-        config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
-    record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
-    failed = await append_control(services, record)
-    if failed:
-        return failed
-    shown = channel_view(record)
-    if isinstance(config, WebhookConfig):
-        shown["secret"] = config.secret  # shown once, to verify signatures
-    return json_response(201, shown)
-
-
-@router.get("/channels")
-async def list_channels(services: AdminServices) -> Response:
-    channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
-    return json_response(200, {"channels": [channel_view(c) for c in channels]})
-
-
-@router.delete("/channels/{channel_id}")
-async def delete_channel(channel_id: str, services: AdminServices) -> Response:
-    if channel_id not in services.control.channels:
-        return error(404, f"no channel {channel_id!r}")
-    failed = await append_control(services, ChannelDeleted(channel_id, time.time()))
-    return failed or json_response(200, {"id": channel_id, "deleted": True})

@@ -2,10 +2,11 @@
 optional message (query string, form data or JSON), plus the /start and /fail signals.
 
 200 only after the log acknowledged the check-in. Decisions where the spec is silent (also in
-the README): a message may come in the query string of a POST too; JSON bodies may carry
-other fields (ignored); a body over 8 KB or of another content type is a 400; a check-in of a
-paused canary is recorded and leaves it paused; a log outage is a 503 in the error shape;
-another method is a 405 and another path under /checkin/ a 404, both in that shape too.
+the README): a message may come in the query string of a POST too; any other body is the
+message itself (a job piping its output, as Healthchecks users do), cut at the spec's 500
+characters, so that no message is dropped silently; a check-in of a paused canary is recorded
+and leaves it paused; a log outage is a 503 in the error shape; another method is a 405 and
+another path under /checkin/ a 404, both in that shape too.
 
 This is a plain ASGI handler, not a FastAPI route (ingest_api.asgi says why). Concurrent
 check-ins of one partition share one log record (ingest_api.group_append).
@@ -19,7 +20,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
-from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
+from ingest_api.body import BodyTooLarge, BodyTooSlow, read_prefix
 from ingest_api.group_append import AppendCancelled, GroupAppend
 from ingest_api.metrics import CHECKINS
 from ingest_api.services import AppendFailed, Services
@@ -36,7 +37,12 @@ from schemas.records import record_encoder
 from schemas.topics import Topic
 
 PREFIX = "/checkin/"
+# A form or JSON body is parsed only up to this size; a raw body's message is its beginning.
 CHECKIN_BODY_MAX_BYTES = 8 * 1024
+# A larger body is read (and dropped) up to this size, then refused: a job's whole log output
+# still checks in, an endless upload does not hold the connection.
+CHECKIN_RAW_BODY_MAX_BYTES = 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
 METHODS = ("GET", "HEAD", "POST")
 SIGNALS: dict[str, CheckinKind] = {"start": "start", "fail": "fail"}
 # At most one check-ins record per partition per 20 ms from one API process: at most 20 ms
@@ -45,12 +51,17 @@ CHECKIN_RECORD_SPACING_S = 0.02
 RECEIVED = {"status": "success", "message": "Check-in received"}
 
 
+UNSET = msgspec.UNSET
+
+
 class BadCheckin(ValueError):
     pass
 
 
 class _JsonBody(msgspec.Struct):
-    message: str | None = None
+    # Unset: the body has no message (the query string's or the body itself is taken);
+    # null or "": the client says there is none.
+    message: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
 _json_body = msgspec.json.Decoder(_JsonBody)
@@ -58,29 +69,63 @@ _encode = msgspec.json.encode
 
 
 def checkin_message(
-    method: str, query: dict[str, list[str]], content_type: str, body: bytes
+    method: str,
+    query: dict[str, list[str]],
+    content_type: str,
+    body: bytes,
+    complete: bool = True,
 ) -> str | None:
-    """The check-in's message from wherever the client put it; BadCheckin if malformed."""
+    """The check-in's message from wherever the client put it; BadCheckin if malformed.
+
+    `body` is the request body, or only its beginning when `complete` is false. In order: the
+    body's `message` field (JSON, or form data, which is also what curl's `-d` sends without a
+    Content-Type: so a JSON object there is read as JSON), else the query string's, else the
+    body itself (text/plain and any other type: the body wins over the query string)."""
     message = query.get("message", [None])[0]
     if method == "POST" and body.strip():
         media = content_type.split(";")[0].strip().lower()
-        try:
-            text = body.decode()
-        except UnicodeDecodeError:
-            raise BadCheckin("body is not valid UTF-8") from None
+        in_body: str | None | msgspec.UnsetType = UNSET
         if media == "application/json":
-            try:
-                in_body = _json_body.decode(body).message
-            except msgspec.MsgspecError as exc:
-                raise BadCheckin(f"malformed JSON: {exc}") from None
-            message = in_body if in_body is not None else message
-        elif media in ("application/x-www-form-urlencoded", ""):
-            message = parse_qs(text, keep_blank_values=True).get("message", [message])[0]
+            if not complete:
+                raise BadCheckin(f"JSON body over {CHECKIN_BODY_MAX_BYTES} bytes")
+            in_body = _json_message(body, strict=True)
+        elif media in (FORM, "") and complete:
+            in_body = _form_or_json_message(body)
         else:
-            raise BadCheckin("send the message as form data or JSON")
+            message = None  # the body is the message
+        if in_body is not UNSET:
+            message = in_body  # type: ignore[assignment]
+        elif message is None:
+            return _raw_message(body)
     if message is not None and len(message) > CHECKIN_MESSAGE_MAX_CHARS:
         raise BadCheckin(f"message over {CHECKIN_MESSAGE_MAX_CHARS} characters")
     return message or None
+
+
+def _json_message(body: bytes, strict: bool) -> str | None | msgspec.UnsetType:
+    """`message` of a JSON object body; a malformed one is a 400 only when declared JSON."""
+    try:
+        return _json_body.decode(body).message
+    except msgspec.MsgspecError as exc:
+        if strict:
+            raise BadCheckin(f"malformed JSON: {exc}") from None
+        return UNSET
+
+
+def _form_or_json_message(body: bytes) -> str | None | msgspec.UnsetType:
+    if body.lstrip()[:1] == b"{":
+        in_json = _json_message(body, strict=False)
+        if in_json is not UNSET:
+            return in_json
+    # Bytes that are not UTF-8 become U+FFFD, as browsers read them.
+    form = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
+    return form["message"][0] if "message" in form else UNSET
+
+
+def _raw_message(body: bytes) -> str | None:
+    """The body as the message: UTF-8 (U+FFFD for other bytes), cut at the spec's limit.
+    CHECKIN_BODY_MAX_BYTES always holds more than CHECKIN_MESSAGE_MAX_CHARS characters."""
+    return body.decode(errors="replace")[:CHECKIN_MESSAGE_MAX_CHARS] or None
 
 
 def checkin_log(services: Services) -> GroupAppend[CheckIn]:
@@ -129,16 +174,19 @@ async def _message(scope: Scope, receive: Receive, method: str) -> str | None:
     if method != "POST":
         return checkin_message(method, query, "", b"")
     try:
-        body = await read_capped(
-            header(scope, b"content-length"), body_chunks(receive), CHECKIN_BODY_MAX_BYTES
+        body, complete = await read_prefix(
+            header(scope, b"content-length"),
+            body_chunks(receive),
+            CHECKIN_BODY_MAX_BYTES,
+            CHECKIN_RAW_BODY_MAX_BYTES,
         )
     except BodyTooLarge:
-        raise BadCheckin(f"body over {CHECKIN_BODY_MAX_BYTES} bytes") from None
+        raise BadCheckin(f"body over {CHECKIN_RAW_BODY_MAX_BYTES} bytes") from None
     except BodyTooSlow:
         raise BadCheckin("the request body did not arrive in time") from None
     except ClientGone:
         raise BadCheckin("the request body was not received") from None
-    return checkin_message(method, query, header(scope, b"content-type") or "", body)
+    return checkin_message(method, query, header(scope, b"content-type") or "", body, complete)
 
 
 async def _respond(

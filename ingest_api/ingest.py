@@ -17,14 +17,15 @@ from starlette.responses import Response
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BODY_TIMEOUT_S, BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.metrics import EVENTS_ACCEPTED
+from ingest_api.openapi import INGEST_REQUEST_REF
 from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
 from processors.token_bucket import Decision, Limit
 from schemas.ids import new_batch_id
-from schemas.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH
+from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
-from schemas.wire import IngestRequest, InvalidBatch, decode_batch
+from schemas.wire import InvalidBatch, decode_batch
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,13 +52,7 @@ _RESPONSES = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["events"],
-                        "description": f"1 to {MAX_EVENTS_PER_BATCH} events; see {IngestRequest.__name__}",
-                    }
-                }
+                "application/json": {"schema": {"$ref": INGEST_REQUEST_REF}}  # ingest_api.openapi
             },
         }
     },
@@ -104,7 +99,7 @@ async def accept(
     key = await services.key(authorization, "ingest")
     if key is None:
         services.rejections.count("", "unauthorized")
-        return _error(401, "missing, unknown or revoked API key")
+        return _error(401, services.registry.ingest_refusal(authorization))
     refused = services.backpressure.refusal()
     if refused is not None:
         services.rejections.count(key.id, "overloaded")

@@ -58,6 +58,10 @@ def bearer_key(authorization: str | None) -> str | None:
     return key
 
 
+UNAUTHORIZED_KEY = "missing, unknown or revoked API key"
+READ_ONLY_KEY = "this API key is read-only: it can query but not ingest (create an ingest key)"
+
+
 @dataclass
 class ApiKey:
     id: str
@@ -126,6 +130,15 @@ class KeyRegistry:
         if not key.active or key.scope != scope:
             return None
         return key
+
+    def ingest_refusal(self, authorization: str | None) -> str:
+        """What a 401 on ingest says: a read key is told it is read-only. Only on a refusal,
+        so the accepted path pays nothing for it."""
+        presented = bearer_key(authorization)
+        key = self._by_hash.get(hash_key(presented)) if presented is not None else None
+        if key is not None and key.active and key.scope == "read":
+            return READ_ONLY_KEY
+        return UNAUTHORIZED_KEY
 
     def unknown(self, authorization: str | None) -> bool:
         """A well-formed key this registry has never seen: one another API process may have

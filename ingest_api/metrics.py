@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,9 +26,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from coalmine.logs import request_id
 from ingest_api import asgi
+from schemas.canaries import CanaryStatus
 from schemas.ids import new_batch_id
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -58,6 +60,40 @@ CONSUMER_LAG = Gauge(
 NOTIFICATIONS = Counter(
     "coalmine_notifications", "Notification deliveries, by channel kind and result", ["channel_kind", "result"]
 )
+
+CANARY_STATUSES = get_args(CanaryStatus)
+
+
+class _Families:
+    """A collector of metric families computed for one scrape (no multiprocess files)."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return self.families
+
+
+def canary_metrics_text(canaries: list[dict[str, Any]]) -> bytes:
+    """Canary status gauges from the admin API's views of the canaries: how many are in each
+    status, and each canary's status (1 for the one it has, 0 for the others, so that a
+    change is a change of value, not a series appearing). Computed at scrape time from the
+    same state `coalmine canaries list` shows; canary ids and names are not secrets."""
+    counts = GaugeMetricFamily("coalmine_canaries", "Canaries by status", labels=["status"])
+    for status in CANARY_STATUSES:
+        counts.add_metric([status], sum(1 for c in canaries if c["status"] == status))
+    each = GaugeMetricFamily(
+        "coalmine_canary_status",
+        "A canary's status: 1 for the status it has, 0 for the others",
+        labels=["canary_id", "name", "status"],
+    )
+    for canary in canaries:
+        for status in CANARY_STATUSES:
+            each.add_metric([canary["id"], canary["name"], status], float(canary["status"] == status))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families([counts, each]))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from ingest_api.openapi import QUERY_NAMES, query_route_openapi
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
-from queries import NAMED_QUERIES, QueryError
+from queries import PUBLIC_QUERIES, QUERY_ALIASES, QueryError
 
 router = APIRouter(prefix="/api/v1/query")
 
@@ -27,8 +30,11 @@ async def canary_notifications(canary_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/{name}")
-async def run_named_query(name: str, request: Request) -> Response:
+@router.get("/{name}", openapi_extra=query_route_openapi())
+async def run_named_query(
+    request: Request, name: Annotated[str, Path(description=f"one of: {', '.join(QUERY_NAMES)}")]
+) -> Response:
+    """A named query (queries/); its parameters are in the query string."""
     return await _run(request, name, dict(request.query_params))
 
 
@@ -36,8 +42,9 @@ async def _run(request: Request, name: str, params: dict[str, str]) -> Response:
     services: Services = request.app.state.services
     if not await services.reader(request.headers.get("authorization")):
         return error(401, "the admin token or a read key is required")
-    if name not in NAMED_QUERIES:
-        return error(404, f"unknown query {name!r}; known: {', '.join(sorted(NAMED_QUERIES))}")
+    name = QUERY_ALIASES.get(name, name)
+    if name not in PUBLIC_QUERIES:
+        return error(404, f"unknown query {name!r}; known: {', '.join(sorted(PUBLIC_QUERIES))}")
     try:
         result = await services.queries.run(name, params)
     except QueryError as exc:

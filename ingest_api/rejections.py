@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import get_args
 
 from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED
 from schemas.records import RejectionCount, Rejections, RejectReason, record_encoder
@@ -20,6 +21,11 @@ FLUSH_EVERY_S = 1.0
 class RejectionCounter:
     def __init__(self, origin: str) -> None:
         self.origin = origin
+        # Every reason on /metrics from the start, at 0: a counter that appears only once
+        # something is refused cannot be graphed or alerted on (rate() of nothing).
+        for reason in get_args(RejectReason):
+            REQUESTS_REJECTED.labels(reason)
+            EVENTS_REJECTED.labels(reason)
         self._counts: dict[tuple[str, RejectReason], list[int]] = {}
         self._since = time.time()
         self._seq = 0

@@ -31,6 +31,7 @@ from schemas.routes import (
     RouteMode,
     RouteType,
 )
+from schemas.times import iso_utc
 
 router = APIRouter(prefix="/api/v1/admin")
 UNSET = msgspec.UNSET
@@ -87,8 +88,8 @@ def route_view(route: RouteDefined) -> dict[str, Any]:
         "digest": None if route.digest is None else msgspec.to_builtins(route.digest),
         "quiet_window_seconds": route.quiet_window_s,
         "priority": route.priority,
-        "created_at": route.created_at,
-        "changed_at": route.changed_at,
+        "created_at": iso_utc(route.created_at),
+        "changed_at": iso_utc(route.changed_at),
     }
 
 

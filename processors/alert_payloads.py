@@ -19,13 +19,13 @@ import msgspec
 from processors.notify_payloads import (
     Rendered,
     human_utc,
-    iso_utc,
     one_line,
     set_email_headers,
     slack_escape,
 )
 from schemas.alerts import AlertRecord, Digest, DigestLine, ErrorAlert
 from schemas.canaries import EmailConfig
+from schemas.times import iso_utc
 
 EVENT_ERROR = "error.alert"
 EVENT_DIGEST = "digest"

@@ -8,15 +8,19 @@ idempotent instead) and short rebalance timings, without which a worker waits ~3
 from __future__ import annotations
 
 import importlib
+import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import faust
+from faust.types import TP
 
 from coalmine.settings import Settings
 from processors import faust_transport
 from schemas.topics import PROCESSORS_GROUP
 
+log = logging.getLogger(__name__)
 APP_ID = PROCESSORS_GROUP
 AGENT_MODULES: tuple[str, ...] = (
     "processors.key_usage",
@@ -50,6 +54,23 @@ def create_faust_app(settings: Settings) -> faust.App:
     ready_file = ready_path(settings)
     ready_file.unlink(missing_ok=True)
 
+    held: set[TP] = set()
+
+    # A second worker joining, or one leaving, moves partitions: say which, at INFO.
+    @app.on_partitions_revoked.connect
+    async def log_revoked(sender: object, revoked: set[TP], **kwargs: object) -> None:
+        log.info("partitions revoked: %s", partitions_text(revoked))
+
+    @app.on_partitions_assigned.connect
+    async def log_assigned(sender: object, assigned: set[TP], **kwargs: object) -> None:
+        gained, lost = set(assigned) - held, held - set(assigned)
+        log.info(
+            "partitions assigned: %s (new here: %s; gone: %s)",
+            partitions_text(assigned), partitions_text(gained), partitions_text(lost),
+        )  # fmt: skip
+        held.clear()
+        held.update(assigned)
+
     @app.on_rebalance_complete.connect
     async def announce_ready(sender: object, **kwargs: object) -> None:
         # Partitions assigned and tables recovered: agents and timers are live. The launcher
@@ -60,6 +81,16 @@ def create_faust_app(settings: Settings) -> faust.App:
     return app
 
 
+def partitions_text(partitions: Iterable[TP]) -> str:
+    """`coalmine.checkins[0,2] coalmine.events[1]`: topics in order, partitions by number."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    if not by_topic:
+        return "none"
+    return " ".join(f"{topic}[{','.join(map(str, sorted(numbers)))}]" for topic, numbers in sorted(by_topic.items()))
+
+
 def ready_path(settings: Settings) -> Path:
     return settings.data_path / "processors" / "ready"
 
@@ -68,8 +99,7 @@ def run_worker(settings: Settings) -> None:
     """Run the Faust worker in this process until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
-    from coalmine.log import quiet_client_loggers
-    from coalmine.logs import handler
+    from coalmine.logs import handler, quiet_client_loggers
 
     app = create_faust_app(settings)
     quiet_client_loggers()

@@ -30,6 +30,7 @@ from coalmine import log as kafka
 from coalmine.retry import until_done
 from coalmine.settings import Settings
 from ingest_api.control import ControlRegistry
+from processors.notify_payloads import one_line
 from processors.routing import decide, opens_window, ordered, too_late_to_alert
 from schemas.alerts import ErrorAlert, alert_decoder
 from schemas.canaries import EventsSeen
@@ -170,6 +171,10 @@ class ErrorRouter:
             for alert in alerts_of(batch, rules, self.default_digest, self.opened.get):
                 await _sent(self.alerts, alert.id.encode(), record_encoder.encode(alert), None)
                 self._opened(alert)
+                log.warning(
+                    "error alert: %s %s (key %s): %s", alert.event_type, alert.name, alert.key_id,
+                    one_line(alert.message or "")[:200], extra={"alert_id": alert.id},
+                )  # fmt: skip
             for seen in events_seen(batch, self.control.event_canaries):
                 value = record_encoder.encode(seen)
                 await _sent(self.checkins, seen.canary_id.encode(), value, canary_partition(seen.canary_id))

@@ -79,6 +79,11 @@ def register(app: faust.App, settings: Settings) -> None:
 
     async def send_flip(flip: Flip) -> None:
         await flips.send(key=flip.canary_id.encode(), value=record_encoder.encode(flip))
+        # WARNING, up or down: with no channel, the service log is where a flip is seen.
+        log.warning(
+            "canary %s (%s) is %s: %s", flip.canary_name, flip.canary_id, flip.status.upper(), flip.reason,
+            extra={"canary_id": flip.canary_id, "flip_id": flip.id},
+        )  # fmt: skip
 
     def remember(state: CanaryState) -> None:
         due = deadline(state)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from schemas.canaries import EmailConfig, Flip, FlipReason
+from schemas.times import iso_utc
 
 UTC = dt.UTC
 
@@ -77,15 +78,6 @@ def rendered_flip(flip: Flip) -> Rendered:
 # --- shared wording --------------------------------------------------------------------------
 def event_name(flip: Flip) -> str:
     return EVENT_DOWN if flip.status == "down" else EVENT_UP
-
-
-def iso_utc(epoch: float) -> str:
-    """Machine form, fixed width: 2026-07-02T10:00:00.250Z."""
-    return (
-        dt.datetime.fromtimestamp(epoch, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def human_utc(epoch: float) -> str:
@@ -238,6 +230,33 @@ def email_message(flip: Flip, config: EmailConfig) -> EmailMessage:
     message.set_content(_plain_text(flip))
     message.add_alternative(_html(flip), subtype="html")
     return message
+
+
+# --- a channel's test -------------------------------------------------------------------------
+EVENT_TEST = "channel.test"
+
+
+def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float) -> Rendered:
+    """What `coalmine channels test` sends: says it is a test, in each channel's form."""
+    text = f"Test notification from Coalmine to channel {one_line(channel_name)} ({channel_id}): it works."
+
+    def email(config: EmailConfig) -> EmailMessage:
+        message = EmailMessage()
+        set_email_headers(message, "[Coalmine] test notification", config, notice_id, at, EVENT_TEST)
+        message.set_content(text + "\n")
+        return message
+
+    return Rendered(
+        notice_id,
+        at,
+        EVENT_TEST,
+        lambda: _json.encode(
+            {"event": EVENT_TEST, "id": notice_id, "channel": {"id": channel_id, "name": channel_name},
+             "at": iso_utc(at), "message": text}
+        ),  # fmt: skip
+        lambda: _json.encode({"text": f":white_check_mark: {slack_escape(text)}"}),
+        email,
+    )
 
 
 # --- retry policy ----------------------------------------------------------------------------

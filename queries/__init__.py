@@ -5,6 +5,6 @@ ever reaches ClickHouse as bound parameters, never pasted into SQL.
 """
 
 from queries.params import QueryError
-from queries.registry import NAMED_QUERIES, run_query
+from queries.registry import NAMED_QUERIES, PUBLIC_QUERIES, QUERY_ALIASES, run_query
 
-__all__ = ["NAMED_QUERIES", "QueryError", "run_query"]
+__all__ = ["NAMED_QUERIES", "PUBLIC_QUERIES", "QUERY_ALIASES", "QueryError", "run_query"]

@@ -8,7 +8,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from queries.params import QueryError, iso, required, time_range
+from queries.params import QueryError, required, time_range
+from schemas.times import iso_or_none, iso_utc
 
 CHECKIN_FACTS_SQL = """
 SELECT
@@ -52,6 +53,12 @@ def _epoch(moment: dt.datetime | None) -> float | None:
     return None if moment <= _EPOCH else moment.timestamp()
 
 
+def _iso(moment: dt.datetime | None) -> str | None:
+    """A stored time as answers show it (schemas.times); canary_facts stays in epoch seconds,
+    being read by the admin API, not shown."""
+    return iso_or_none(_epoch(moment))
+
+
 def canary_facts(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     facts: dict[str, dict[str, Any]] = {}
     for canary_id, last_checkin, last_message, last_start in client.query(CHECKIN_FACTS_SQL).result_rows:
@@ -87,10 +94,10 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
     flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
     return {
         "canary_id": canary_id,
-        "from": iso(start),
-        "to": iso(end),
-        "checkins": [{"at": _epoch(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
-        "flips": [{"at": _epoch(at), "status": st, "reason": reason} for at, st, reason in flips],
+        "from": iso_utc(start.timestamp()),
+        "to": iso_utc(end.timestamp()),
+        "checkins": [{"at": _iso(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
+        "flips": [{"at": _iso(at), "status": st, "reason": reason} for at, st, reason in flips],
     }
 
 
@@ -120,5 +127,10 @@ def canary_notifications(client: Client, params: dict[str, str], now: dt.datetim
     columns = ("flip_id", "status", "reason", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
     attempts = [dict(zip(columns, row)) for row in rows]
     for attempt in attempts:
-        attempt["at"] = _epoch(attempt["at"])
-    return {"canary_id": canary_id, "from": iso(start), "to": iso(end), "attempts": attempts}
+        attempt["at"] = _iso(attempt["at"])
+    return {
+        "canary_id": canary_id,
+        "from": iso_utc(start.timestamp()),
+        "to": iso_utc(end.timestamp()),
+        "attempts": attempts,
+    }

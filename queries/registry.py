@@ -37,6 +37,15 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "ping": ping,
 }
 
+# What GET /api/v1/query/<name> serves. The others are the services' own (the admin API's
+# canary facts, the digests' rows, the readiness ping): not an API, so not offered as one.
+PUBLIC_QUERIES = (
+    "series", "top_names", "errors", "percentiles", "events", "rejections",
+    "canary_history", "canary_notifications", "freshness",
+)  # fmt: skip
+# Other names a public query answers to over HTTP: the CLI's.
+QUERY_ALIASES = {"top": "top_names"}
+
 
 def run_query(
     client: Client, name: str, params: dict[str, str], now: dt.datetime | None = None

@@ -3,6 +3,7 @@ change, pause, delete; refusals; the admin token on every route; secrets never l
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -19,10 +20,13 @@ from schemas.canaries import (
     INTERVAL_MIN_S,
     MAX_CHANNELS_PER_CANARY,
 )
+from schemas.times import epoch_of
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 
 CANARIES = "/api/v1/admin/canaries"
+# Every time in an admin or history answer: ISO 8601 UTC with milliseconds.
+ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 CHANNELS = "/api/v1/admin/channels"
 # secrets.token_urlsafe: 16 bytes (128 bits) is 22 characters.
 TOKEN_MIN_CHARS = 22
@@ -90,7 +94,9 @@ def test_it_creates_a_canary_with_an_unguessable_token_and_its_checkin_path(stac
         False,
         None,
     )
-    assert created["next_due_at"] == pytest.approx(created["created_at"] + 300)
+    assert epoch_of(created["next_due_at"]) == pytest.approx(epoch_of(created["created_at"]) + 300)
+    for moment in ("created_at", "next_due_at", "down_after"):
+        assert ISO_MS.fullmatch(created[moment]), created[moment]
     assert len(created["token"]) >= TOKEN_MIN_CHARS
     assert created["checkin_path"] == f"/checkin/{created['token']}"
     assert create_canary(stack)["token"] != created["token"]
@@ -164,7 +170,7 @@ def test_it_lists_a_fresh_canary_as_new(stack: Stack) -> None:
         INTERVAL,
         30,
     )
-    assert shown["next_due_at"] == pytest.approx(created["created_at"] + INTERVAL)
+    assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(created["created_at"]) + INTERVAL)
 
 
 def test_it_lists_a_checked_in_canary_as_up_with_its_last_checkin(stack: Stack) -> None:
@@ -177,9 +183,10 @@ def test_it_lists_a_checked_in_canary_as_up_with_its_last_checkin(stack: Stack) 
     shown = checked_in(stack, created["id"])
 
     assert shown["status"] == "up"
-    assert before - 0.001 <= shown["last_checkin_at"] <= after  # stored to the millisecond
+    assert before - 0.001 <= epoch_of(shown["last_checkin_at"]) <= after  # to the millisecond
+    assert ISO_MS.fullmatch(shown["last_checkin_at"])
     assert shown["last_message"] == "42 rows"
-    assert shown["next_due_at"] == pytest.approx(shown["last_checkin_at"] + INTERVAL)
+    assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(shown["last_checkin_at"]) + INTERVAL)
     one = stack.admin().get(f"{CANARIES}/{created['id']}")
     assert one.status_code == 200
     assert {k: one.json()[k] for k in ("status", "last_checkin_at", "last_message")} == {
@@ -210,7 +217,7 @@ def test_it_changes_interval_grace_channels_and_name(stack: Stack) -> None:
         assert shown["name"] == change["name"]
         assert (shown["interval_seconds"], shown["grace_seconds"]) == (120, 15)
         assert shown["channels"] == [channel["id"]]
-        assert shown["next_due_at"] == pytest.approx(created["created_at"] + 120)
+        assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(created["created_at"]) + 120)
     # Unchanged fields stay as they were; the token still checks in.
     again = stack.admin().patch(f"{CANARIES}/{created['id']}", json={"grace_seconds": 0}).json()
     assert (again["name"], again["interval_seconds"], again["grace_seconds"]) == (
@@ -292,7 +299,7 @@ def test_it_answers_a_change_with_where_the_canary_stands(stack: Stack) -> None:
         before["last_checkin_at"],
         "ran",
     )
-    assert shown["next_due_at"] == pytest.approx(before["next_due_at"])
+    assert shown["next_due_at"] == before["next_due_at"]
 
 
 # --- deleting --------------------------------------------------------------------------------
@@ -441,3 +448,42 @@ def test_it_deletes_a_channel(stack: Stack) -> None:
         CANARIES, json={"name": unique("job"), "interval_seconds": 60, "channels": [created["id"]]}
     )
     assert refused.status_code == 400
+
+
+# --- times -----------------------------------------------------------------------------------
+def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(stack: Stack) -> None:
+    created = create_canary(stack, grace_seconds=30)
+    url = f"{CANARIES}/{created['id']}"
+    assert stack.http().post(f"{created['checkin_path']}/fail", content=b"disk full").status_code == 200
+
+    down = wait_for(
+        lambda: (c := stack.admin().get(url).json())["status"] == "down" and c, 30, "the canary down"
+    )
+
+    history = stack.admin().get(f"/api/v1/query/canaries/{created['id']}/history").json()
+    [flip] = history["flips"]
+    assert (flip["status"], flip["reason"]) == ("down", "failed")
+    assert down["down_after"] == flip["at"]  # while down: when it went down
+    [checkin] = history["checkins"]
+    assert checkin["message"] == "disk full"
+    moments = (down["created_at"], down["down_after"], down["last_checkin_at"], flip["at"], checkin["at"])
+    for moment in (*moments, history["from"], history["to"]):
+        assert ISO_MS.fullmatch(moment), moment
+    key = stack.create_key(unique("times"))
+    channel = webhook(stack)
+    for moment in (key["created_at"], channel["created_at"]):
+        assert ISO_MS.fullmatch(moment), moment
+
+
+def test_it_refuses_a_second_canary_of_the_same_name_with_409(stack: Stack) -> None:
+    first = create_canary(stack)
+    again = stack.admin().post(CANARIES, json={"name": first["name"], "interval_seconds": 60})
+    assert again.status_code == 409 and first["id"] in again.json()["error"]
+    other = create_canary(stack)
+    renamed = stack.admin().patch(f"{CANARIES}/{other['id']}", json={"name": first["name"]})
+    assert renamed.status_code == 409
+    assert stack.admin().get(f"{CANARIES}/{other['id']}").json()["name"] == other["name"]
+    # Its own name again is no conflict; a deleted canary's name is free.
+    assert stack.admin().patch(f"{CANARIES}/{first['id']}", json={"name": first["name"]}).status_code == 200
+    assert stack.admin().delete(f"{CANARIES}/{first['id']}").status_code == 200
+    assert stack.admin().post(CANARIES, json={"name": first["name"], "interval_seconds": 60}).status_code == 201

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest_api.checkin import CHECKIN_BODY_MAX_BYTES
+from ingest_api.checkin import CHECKIN_BODY_MAX_BYTES, CHECKIN_RAW_BODY_MAX_BYTES
 from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
@@ -227,14 +227,50 @@ BAD_BODIES = [
     pytest.param(b'{"message": "unclosed', "application/json", id="malformed-json"),
     pytest.param(b'["a list"]', "application/json", id="json-not-an-object"),
     pytest.param(b'{"message": 42}', "application/json", id="json-message-not-a-string"),
-    pytest.param(b"message=hello", "text/plain", id="text-plain"),
-    pytest.param(b"<message>hi</message>", "application/xml", id="xml"),
-    pytest.param(b"message=caf\xe9", "application/x-www-form-urlencoded", id="form-invalid-utf8"),
     pytest.param(b'{"message": "caf\xe9"}', "application/json", id="json-invalid-utf8"),
     pytest.param(
-        b"m" * (CHECKIN_BODY_MAX_BYTES + 1), "application/x-www-form-urlencoded", id="over-8kb"
+        b'{"message": "' + b"m" * CHECKIN_BODY_MAX_BYTES + b'"}', "application/json", id="json-over-8kb"
+    ),
+    pytest.param(
+        b"m" * (CHECKIN_RAW_BODY_MAX_BYTES + 1), "text/plain", id="over-the-raw-body-cap"
     ),
 ]
+
+
+# A raw body is the message (a job piping its output): any content type, cut at the limit,
+# UTF-8 with replacement; never dropped.
+RAW_BODIES = [
+    pytest.param(b"message=hello", "text/plain", "message=hello", id="text-plain"),
+    pytest.param(b"<message>hi</message>", "application/xml", "<message>hi</message>", id="xml"),
+    pytest.param(b"message=caf\xe9", "application/x-www-form-urlencoded", "caf\ufffd", id="form-invalid-utf8"),
+    pytest.param(b'{"message":"x"}', "application/x-www-form-urlencoded", "x", id="curl-d-json"),
+    pytest.param(b"rsync: 12 files\n", "", "rsync: 12 files\n", id="no-content-type"),
+    pytest.param(b"other=1", "application/x-www-form-urlencoded", "other=1", id="form-without-message"),
+    pytest.param(
+        b"m" * (CHECKIN_BODY_MAX_BYTES + 1),
+        "application/x-www-form-urlencoded",
+        "m" * CHECKIN_MESSAGE_MAX_CHARS,
+        id="over-8kb",
+    ),
+    pytest.param(b"z" * 300_000, "text/plain", "z" * CHECKIN_MESSAGE_MAX_CHARS, id="300kb-of-output"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "message"), RAW_BODIES)
+def test_it_takes_a_raw_body_as_the_message_and_stores_it(
+    stack: Stack,
+    client: httpx.Client,
+    canary: dict[str, Any],
+    body: bytes,
+    content_type: str,
+    message: str,
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(f"/checkin/{canary['token']}", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {**RECEIVED, "received_message": message}
+    rows = stored_checkins(stack, canary["id"], 1)
+    assert [row["message"] for row in rows] == [message]
 
 
 @pytest.mark.parametrize(("body", "content_type"), BAD_BODIES)

@@ -137,3 +137,45 @@ def test_it_manages_canaries(stack: Stack) -> None:
     assert stack.http().get(f"/checkin/{job['token']}").status_code == 404
     bad = coalmine(stack, "canaries", "create", "bad", "--interval", "0")
     assert bad.returncode == 1 and bad.stderr.startswith("coalmine: 400")
+
+
+def test_it_says_its_version() -> None:
+    from coalmine import __version__
+
+    shown = subprocess.run([sys.executable, "-m", "coalmine", "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.strip() == f"coalmine {__version__}"
+
+
+def test_it_stops_quietly_when_its_reader_goes_away(stack: Stack) -> None:
+    """`coalmine keys list --json | head -c 0`: the pipe is closed before anything is written."""
+    env = {**os.environ, "COALMINE_ADMIN_TOKEN": stack.settings.admin_token, "COALMINE_PORT": str(stack.settings.port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coalmine", "keys", "list", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_client_commands_describe_their_flags_as_a_client_s() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "coalmine", "keys", "list", "--help"], capture_output=True, text=True
+    )
+    assert "listen on" not in shown.stdout and "the service's host" in shown.stdout
+
+
+def test_it_creates_a_canary_with_durations(stack: Stack) -> None:
+    name = f"cli-durations-{os.getpid()}"
+    created = coalmine(stack, "canaries", "create", name, "--interval", "1h", "--grace", "10m", "--json")
+    assert created.returncode == 0, created.stderr
+    canary = json.loads(created.stdout)
+    assert (canary["interval_seconds"], canary["grace_seconds"]) == (3600, 600)
+    twice = coalmine(stack, "canaries", "create", name, "--interval", "1h")
+    assert twice.returncode == 1 and "409" in twice.stderr and "exists already" in twice.stderr
+    bad = coalmine(stack, "canaries", "create", name, "--interval", "an hour")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from ingest_api.checkin import CHECKIN_RAW_BODY_MAX_BYTES
+from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 
@@ -52,23 +54,38 @@ def test_a_repeated_key_keeps_its_last_value(stack: Stack, ingest_key: str) -> N
     [
         ("/checkin/{token}", b'{"message": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "application/json"),
         ("/checkin/{token}", b'{"message": 1e400}', "application/json"),
-        ("/checkin/{token}", b"\xff\xfe\xfd", "text/plain"),
-        ("/checkin/{token}", b"x" * 20_000, "application/x-www-form-urlencoded"),
+        ("/checkin/{token}", b"x" * (CHECKIN_RAW_BODY_MAX_BYTES + 1), "text/plain"),
+        ("/checkin/{token}", b"x" * (CHECKIN_RAW_BODY_MAX_BYTES + 1), "application/x-www-form-urlencoded"),
     ],
 )
 def test_a_hostile_checkin_gets_a_400_in_the_checkin_shape(
     stack: Stack, path: str, body: bytes, content_type: str
 ) -> None:
-    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": "hostile", "interval_seconds": 3600}).json()
+    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": f"hostile-{time.monotonic_ns()}", "interval_seconds": 3600}).json()
     response = stack.http().post(path.format(token=canary["token"]), content=body, headers={"Content-Type": content_type})
     assert response.status_code == 400, response.text
     assert response.json()["status"] == "error"
     assert stack.http().get(f"/checkin/{canary['token']}").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"\xff\xfe\xfd", "text/plain", "\ufffd\ufffd\ufffd"),
+        (b"x" * 20_000, "application/x-www-form-urlencoded", "x" * CHECKIN_MESSAGE_MAX_CHARS),
+    ],
+)
+def test_a_raw_checkin_body_is_its_message_read_leniently(
+    stack: Stack, body: bytes, content_type: str, message: str
+) -> None:
+    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": f"hostile-{time.monotonic_ns()}", "interval_seconds": 3600}).json()
+    response = stack.http().post(f"/checkin/{canary['token']}", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 200 and response.json()["received_message"] == message
+
+
 def test_percent_encoded_bytes_that_are_not_utf8_become_replacement_characters(stack: Stack) -> None:
     """As browsers and parse_qs read them: the check-in counts, its message shows U+FFFD."""
-    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": "hostile", "interval_seconds": 3600}).json()
+    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": f"hostile-{time.monotonic_ns()}", "interval_seconds": 3600}).json()
     body = b"message=ok%ff%fe"
     response = stack.http().post(f"/checkin/{canary['token']}", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 200 and response.json()["received_message"] == "ok\ufffd\ufffd"

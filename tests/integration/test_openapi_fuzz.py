@@ -1,9 +1,9 @@
 """Every operation of the HTTP API's OpenAPI description, fuzzed by schemathesis (valid and
 invalid inputs generated from the schema) with the admin token, with an ingest key and with
 no credentials: never a 5xx. On a stack of its own, since it creates keys, canaries and rules
-at random. The check-in route is plain ASGI outside the schema; hypothesis fuzzes its parsing
-in tests/unit/test_hostile_parsing.py and tests/integration/test_hostile_http.py sends it
-hostile bodies."""
+at random. The check-in routes are in the schema too (ingest_api.openapi), with random tokens;
+hypothesis fuzzes their parsing in tests/unit/test_hostile_parsing.py and
+tests/integration/test_hostile_http.py sends them hostile bodies."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def test_no_operation_answers_a_5xx_whatever_it_is_sent(fuzzed: Stack) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert any(op.path == "/api/v1/events" for op in operations)
     assert any(op.path.startswith("/api/v1/admin/routes") for op in operations)
+    assert any(op.path == "/checkin/{token}" for op in operations)
     server_errors: list[str] = []
     statuses: dict[int, int] = {}
     for operation in operations:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
+from typing import get_args
 
+from schemas.records import RejectReason
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
@@ -69,6 +72,29 @@ def test_health_readiness_metrics_and_logs(tmp_path: Path) -> None:
         assert metric(text, "coalmine_checkins_total", result="accepted") >= 1
         wait_for(lambda: "coalmine_consumer_lag{" in http.get("/metrics").text, 30, "the consumer lag")
         assert canary["token"] not in text  # templates, never tokens
+        # Every rejection reason is exposed from the start, at 0 if nothing was refused for it.
+        for reason in get_args(RejectReason):
+            metric(text, "coalmine_requests_rejected_total", reason=reason)
+            metric(text, "coalmine_events_rejected_total", reason=reason)
+
+        # A second worker joining takes partitions, and the first one says which it gave up;
+        # when it leaves, the first takes them back and says so.
+        def worker_lines(name: str, what: str) -> list[dict]:
+            lines = (tmp_path / f"{name}.log").read_text().splitlines()
+            return [j for line in lines if line.startswith("{") and what in (j := json.loads(line))["msg"]]
+
+        before = len(worker_lines("worker", "partitions assigned"))
+        stack.start("worker", "worker-2")
+        joined = wait_for(lambda: worker_lines("worker-2", "partitions assigned"), 60, "worker-2's assignment")
+        assert joined[-1]["level"] == "info" and "coalmine.checkins[" in joined[-1]["msg"]
+        revoked = wait_for(lambda: worker_lines("worker", "partitions revoked"), 60, "worker 1's revocation")
+        assert revoked[-1]["level"] == "info"
+        stack.kill("worker-2", signal.SIGTERM)
+        wait_for(
+            lambda: any("new here: none" not in j["msg"] for j in worker_lines("worker", "partitions assigned")[before:]),
+            60,
+            "worker 1 taking partitions back",
+        )
 
         # A request id: the client's when plain, else a new one; in the log lines of its request.
         assert http.get("/healthz", headers={"X-Request-Id": "trace-42"}).headers["x-request-id"] == "trace-42"

@@ -125,3 +125,31 @@ def test_freshness_says_how_long_events_took_to_be_stored(stack: Stack, ingest_k
     fresh = stack.admin().get("/api/v1/query/freshness", params=params).json()
     assert fresh["events"] >= 3
     assert 0 <= fresh["p50_ms"] <= fresh["p99_ms"] <= fresh["max_ms"]  # stored after accepted
+
+
+def test_top_is_top_names_and_an_unknown_query_lists_only_the_public_ones(
+    stack: Stack, ingest_key: str
+) -> None:
+    name, _ = _seed(stack, ingest_key)
+    params = {"from": FROM, "to": TO, "source": "events", "limit": "1000"}
+    by_alias = stack.admin().get("/api/v1/query/top", params=params)
+    assert by_alias.status_code == 200
+    assert by_alias.json() == stack.admin().get("/api/v1/query/top_names", params=params).json()
+    unknown = stack.admin().get("/api/v1/query/nope")
+    assert unknown.status_code == 404
+    message = unknown.json()["error"]
+    assert "top_names" in message and "series" in message
+    for internal in ("digest_rows", "ping", "canary_facts"):
+        assert internal not in message
+        assert stack.admin().get(f"/api/v1/query/{internal}").status_code == 404
+
+
+def test_a_read_key_used_to_ingest_is_told_it_is_read_only(stack: Stack) -> None:
+    read_key = stack.create_key("read-only", scope="read")["key"]
+    batch = {"events": [{"type": "event", "name": "nope"}]}
+    refused = stack.http(read_key).post("/api/v1/events", json=batch)
+    assert refused.status_code == 401 and "read-only" in refused.json()["error"]
+    bulk = stack.http(read_key).post("/api/v1/events/bulk", content=b'{"type":"event","name":"nope"}\n')
+    assert bulk.status_code == 401 and "read-only" in bulk.json()["error"]
+    unknown = stack.http("ch_live_" + "Z" * 43).post("/api/v1/events", json=batch)
+    assert unknown.json() == {"error": "missing, unknown or revoked API key"}  # as before

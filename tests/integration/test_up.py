@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from coalmine.broker import free_port
+from coalmine.running import UNCLEAN_STOP_WARNING
 from tests.conftest import wait_for
 from tests.integration.up import Up, alive, descendants
 
@@ -62,6 +65,12 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
     up = Up(data_dir, up.port)
     try:
         up.wait_ready()
+        assert not any(UNCLEAN_STOP_WARNING in line for line in up.lines)  # it stopped cleanly
+        # A restart's re-seeding is routine (INFO), and internal HTTP calls are not logged.
+        logged = [json.loads(line) for line in up.lines if line.startswith("{")]
+        [reseeded] = [line for line in logged if "re-seeded" in line["msg"]]
+        assert reseeded["level"] == "info"
+        assert not [line for line in logged if line["logger"].startswith(("httpx", "httpcore"))]
         keys = httpx.get(f"{up.url}/api/v1/admin/keys", headers=admin).json()["keys"]
         assert [k["id"] for k in keys] == [created["id"], late["id"]]
         assert total() == 6  # including the batch acknowledged just before the stop
@@ -201,3 +210,51 @@ def test_it_restarts_at_once_after_a_stop_under_load(tmp_path: Path) -> None:
         assert httpx.get(f"{again.url}/healthz").status_code == 200
     finally:
         assert again.stop() == 0
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A client command run as a user would, with nothing but the data dir to go by."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COALMINE_ADMIN_TOKEN", "COALMINE_PORT", "COALMINE_HOST", "COALMINE_URL")}
+    return subprocess.run(
+        [sys.executable, "-m", "coalmine", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_the_cli_finds_the_service_it_started_and_a_kill_9_is_told_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    up = Up(data_dir, free_port())  # not 8000: the CLI must learn the port from the data dir
+    try:
+        up.wait_ready()
+        assert (data_dir / "url").read_text().strip() == up.url
+        created = cli(data_dir, "keys", "create", "found-it", "--json")
+        assert created.returncode == 0, created.stderr
+        # Flags still win: a wrong port is tried, and said.
+        elsewhere = cli(data_dir, "keys", "list", "--port", str(free_port()))
+        assert elsewhere.returncode == 1 and "cannot reach" in elsewhere.stderr
+        assert "Traceback" not in elsewhere.stderr
+        stack = [up.process.pid, *descendants(up.process.pid)]
+    except BaseException:
+        up.stop()
+        raise
+    for pid in stack:  # the whole stack at once, as a power cut would
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    up.process.wait(30)
+    wait_for(lambda: not any(alive(pid) for pid in stack), 30, "every process gone")
+
+    again = Up(data_dir, up.port)
+    try:
+        again.wait_ready()
+        assert any(UNCLEAN_STOP_WARNING in line for line in again.lines)
+        listed = cli(data_dir, "keys", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert "found-it" in listed.stdout
+    finally:
+        assert again.stop() == 0
+    assert not (data_dir / "running").exists()

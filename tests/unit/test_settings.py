@@ -176,3 +176,16 @@ def test_it_serves_https_once_given_a_certificate() -> None:
     settings = load_settings({"COALMINE_TLS_CERT": "cert.pem", "COALMINE_TLS_KEY": "key.pem"}, port=8443)
     assert settings.base_url == "https://127.0.0.1:8443"
     assert settings.to_env()["COALMINE_TLS_KEY"] == "key.pem"  # the roles `coalmine up` starts get it
+
+
+def test_a_client_knows_whether_an_address_was_given_in_the_environment() -> None:
+    from coalmine.settings import address_in_environment
+
+    assert not address_in_environment({"COALMINE_DATA_DIR": "x", "COALMINE_URL": "http://h"})
+    assert address_in_environment({"COALMINE_PORT": "18931"})
+    assert address_in_environment({"COALMINE_HOST": "10.0.0.2"})
+
+
+def test_an_ipv6_host_is_bracketed_in_the_base_url() -> None:
+    assert load_settings({}, host="::1", port=9000).base_url == "http://[::1]:9000"
+    assert load_settings({}).base_url == "http://127.0.0.1:8000"

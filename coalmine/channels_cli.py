@@ -1,0 +1,107 @@
+"""`coalmine channels ...`: where alerts go, on a running service (POST/GET/DELETE
+/api/v1/admin/channels, and POST …/{id}/test), as flags in and a table out (`--json` prints
+the API's answer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from coalmine.terminal import print_table
+
+PATH = "/api/v1/admin/channels"
+
+
+def add_channels_commands(
+    sub: argparse._SubParsersAction, client_flags: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    channels = sub.add_parser("channels", help="where alerts go: webhook, Slack, e-mail")
+    channels_sub = channels.add_subparsers(dest="channels_command", required=True)
+    create = channels_sub.add_parser("create", help="create a channel (a webhook's secret is printed once)")
+    create.add_argument("name")
+    kind = create.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--webhook", metavar="URL", help="POST signed JSON to this URL")
+    kind.add_argument("--slack", metavar="URL", help="a Slack incoming-webhook URL")
+    kind.add_argument("--email", metavar="ADDRESS", action="append", help="send e-mail to (repeatable)")
+    create.add_argument("--secret", help="webhook: the signing secret (default: generated)")
+    create.add_argument("--smtp-host", help="e-mail: the SMTP server")
+    create.add_argument("--smtp-port", type=int, help="e-mail: its port (default 587)")
+    create.add_argument("--smtp-user", help="e-mail: the SMTP user name")
+    create.add_argument("--smtp-password-file", help="e-mail: a file holding the SMTP password")
+    create.add_argument("--sender", help="e-mail: the From address")
+    create.add_argument("--no-starttls", action="store_true", help="e-mail: no STARTTLS (not advised)")
+    client_flags(create)
+    client_flags(channels_sub.add_parser("list", help="channels (no secrets)"))
+    for verb, text in (("delete", "remove a channel"), ("test", "send a test notification now")):
+        p = channels_sub.add_parser(verb, help=text)
+        p.add_argument("id")
+        client_flags(p)
+    return channels
+
+
+def channel_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The create request of `coalmine channels create` (argparse.ArgumentTypeError if the
+    flags do not make one)."""
+    body: dict[str, Any] = {"name": args.name}
+    if args.webhook:
+        body.update(kind="webhook", url=args.webhook)
+        if args.secret:
+            body["secret"] = args.secret
+        return body
+    if args.slack:
+        return {**body, "kind": "slack", "url": args.slack}
+    if not args.smtp_host:
+        raise argparse.ArgumentTypeError("--email needs --smtp-host")
+    body.update(kind="email", to=args.email, host=args.smtp_host, starttls=not args.no_starttls)
+    optional = {"port": args.smtp_port, "username": args.smtp_user, "sender": args.sender}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if args.smtp_password_file:
+        body["password"] = Path(args.smtp_password_file).read_text().strip()
+    return body
+
+
+def run_channels(args: argparse.Namespace, client: Any) -> int:
+    command = args.channels_command
+    if command == "create":
+        try:
+            body = channel_body(args)
+        except argparse.ArgumentTypeError as exc:
+            print(f"coalmine channels create: {exc}", file=sys.stderr)
+            return 2
+        created = client.call("POST", PATH, json=body)
+        if args.json:
+            print(json.dumps(created))
+        else:
+            print(f"id:     {created['id']}")
+            if "secret" in created:
+                print(f"secret: {created['secret']}\n(the secret is shown only once: it signs each webhook)")
+            print(f"use it: coalmine canaries create NAME --interval 1h --channel {created['id']}")
+    elif command == "list":
+        channels = client.call("GET", PATH)["channels"]
+        if args.json:
+            print(json.dumps(channels))
+        else:
+            rows = [{**c, "to": target(c)} for c in channels]
+            print_table(rows, ["id", "name", "kind", "to", "created_at"])
+    elif command == "delete":
+        deleted = client.call("DELETE", f"{PATH}/{args.id}")
+        print(json.dumps(deleted) if args.json else f"deleted {args.id}")
+    else:
+        tried = client.call("POST", f"{PATH}/{args.id}/test")
+        if args.json:
+            print(json.dumps(tried))
+        else:
+            print(f"{'sent' if tried['ok'] else 'FAILED'}: {tried['detail']}")
+        return 0 if tried["ok"] else 1
+    return 0
+
+
+def target(channel: dict[str, Any]) -> str:
+    """Where a listed channel sends (never a secret: a Slack URL shows its host only)."""
+    if channel.get("kind") == "email":
+        return ", ".join(channel.get("to", []))
+    return str(channel.get("url") or channel.get("url_host") or "")
