@@ -188,11 +188,15 @@ def run_one(tree: Tree, bench: str, round_: int, args: argparse.Namespace, logs:
     return run
 
 
+def _us(value: float) -> str:
+    return f"{value:.2f}" if value < 20 else f"{value:.0f}"
+
+
 def show(run: Run) -> str:
     unit = "events/s" if run.bench == "ingest" else "check-ins/s"
     rate = f"{run.rate:,.0f} {unit}" if run.rate is not None else "no figure (see log)"
     p99 = f"p99 {run.p99_ms:.0f} ms" if run.p99_ms is not None else ""
-    cpu = ", ".join(f"{r} {us:.0f}" for r, us in sorted(run.cpu_us.items()))
+    cpu = ", ".join(f"{r} {_us(us)}" for r, us in sorted(run.cpu_us.items()))
     per = "event" if run.bench == "ingest" else "check-in"
     return (
         f"round {run.round} {run.bench:8} {run.tree:>14}: {rate:>22}  {p99:>12}  "
@@ -219,7 +223,7 @@ def summary(runs: list[Run], trees: list[Tree]) -> None:
                 if r.tree == tree.name:
                     for role, us in r.cpu_us.items():
                         cpu.setdefault(role, []).append(us)
-            cpu_text = ", ".join(f"{k} {statistics.fmean(v):.0f}" for k, v in sorted(cpu.items()))
+            cpu_text = ", ".join(f"{k} {_us(statistics.fmean(v))}" for k, v in sorted(cpu.items()))
             mean = f"{means[tree.name]:,.0f}" if means[tree.name] else "-"
             print(f"{bench:8} {tree.name:>14}: mean {mean} {unit} ({shown}); µs: {cpu_text}")
         for old in trees[:-1]:

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED
+from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED, count
 from schemas.records import RejectionCount, Rejections, RejectReason, record_encoder
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ class RejectionCounter:
             counts = self._counts[(key_id, reason)] = [0, 0]
         counts[0] += 1
         counts[1] += events
-        REQUESTS_REJECTED.labels(reason).inc()
+        count(REQUESTS_REJECTED, (reason,))
         if events:
-            EVENTS_REJECTED.labels(reason).inc(events)
+            count(EVENTS_REJECTED, (reason,), events)
 
     def drain(self, now: float) -> Rejections | None:
         """The counts since the last drain as one record (None if nothing was rejected)."""
