@@ -79,29 +79,44 @@ class EventColumns:
         nothing: a batch that cannot be mapped raises and leaves the columns as they were."""
         base = int(batch.batch_id, 16)
         received = dt.datetime.fromtimestamp(batch.received_at, UTC)
-        rows = []
+        skipped = {stored.int for stored in skip} if skip else None
+        # Column by column, event ids as ints (clickhouse-connect writes an int to a UUID
+        # column as it writes a UUID's .int): a uuid.UUID per event was half this loop's cost.
+        ids: list[int] = []
+        types: list[str] = []
+        names: list[str] = []
+        messages: list[str] = []
+        values: list[float | None] = []
+        metas: list[str] = []
+        times: list[dt.datetime] = []
         for index, event in enumerate(batch.events):
-            event_id = uuid.UUID(int=base | index)
-            if skip and event_id in skip:
+            event_id = base | index
+            if skipped and event_id in skipped:
                 continue
             meta = bytes(event.meta)
-            rows.append(
-                (
-                    event_id,
-                    batch.key_id,
-                    event.type,
-                    event.name,
-                    event.message or "",
-                    event.value,
-                    "" if meta == b"null" else meta.decode(),
-                    event.ts or received,
-                    received,
-                    partition,
-                    offset,
-                )
-            )
-        for column, values in zip(self.columns, zip(*rows)):
-            column.extend(values)
+            metas.append("" if meta == b"null" else meta.decode())
+            ids.append(event_id)
+            types.append(event.type)
+            names.append(event.name)
+            messages.append(event.message or "")
+            values.append(event.value)
+            times.append(event.ts or received)
+        n = len(ids)
+        if not n:
+            return
+        (c_id, c_key, c_type, c_name, c_message, c_value, c_meta, c_ts, c_received, c_partition,
+         c_offset) = self.columns
+        c_id.extend(ids)
+        c_key.extend([batch.key_id] * n)
+        c_type.extend(types)
+        c_name.extend(names)
+        c_message.extend(messages)
+        c_value.extend(values)
+        c_meta.extend(metas)
+        c_ts.extend(times)
+        c_received.extend([received] * n)
+        c_partition.extend([partition] * n)
+        c_offset.extend([offset] * n)
 
 
 def _utc(epoch: float | None) -> dt.datetime | None:
