@@ -773,6 +773,17 @@ def main(argv: list[str] | None = None) -> int:
                 if before is not None and after is not None:
                     used.append(f"{role} {(after - before) / cpu_window * 100:.0f}%")
             print(f"server CPU:      {', '.join(used)} (of one core, measured window)")
+            by_role: collections.Counter[str] = collections.Counter()
+            for pid, role in servers.items():
+                before, after = cpu_before.get(pid), cpu_after.get(pid)
+                if before is not None and after is not None:
+                    by_role[role] += after - before
+            # The window's CPU over the events accepted in it (answers in the window).
+            events = max(meas["accepted_events"], 1)
+            print(
+                "CPU µs per event: "
+                + ", ".join(f"{role} {spent / events * 1e6:.2f}" for role, spent in sorted(by_role.items()))
+            )
         spent = {k: system_after[k] - system_before[k] for k in system_after}
         ticks = sum(spent.values()) or 1
         busy = ticks - spent["idle"] - spent["iowait"]

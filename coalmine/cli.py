@@ -88,6 +88,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         ssl_keyfile=settings.tls_key or None,
         log_level="warning",
         access_log=False,
+        # Nothing reads the client's address; the middleware cost a header scan per request.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     QuietServer(config).run(sockets=[sock])

@@ -37,7 +37,7 @@ from ingest_api.bulk_budget import BulkBudget
 from ingest_api.catch_up import CatchUp
 from ingest_api.control import ControlRegistry
 from ingest_api.keys import KeyRegistry
-from ingest_api.metrics import Observed, canary_metrics_text, metrics_text
+from ingest_api.metrics import Observed, canary_metrics_text, flush_every, metrics_text
 from ingest_api.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
@@ -104,6 +104,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         )
     )
+    services.background.append(asyncio.create_task(flush_every()))
     app.state.services = services
     try:
         yield
@@ -226,16 +227,18 @@ class HotPathsFirst:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
-    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+    def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> Awaitable[None]:
+        # A plain function returning the handler's coroutine: no frame of its own for every
+        # resumption of the request's task to pass through.
         if scope["type"] == "http":
             path = scope["path"]
             if path == ingest.PATH and scope["method"] == "POST":
-                return await ingest.handle(self.app.state.services, scope, receive, send)
+                return ingest.handle(self.app.state.services, scope, receive, send)
             if path == bulk.PATH and scope["method"] == "POST":
-                return await bulk.handle(self.app.state.services, scope, receive, send)
+                return bulk.handle(self.app.state.services, scope, receive, send)
             if path.startswith(checkin.PREFIX):
-                return await checkin.handle(self.app.state.services, scope, receive, send)
-        await self.app(scope, receive, send)
+                return checkin.handle(self.app.state.services, scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def serve(settings: Settings) -> Observed:

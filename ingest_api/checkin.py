@@ -19,10 +19,10 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
+from ingest_api.asgi import JSON, ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_prefix
 from ingest_api.group_append import AppendCancelled, GroupAppend
-from ingest_api.metrics import CHECKINS
+from ingest_api.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
     CHECKIN_MESSAGE_MAX_CHARS,
@@ -49,6 +49,10 @@ SIGNALS: dict[str, CheckinKind] = {"start": "start", "fail": "fail"}
 # added to a check-in's answer under load, none when idle (ingest_api.group_append).
 CHECKIN_RECORD_SPACING_S = 0.02
 RECEIVED = {"status": "success", "message": "Check-in received"}
+_RECEIVED_BODY = msgspec.json.encode(RECEIVED)  # the common answer, encoded once
+# Its headers as ingest_api.asgi.respond makes them (a tuple: nobody can append to it).
+_RECEIVED_HEADERS = ((b"content-type", JSON), (b"content-length", b"%d" % len(_RECEIVED_BODY)))
+_ACCEPTED = ("accepted",)
 
 
 UNSET = msgspec.UNSET
@@ -150,13 +154,17 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
             send, method, 405, {"status": "error", "message": "Method not allowed"},
             {"Allow": ", ".join(METHODS)},
         )
-    canary = await services.canary(token)
+    # A known token is answered from memory; only an unknown one awaits the log (services).
+    canary = services.control.canary_by_token(token) or await services.canary(token)
     if canary is None:
         return await _respond(send, method, 404, {"status": "error", "message": "Invalid token"})
-    try:
-        message = await _message(scope, receive, method)
-    except BadCheckin as exc:
-        return await _respond(send, method, 400, {"status": "error", "message": str(exc)})
+    if method != "POST" and not scope["query_string"]:
+        message = None  # the common check-in: nothing to parse
+    else:
+        try:
+            message = await _message(scope, receive, method)
+        except BadCheckin as exc:
+            return await _respond(send, method, 400, {"status": "error", "message": str(exc)})
     checkin = CheckIn(new_batch_id(), canary.id, kind, time.time(), message or "")
     try:
         await services.checkins.add(canary_partition(canary.id), checkin)
@@ -164,7 +172,11 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
         answer = {"status": "error", "message": f"{exc}; the check-in was not recorded, retry later"}
         return await _respond(send, method, 503, answer)
     if message is None:
-        return await _respond(send, method, 200, RECEIVED)
+        count(CHECKINS, _ACCEPTED)
+        if method == "HEAD":
+            return await respond(send, 200, _RECEIVED_BODY, None, head=True)
+        await send({"type": "http.response.start", "status": 200, "headers": _RECEIVED_HEADERS})
+        return await send({"type": "http.response.body", "body": _RECEIVED_BODY})
     return await _respond(send, method, 200, {**RECEIVED, "received_message": message})
 
 
@@ -196,7 +208,7 @@ async def _respond(
     answer: dict[str, str],
     headers: dict[str, str] | None = None,
 ) -> None:
-    CHECKINS.labels(CHECKIN_RESULTS.get(status, "other")).inc()
+    count(CHECKINS, (CHECKIN_RESULTS.get(status, "other"),))
     await respond(send, status, _encode(answer), headers, head=method == "HEAD")
 
 

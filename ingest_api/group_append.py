@@ -26,13 +26,26 @@ Append = Callable[[int, list[T]], Awaitable[object]]
 
 
 class _Group(Generic[T]):
-    __slots__ = ("done", "items")
+    """Items and, for each, the future its caller awaits: a caller that goes away cancels
+    its own future only (cheaper than asyncio.shield around one shared future)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("items", "waiters")
+
+    def __init__(self) -> None:
         self.items: list[T] = []
-        self.done: asyncio.Future[None] = loop.create_future()
-        # Every caller may have gone (client disconnected): mark the outcome as seen anyway.
-        self.done.add_done_callback(_seen)
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def succeeded(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def failed(self, exc: BaseException) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+                # Its caller may go before it looks: mark the outcome as seen anyway.
+                waiter.add_done_callback(_seen)
 
 
 class AppendCancelled(RuntimeError):
@@ -60,13 +73,15 @@ class GroupAppend(Generic[T]):
         if queued is None:
             queued = self._queued[partition] = deque()
         if not queued or len(queued[-1].items) >= self._max_items:
-            queued.append(_Group(asyncio.get_running_loop()))
+            queued.append(_Group())
         group = queued[-1]
         group.items.append(item)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        group.waiters.append(waiter)
         if partition not in self._draining:
-            self._draining[partition] = asyncio.create_task(self._drain(partition, queued))
-        # shield: a caller that goes away must not cancel the append the others wait on.
-        await asyncio.shield(group.done)
+            self._draining[partition] = loop.create_task(self._drain(partition, queued))
+        await waiter
 
     async def _drain(self, partition: int, queued: deque[_Group[T]]) -> None:
         loop = asyncio.get_running_loop()
@@ -78,12 +93,12 @@ class GroupAppend(Generic[T]):
                 try:
                     await self._append(partition, group.items)
                 except Exception as exc:
-                    group.done.set_exception(exc)
+                    group.failed(exc)
                 except BaseException:  # cancelled: the service is stopping
-                    group.done.set_exception(AppendCancelled("the service is stopping"))
+                    group.failed(AppendCancelled("the service is stopping"))
                     raise
                 else:
-                    group.done.set_result(None)
+                    group.succeeded()
                 # Still the drainer while spacing: what arrives meanwhile waits for the next.
                 wait_s = began + self._spacing_s - loop.time()
                 if wait_s > 0 and not (queued and len(queued[0].items) >= self._max_items):
@@ -91,7 +106,7 @@ class GroupAppend(Generic[T]):
         finally:
             del self._draining[partition]
             while queued:  # only when cancelled: nobody will append these
-                queued.popleft().done.set_exception(AppendCancelled("the service is stopping"))
+                queued.popleft().failed(AppendCancelled("the service is stopping"))
 
     async def close(self) -> None:
         """Stop appending; whoever still waits gets AppendCancelled."""
@@ -101,5 +116,5 @@ class GroupAppend(Generic[T]):
         await asyncio.gather(*tasks, return_exceptions=True)
         for queued in self._queued.values():  # a drainer cancelled before it began
             while queued:
-                queued.popleft().done.set_exception(AppendCancelled("the service is stopping"))
+                queued.popleft().failed(AppendCancelled("the service is stopping"))
         self._draining.clear()

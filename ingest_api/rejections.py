@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import get_args
 
-from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED
+from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED, count
 from schemas.records import RejectionCount, Rejections, RejectReason, record_encoder
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class RejectionCounter:
             counts = self._counts[(key_id, reason)] = [0, 0]
         counts[0] += 1
         counts[1] += events
-        REQUESTS_REJECTED.labels(reason).inc()
+        count(REQUESTS_REJECTED, (reason,))
         if events:
-            EVENTS_REJECTED.labels(reason).inc(events)
+            count(EVENTS_REJECTED, (reason,), events)
 
     def drain(self, now: float) -> Rejections | None:
         """The counts since the last drain as one record (None if nothing was rejected)."""
@@ -59,10 +59,10 @@ class RejectionCounter:
 
     def restore(self, record: Rejections) -> None:
         """Put back counts whose publication failed, to go out with the next ones."""
-        for count in record.counts:
-            counts = self._counts.setdefault((count.key_id, count.reason), [0, 0])
-            counts[0] += count.requests
-            counts[1] += count.events
+        for counted in record.counts:
+            counts = self._counts.setdefault((counted.key_id, counted.reason), [0, 0])
+            counts[0] += counted.requests
+            counts[1] += counted.events
         self._since = min(self._since, record.start)
 
 

@@ -28,7 +28,7 @@ def uuid7_int(unix_ms: int | None = None) -> int:
 
 
 def new_batch_id(unix_ms: int | None = None) -> str:
-    return uuid.UUID(int=uuid7_int(unix_ms)).hex
+    return "%032x" % uuid7_int(unix_ms)  # uuid.UUID(int=...).hex without the UUID object
 
 
 def event_id(batch_id: str, index: int) -> uuid.UUID:

@@ -46,7 +46,7 @@ def test_it_rests_only_after_a_quiet_spell_then_rests_longer_up_to_the_idle_time
 
 def test_records_end_the_quiet_spell() -> None:
     p = FetchPacer(1_000)
-    now = quiet_polls(p, 0.0, 3.0)
+    quiet_polls(p, 0.0, 3.0)
     p.polled(True, now=p.rest_until)
     assert not p.resting(p.rest_until) and p.rest_ms == 0
 

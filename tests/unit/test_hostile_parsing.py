@@ -112,3 +112,57 @@ def test_unicode_digits_are_not_numbers_anywhere() -> None:
         yield b"{}"
 
     assert asyncio.run(read_capped("²", one_chunk(), 10)) == b"{}"
+
+
+# --- the body's deadline (ingest_api.body) -----------------------------------------------
+
+
+def test_a_stalled_body_is_too_slow_and_a_prompt_one_is_not_cut_later() -> None:
+    import asyncio
+    import time
+
+    import pytest
+
+    from ingest_api.body import SWEEP_S, BodyTooSlow, read_capped
+
+    async def stalled():  # type: ignore[no-untyped-def]
+        yield b'{"events":['
+        await asyncio.sleep(60)
+        yield b"]}"
+
+    async def prompt():  # type: ignore[no-untyped-def]
+        yield b"{}"
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        with pytest.raises(BodyTooSlow):
+            await read_capped(None, stalled(), 1000, timeout_s=0.3)
+        waited = time.monotonic() - started
+        # The same task goes on: neither that deadline nor a later one cancels anything else.
+        assert await read_capped(None, prompt(), 1000, timeout_s=0.1) == b"{}"
+        await asyncio.sleep(0.1 + 2 * SWEEP_S)
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert 0.3 <= waited <= 0.3 + 2 * SWEEP_S
+
+
+def test_a_cancelled_body_read_stays_cancelled() -> None:
+    import asyncio
+
+    import pytest
+
+    from ingest_api.body import read_capped
+
+    async def stalled():  # type: ignore[no-untyped-def]
+        await asyncio.sleep(60)
+        yield b""
+
+    async def scenario() -> None:
+        reading = asyncio.create_task(read_capped(None, stalled(), 1000, timeout_s=30))
+        await asyncio.sleep(0.05)
+        reading.cancel()  # the client went away, the server stops: not a 408
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+
+    asyncio.run(scenario())

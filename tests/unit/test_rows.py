@@ -7,6 +7,7 @@ import datetime as dt
 import msgspec
 
 from processors.rows import (
+    ms_ticks,
     EVENT_COLUMNS,
     KEY_COLUMNS,
     EventColumns,
@@ -65,7 +66,8 @@ def test_it_adds_one_row_per_event() -> None:
 def test_it_gives_each_row_its_event_id() -> None:
     rows = added(batch_of(Event("event", "a"), Event("error", "b"), Event("event", "c")))
 
-    assert [row["event_id"] for row in rows] == [event_id(BATCH_ID, i) for i in range(3)]
+    # As the int of its UUID: clickhouse-connect writes that to a UUID column as it writes a UUID.
+    assert [row["event_id"] for row in rows] == [event_id(BATCH_ID, i).int for i in range(3)]
 
 
 def test_it_copies_key_type_and_name() -> None:
@@ -79,8 +81,8 @@ def test_it_copies_key_type_and_name() -> None:
 def test_it_defaults_ts_to_received_at() -> None:
     (row,) = added(batch_of(Event("event", "a")))
 
-    assert row["ts"] == RECEIVED
-    assert row["received_at"] == RECEIVED
+    assert row["ts"] == 1_782_986_400_250  # RECEIVED in DateTime64(3) ticks
+    assert row["received_at"] == 1_782_986_400_250
 
 
 def test_it_keeps_the_ts_the_client_sent() -> None:
@@ -88,8 +90,8 @@ def test_it_keeps_the_ts_the_client_sent() -> None:
 
     (row,) = added(batch_of(Event("event", "a", ts=sent)))
 
-    assert row["ts"] == sent
-    assert row["received_at"] == RECEIVED
+    assert row["ts"] == ms_ticks(sent) == 1_782_968_340_000  # 2026-07-02T04:59Z
+    assert row["received_at"] == ms_ticks(RECEIVED)
 
 
 def test_it_stores_an_empty_string_for_absent_meta() -> None:
@@ -142,7 +144,7 @@ def test_it_leaves_out_events_already_stored() -> None:
     rows = added(batch, skip=skip)
 
     assert [row["name"] for row in rows] == ["e0", "e2", "e4"]
-    assert [row["event_id"] for row in rows] == [event_id(BATCH_ID, i) for i in (0, 2, 4)]
+    assert [row["event_id"] for row in rows] == [event_id(BATCH_ID, i).int for i in (0, 2, 4)]
 
 
 def test_it_ignores_skip_ids_of_other_batches() -> None:
@@ -365,3 +367,17 @@ def test_it_rebuilds_records_that_survive_the_log_encoding() -> None:
     for record in key_records_from_row(row):
         assert key_record_decoder.decode(record_encoder.encode(record)) == record
         assert msgspec.json.decode(record_encoder.encode(record))["kind"] == "key.created"
+
+
+def test_ms_ticks_are_what_clickhouse_connect_makes_of_a_datetime() -> None:
+    from clickhouse_connect.datatypes.registry import get_from_name
+
+    column = get_from_name("DateTime64(3, 'UTC')")
+    moments = [
+        RECEIVED,
+        dt.datetime(2026, 7, 1, 23, 59, 59, 999_999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(1970, 1, 1, tzinfo=UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 500_500, tzinfo=UTC),
+        dt.datetime(2030, 2, 3, 4, 5, 6, 7_891),  # naive: local time, as clickhouse-connect
+    ]
+    assert [ms_ticks(m) for m in moments] == [column._datetime64_ticks(m) for m in moments]
