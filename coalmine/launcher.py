@@ -273,6 +273,7 @@ def up(settings: Settings) -> int:
         child = settings.replace(
             kafka_bootstrap=bootstrap, store_socket=store_socket, admin_token=token,
             data_dir=str(settings.data_path.resolve()),
+            fetch_rests=settings.fetch_rests or embedded_log,
         )
         env = child.to_env()
         supervisor.role("store", env)

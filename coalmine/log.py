@@ -147,13 +147,31 @@ def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
         fetcher._fetch_max_wait_ms = wait_ms
 
 
+_resting = False  # Settings.fetch_rests of this process (rest_when_idle)
+# Without rests a consumer's held wait grows at most to this: a broker that answers as soon as
+# records arrive makes a long wait free, but a stop waits one out before it calls the log
+# drained, and the wait must stay below the request timeout.
+HELD_WAIT_MAX_MS = 1_000
+
+
+def rest_when_idle(enabled: bool) -> None:
+    """Settings.fetch_rests, for every consumer this process makes from now on."""
+    global _resting
+    _resting = enabled
+
+
 class PacedConsumer(AIOKafkaConsumer):
-    """An aiokafka consumer that rests (its partitions paused) while its polls find nothing."""
+    """An aiokafka consumer that, while its polls find nothing, rests (its partitions paused)
+    or, where rests are off (Settings.fetch_rests), holds longer fetches."""
 
     def __init__(self, *topics: str, idle_wait_ms: int, **options: object) -> None:
         options["fetch_max_wait_ms"] = BUSY_WAIT_MS
         super().__init__(*topics, **options)  # type: ignore[arg-type]
-        self.pacer = FetchPacer(idle_wait_ms)
+        if _resting:
+            self.pacer = FetchPacer(idle_wait_ms)
+        else:
+            held_ms = min(idle_wait_ms, HELD_WAIT_MAX_MS)
+            self.pacer = FetchPacer(held_ms, lambda wait_ms: set_fetch_wait(self, wait_ms))
         self._rested: list[TopicPartition] = []
 
     def hurry(self, seconds: float = 1.0) -> None:

@@ -69,6 +69,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Client side: the running service's base URL for CLI commands. Empty: --host/--port or
     # COALMINE_HOST/COALMINE_PORT when given, else the URL `coalmine up` recorded in data_dir.
     url: str = ""
+    # Consumers pause their partitions while the log is idle, instead of holding a fetch: for
+    # a broker that burns CPU while it holds one and answers it only when its wait ends (the
+    # embedded Tansu; README, "Idle cost"). `coalmine up` turns it on when it starts that
+    # broker; a Kafka or Redpanda answers a held fetch as soon as records arrive, so off.
+    fetch_rests: bool = False
     log_level: str = "info"
     # json (one object per line), text, or auto: text on a terminal, JSON otherwise.
     log_format: str = "auto"

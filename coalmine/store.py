@@ -106,6 +106,7 @@ def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
 
 async def serve_store(settings: Settings) -> None:
     quiet_client_loggers()
+    kafka.rest_when_idle(settings.fetch_rests)
     client = connect(settings)
     migrate(client)
     bootstrap = settings.kafka_bootstrap

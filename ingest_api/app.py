@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     quiet_client_loggers()
+    kafka.rest_when_idle(settings.fetch_rests)
     await kafka.wait_for_broker(settings.kafka_bootstrap, settings.startup_timeout_s)
     bootstrap = settings.kafka_bootstrap
     # A batch the log has not acknowledged when its client got the 503 must not be retried

@@ -99,10 +99,12 @@ def run_worker(settings: Settings) -> None:
     """Run the Faust worker in this process until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
+    from coalmine import log as kafka
     from coalmine.logs import handler, quiet_client_loggers
 
     app = create_faust_app(settings)
     quiet_client_loggers()
+    kafka.rest_when_idle(settings.fetch_rests)
     # Our one handler (coalmine.logs), instead of mode's coloured console one.
     logging_config = {
         "version": 1,
