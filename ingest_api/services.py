@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic
 
 
+# Longer than the quiet spell after which a store's reader starts to rest (coalmine.log).
+STORE_NUDGE_AFTER_S = 1.0
+
+
 class AppendFailed(RuntimeError):
     """The log did not acknowledge a record in time: the client gets a 503, never a 202."""
 
@@ -45,6 +50,7 @@ class Services:
     control_caught_up: CatchUp
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
+    last_append_at: float = 0.0  # monotonic time of the last acknowledged append
 
     @property
     def origin(self) -> str:
@@ -62,6 +68,13 @@ class Services:
                 )
         except (KafkaError, TimeoutError, OSError) as exc:
             raise AppendFailed(f"log unavailable: {type(exc).__name__}") from exc
+        # After a quiet spell the store's readers may be resting (Settings.fetch_rests): wake
+        # them, so what was just acknowledged is stored at once, not when the rest runs out
+        # (a kill -9 of the whole embedded stack loses what the store has not read yet).
+        now = time.monotonic()
+        if now - self.last_append_at > STORE_NUDGE_AFTER_S:
+            self.queries.nudge()
+        self.last_append_at = now
         return metadata.offset
 
     async def append_applied(

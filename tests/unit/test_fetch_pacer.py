@@ -110,3 +110,32 @@ def test_a_hurry_while_hurried_does_not_push_settling_back() -> None:
     p.hurry(60.0, now=0.0)
     p.hurry(60.0, now=1.0)
     assert p.settled(now=1.0)
+
+
+def test_consumers_rest_only_where_the_settings_say_the_broker_needs_it() -> None:
+    """Settings.fetch_rests (on under coalmine up's embedded broker): rests; off (Kafka,
+    Redpanda): held fetches, capped so a stop never waits long for one to come back."""
+    import asyncio
+
+    from coalmine import log as kafka
+    from coalmine.settings import load_settings
+
+    async def pacers() -> tuple[FetchPacer, FetchPacer]:
+        made = []
+        for rests in (True, False):
+            kafka.rest_when_idle(rests)
+            consumer = kafka.consumer("127.0.0.1:1", idle_wait_ms=10_000)
+            made.append(consumer.pacer)
+            await consumer.stop()
+        return made[0], made[1]
+
+    try:
+        resting, holding = asyncio.run(pacers())
+    finally:
+        kafka.rest_when_idle(False)
+    quiet_polls(resting, 0.0, 2.0)
+    quiet_polls(holding, 0.0, 2.0)
+    assert resting.resting(2.0) and resting.wait_ms == BUSY_WAIT_MS
+    assert not holding.resting(2.0) and holding.wait_ms == kafka.HELD_WAIT_MAX_MS
+    assert load_settings({}).fetch_rests is False
+    assert load_settings({"COALMINE_FETCH_RESTS": "True"}).fetch_rests is True
