@@ -33,7 +33,9 @@ def _second_api(stack: Stack) -> Iterator[str]:
         yield url
     finally:
         second.terminate()
-        second.wait(20)
+        # A loaded machine (the whole suite, two cores) has seen this stop take over 20 s:
+        # what this file tests is read-your-writes, not how fast an API process stops.
+        second.wait(60)
 
 
 def test_it_refuses_a_revoked_key_in_a_second_api_process(own_stack: Stack) -> None:
