@@ -99,9 +99,11 @@ class FetchPacer:
     def decides_in(self, now: float) -> float:
         """How long a poll may run before `polled` should be told: a poll that finds nothing
         keeps fetching in the background until it returns."""
-        if self._apply is not None or self.idle_ms <= 0:
+        if self.idle_ms <= 0:
             return math.inf
-        if self._empty_since is None:
+        if self._apply is not None or self._empty_since is None:
+            # Held waits too: a poll that returns now and then lets a hurry (a stop) be seen.
+            return QUIET_BEFORE_REST_S
             return QUIET_BEFORE_REST_S
         # After a rest, one fetch (its wait and the answer) tells whether to rest again.
         return max(1.5 * self.busy_ms / 1000, QUIET_BEFORE_REST_S - (now - self._empty_since))

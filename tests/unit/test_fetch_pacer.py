@@ -139,3 +139,10 @@ def test_consumers_rest_only_where_the_settings_say_the_broker_needs_it() -> Non
     assert not holding.resting(2.0) and holding.wait_ms == kafka.HELD_WAIT_MAX_MS
     assert load_settings({}).fetch_rests is False
     assert load_settings({"COALMINE_FETCH_RESTS": "True"}).fetch_rests is True
+
+
+def test_a_poll_returns_often_enough_to_see_a_hurry_except_for_probes() -> None:
+    resting, (holding, _) = FetchPacer(5_000), held(idle_ms=1_000)
+    assert resting.decides_in(0.0) == QUIET_BEFORE_REST_S
+    assert holding.decides_in(0.0) == QUIET_BEFORE_REST_S  # a stop is seen within it
+    assert FetchPacer(0).decides_in(0.0) == float("inf")  # a probe polls as asked
