@@ -2,14 +2,17 @@
 """Soak: mixed load for minutes, reporting throughput, p99, memory over time and every error.
 
     python bench/soak.py [--minutes 10] [--ingest-rate 200] [--checkin-rate 100]
-                         [--query-rate 2] [--api-workers 2] [--url URL --token T]
+                         [--query-rate 2] [--api-workers 2] [--sample-s 30]
+                         [--rotate-mb MB] [--compare-minutes 5]
 
 Starts `coalmine up` (bench/ingest.py's Service) unless --url is given, creates a key with
 raised limits and --canaries canaries, then, from a separate process, sends at fixed rates
 (open loop: a request is due at its time whether or not the previous one answered):
 100-event ingest batches, check-ins spread over the canaries, and named queries (series and
 top_names by turns). Every --sample-s it prints the RSS of the largest process of each role;
-at the end, per window: requests/s and p99 per kind, non-2xx answers and transport errors. At the end it checks that ClickHouse
+at the end, per window: requests/s and p99 per kind, non-2xx answers and transport errors;
+p99, throughput and RSS of the first --compare-minutes against the last; and the rotations of
+the embedded log (--rotate-mb small forces several). At the end it checks that ClickHouse
 holds exactly the events that got a 202 and every acknowledged check-in, and exits non-zero
 otherwise or on any 5xx.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import sys
 import time
 import urllib.parse
@@ -132,6 +136,16 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
     )
 
 
+def _span(result: dict[str, Any], kind: str, start: int, end: int) -> tuple[float, float]:
+    """(acknowledged per second, p99 latency in s) of one kind over seconds start..end."""
+    lat: list[float] = []
+    ok = 0
+    for second in range(start, end):
+        lat += result["latencies"].get((kind, second), [])
+        ok += sum(n for st, n in result["statuses"].get((kind, second), {}).items() if st.startswith("2"))
+    return ok * (100 if kind == "ingest" else 1) / max(1, end - start), percentile(sorted(lat), 0.99)
+
+
 def _load_process(conf: dict[str, Any], out: Any) -> None:
     asyncio.run(_load(conf, out))
 
@@ -146,7 +160,14 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=96)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--rotate-mb", type=int, default=None,
+                        help="COALMINE_LOG_ROTATE_MB for the service (default: its own, 256); "
+                             "small values force rotations of the embedded log")
+    parser.add_argument("--compare-minutes", type=float, default=5.0,
+                        help="the first and last spans whose p99, throughput and RSS are compared")
     args = parser.parse_args()
+    if args.rotate_mb is not None:
+        os.environ["COALMINE_LOG_ROTATE_MB"] = str(args.rotate_mb)
     print(machine())
     seconds = args.minutes * 60
     service = Service(startup_timeout=90, extra_args=["--api-workers", str(args.api_workers)])
@@ -216,6 +237,24 @@ def main() -> int:
         print(f"dropped at the generator (service saturated): {result['dropped']}")
         peak = {role: max(s.get(role, 0.0) for _, s in rss) for role in rss[0][1]} if rss else {}
         print("peak RSS MB: " + ", ".join(f"{r} {m:.0f}" for r, m in sorted(peak.items())))
+        span = int(args.compare_minutes * 60)
+        for kind in ("ingest", "checkin"):
+            first, last = _span(result, kind, 0, span), _span(result, kind, int(seconds) - span, int(seconds))
+            print(f"{kind}: first {args.compare_minutes:g} min p99 {first[1] * 1000:.1f} ms, {first[0]:,.0f}/s;"
+                  f" last {args.compare_minutes:g} min p99 {last[1] * 1000:.1f} ms, {last[0]:,.0f}/s;"
+                  f" p99 ratio last/first {last[1] / first[1] if first[1] else float('nan'):.2f},"
+                  f" throughput ratio {last[0] / first[0] if first[0] else float('nan'):.2f}")
+        early = [s for t, s in rss if t <= span]
+        late = [s for t, s in rss if t >= seconds - span]
+        if early and late:
+            print("RSS MB, mean of the first / last span: " + ", ".join(
+                f"{r} {sum(x.get(r, 0) for x in early) / len(early):.0f} / {sum(x.get(r, 0) for x in late) / len(late):.0f}"
+                for r in sorted(early[-1])))
+        rotations = [line for line in service.log_path.read_text(errors="replace").splitlines()
+                     if line.startswith("log rotated to generation")]
+        print(f"log rotations: {len(rotations)}")
+        for line in rotations:
+            print(f"  {line}")
 
         acked = result["acked_events"]
         until = int(time.time()) + 60

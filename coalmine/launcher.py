@@ -10,6 +10,7 @@ they also get SIGTERM if this process dies (PR_SET_PDEATHSIG), so nothing is lef
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import secrets
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from coalmine import generations, rotation
 from coalmine import log as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
 from coalmine.private import private_dir
@@ -33,10 +35,12 @@ from coalmine.settings import Settings
 from coalmine.tls import check_server_tls, client_verify
 from processors.app import ready_path
 from processors.rollups import unrolled
+from schemas.topics import set_generation
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
-    " before it died and not yet stored in ClickHouse are lost (see README, The embedded broker)"
+    " before it died and not yet stored in ClickHouse are lost (see README, 'The embedded broker"
+    " and its rotation')"
 )
 
 
@@ -156,6 +160,31 @@ class Supervisor:
                 process.wait()
                 self.children[index] = (name, self.recipes[name]())
 
+    def stop_child(self, name: str, grace_s: float = 30.0) -> None:
+        """Stop one child cleanly (SIGTERM, then SIGKILL after grace_s); `start_child` brings
+        it back with its recipe."""
+        for index, (child, process) in enumerate(self.children):
+            if child == name:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                del self.children[index]
+                return
+
+    def start_child(self, name: str) -> None:
+        self.children.append((name, self.recipes[name]()))
+
+    def pids(self, prefix: str) -> dict[str, int]:
+        """Running children whose name starts with `prefix`, by name."""
+        return {
+            name: process.pid
+            for name, process in self.children
+            if name.startswith(prefix) and process.poll() is None
+        }
+
     def restart_dead(self, on_restart: Callable[[str], None] = lambda name: None) -> None:
         """Start again every child that exited; LaunchError when one keeps crashing."""
         now = time.monotonic()
@@ -214,6 +243,146 @@ class Supervisor:
         self.children.clear()
 
 
+# The broker's memory is looked at this often; and two rotations are at least this far apart
+# (a rotation's own copies must not start the next one).
+ROTATION_CHECK_S = 5.0
+ROTATION_MIN_INTERVAL_S = 30.0
+ACK_RESEND_S = 2.0
+ROTATION_WAIT_LOG_S = 10.0
+
+
+class RotationAborted(RuntimeError):
+    """The log a rotation was moving went away (the broker restarted): nothing to finish."""
+
+
+@dataclass
+class LogRotation:
+    """Rotates the embedded broker's log (coalmine.rotation has the steps and why), driven
+    from the launcher's loop: `due` when the broker holds settings.log_rotate_mb, or when
+    asked (SIGUSR1 to `coalmine up`)."""
+
+    supervisor: Supervisor
+    settings: Settings  # the children's: bootstrap and generation file set
+    state: generations.Generations = field(default_factory=generations.Generations)
+    requested: bool = False
+    broker_restarts: int = 0  # a broker restart starts a new log: a rotation under way ends
+    checked_at: float = 0.0
+    rotated_at: float = 0.0
+    rotations: int = 0
+
+    def due(self, now: float) -> bool:
+        if self.requested:
+            return True
+        if not self.settings.log_rotate_mb or now - self.checked_at < ROTATION_CHECK_S:
+            return False
+        self.checked_at = now
+        broker = self.supervisor.pids("broker").get("broker")
+        if broker is None or now - self.rotated_at < ROTATION_MIN_INTERVAL_S:
+            return False
+        return rotation.broker_rss_mb(broker) >= self.settings.log_rotate_mb
+
+    def reset(self) -> None:
+        """A new, empty log (the broker restarted): generation 0 again."""
+        self._publish(generations.Generations())
+        set_generation(0)
+
+    def rotate(self, on_restart: Callable[[str], None]) -> None:
+        self.requested = False
+        bootstrap = self.settings.kafka_bootstrap
+        old, new = self.state.current, self.state.current + 1
+        started = time.monotonic()
+        asyncio.run(kafka.create_topics(bootstrap, generation=new))
+        self._publish(generations.Generations(current=new, retiring=old, worker=old))
+        self._acknowledged(("api", "store"), on_restart)
+        say(f"log rotation: appending to generation {new}; the worker drains generation {old}")
+        # The old worker finishes the old generation: everything committed and rolled up.
+        set_generation(old)
+        behind: dict[str, int] = {}
+
+        def drained() -> bool:
+            behind.clear()
+            behind.update(asyncio.run(rotation.worker_behind(bootstrap, old)))
+            return not behind and asyncio.run(unrolled(bootstrap)) == 0
+
+        self._wait(lambda: f"the worker to drain generation {old} (behind: {behind})", on_restart, drained)
+        self.supervisor.stop_child("worker")
+        counts = asyncio.run(rotation.carry(bootstrap, old, new, time.time()))
+        self._publish(generations.Generations(current=new, retiring=old, worker=new))
+        ready = ready_path(self.settings)
+        ready.unlink(missing_ok=True)
+        self.supervisor.start_child("worker")
+        set_generation(new)
+        self._wait("the worker on the new generation", on_restart, ready.exists)
+        say(f"log rotation: the worker runs on generation {new}; retiring generation {old}")
+        self._publish(generations.Generations(current=new, retiring=None, worker=new))
+        self._acknowledged(("api", "store"), on_restart)
+        deleted = asyncio.run(rotation.delete_generation(bootstrap, old))
+        self.rotations += 1
+        self.rotated_at = time.monotonic()
+        say(
+            f"log rotated to generation {new} in {self.rotated_at - started:.1f}s: carried"
+            f" {', '.join(f'{n} {k}' for k, n in counts.items())}; deleted {len(deleted)} topics"
+        )
+
+    def _publish(self, state: generations.Generations) -> None:
+        self.state = state
+        if self.settings.generation_file:
+            generations.write(self.settings.generation_file, state)
+        self._signal(("api", "store", "worker"))
+
+    def _signal(self, roles: tuple[str, ...]) -> None:
+        for role in roles:
+            for pid in self.supervisor.pids(role).values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)
+
+    def _acknowledged(self, roles: tuple[str, ...], on_restart: Callable[[str], None]) -> None:
+        """Wait until every running process of these roles works in the published state."""
+        path, stamp = self.settings.generation_file, self.state.stamp
+        sent = time.monotonic()
+
+        def all_there() -> bool:
+            nonlocal sent
+            behind = [
+                pid
+                for role in roles
+                for pid in self.supervisor.pids(role).values()
+                if generations.acknowledged(path, role.split("-")[0], pid) != stamp
+            ]
+            if behind and time.monotonic() - sent > ACK_RESEND_S:
+                self._signal(roles)  # a process (re)started meanwhile reads the file anyway
+                sent = time.monotonic()
+            return not behind
+
+        self._wait(f"the {' and '.join(roles)} to move to {stamp}", on_restart, all_there)
+
+    def _wait(
+        self, what: str | Callable[[], str], on_restart: Callable[[str], None], ready: Callable[[], bool]
+    ) -> None:
+        """Poll `ready` (restarting crashed children meanwhile) until it holds."""
+        logged, restarts = time.monotonic(), self.broker_restarts
+        while not _holds(ready):
+            self.supervisor.restart_dead(on_restart)
+            if self.broker_restarts != restarts:
+                raise RotationAborted("the broker restarted with an empty log")
+            if time.monotonic() - logged > ROTATION_WAIT_LOG_S:
+                say(f"log rotation: still waiting for {what if isinstance(what, str) else what()}")
+                logged = time.monotonic()
+            time.sleep(0.2)
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _holds(ready: Callable[[], bool]) -> bool:
+    try:
+        return ready()
+    except Exception as exc:  # noqa: BLE001 - the broker away a moment: look again
+        say(f"log rotation: {exc!r}; trying again")
+        return False
+
+
 def _http_ok(
     url: str, transport: httpx.HTTPTransport | None = None, verify: ssl.SSLContext | bool = True
 ) -> bool:
@@ -270,11 +439,23 @@ def up(settings: Settings) -> int:
         store_socket = settings.store_socket
         if settings.embedded_clickhouse and not store_socket:
             store_socket = str((settings.data_path / "store.sock").resolve())
+        # The embedded log starts empty, in generation 0; it rotates (coalmine.rotation).
+        generation_file = str((settings.data_path / "log-generation").resolve()) if embedded_log else ""
         child = settings.replace(
             kafka_bootstrap=bootstrap, store_socket=store_socket, admin_token=token,
             data_dir=str(settings.data_path.resolve()),
             fetch_rests=settings.fetch_rests or embedded_log,
+            generation_file=generation_file,
         )
+        rotating = LogRotation(supervisor, child) if embedded_log else None
+        if rotating is not None:
+            generations.clear_acknowledgements(generation_file)
+            rotating.reset()
+
+            def rotate_now(signum: int, frame: object) -> None:
+                rotating.requested = True
+
+            signal.signal(signal.SIGUSR1, rotate_now)
         env = child.to_env()
         supervisor.role("store", env)
         if store_socket:
@@ -306,11 +487,19 @@ def up(settings: Settings) -> int:
                 print(BROKER_RESTART_WARNING, file=sys.stderr, flush=True)
                 asyncio.run(kafka.wait_for_broker(bootstrap, settings.startup_timeout_s))
                 asyncio.run(kafka.create_topics(bootstrap))
+                if rotating is not None:
+                    rotating.reset()
+                    rotating.broker_restarts += 1
                 supervisor.restart("store")
                 supervisor.restart("worker")
 
         while True:
             supervisor.restart_dead(after_restart)
+            if rotating is not None and rotating.due(time.monotonic()):
+                try:
+                    rotating.rotate(after_restart)
+                except RotationAborted as exc:
+                    print(f"log rotation abandoned: {exc}", file=sys.stderr, flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping…", file=sys.stderr, flush=True)

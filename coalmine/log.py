@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from schemas.topics import Topic
+from schemas.topics import Topic, generation_of
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +259,10 @@ def consumer(bootstrap: str, idle_wait_ms: int = 0, **options: object) -> PacedC
     return PacedConsumer(bootstrap_servers=bootstrap, idle_wait_ms=idle_wait_ms, **defaults)
 
 
-def partitions_of(topic: Topic) -> list[TopicPartition]:
-    return [TopicPartition(topic.topic_name, p) for p in range(topic.partitions)]
+def partitions_of(topic: Topic, generation: int | None = None) -> list[TopicPartition]:
+    """The topic's partitions in a generation (default: this process's current one)."""
+    name = topic.topic_name if generation is None else topic.name_in(generation)
+    return [TopicPartition(name, p) for p in range(topic.partitions)]
 
 
 async def wait_for_broker(bootstrap: str, timeout_s: float) -> None:
@@ -292,8 +294,11 @@ async def _wait(bootstrap: str, deadline: float) -> None:
     raise LogUnavailable(f"broker {bootstrap} unreachable: {last}")
 
 
-async def create_topics(bootstrap: str, topics: list[Topic] | None = None) -> list[str]:
-    """Create the registry's topics that do not exist yet; return the names created."""
+async def create_topics(
+    bootstrap: str, topics: list[Topic] | None = None, generation: int = 0
+) -> list[str]:
+    """Create the registry's topics that do not exist yet, in a generation; return the names
+    created."""
     wanted = topics or list(Topic)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
@@ -301,13 +306,13 @@ async def create_topics(bootstrap: str, topics: list[Topic] | None = None) -> li
         existing = set(await admin.list_topics())
         new = [
             NewTopic(
-                t.topic_name,
+                t.name_in(generation),
                 t.partitions,
                 1,
                 topic_configs={"cleanup.policy": "compact"} if t.value.compacted else {},
             )
             for t in wanted
-            if t.topic_name not in existing
+            if t.name_in(generation) not in existing
         ]
         if new:
             try:
@@ -380,15 +385,45 @@ async def rewind_if_restarted(consumer: AIOKafkaConsumer, what: str) -> None:
 
 
 async def start_follower(
-    bootstrap: str, *topics: Topic, idle_wait_ms: int = IDLE_WAIT_WORKER_MS
+    bootstrap: str,
+    *topics: Topic,
+    idle_wait_ms: int = IDLE_WAIT_WORKER_MS,
+    generations: list[int] | None = None,
 ) -> PacedConsumer:
     """A group-less consumer of the whole of one-partition topics, from their beginning
-    (one consumer for several topics: one fetch, not one each, while the log is idle)."""
+    (one consumer for several topics: one fetch, not one each, while the log is idle), in
+    the given generations (default: the current one)."""
     follower = consumer(bootstrap, idle_wait_ms)
     await follower.start()
-    follower.assign([tp for topic in topics for tp in partitions_of(topic)])
+    follower.assign(
+        [tp for g in generations or [None] for topic in topics for tp in partitions_of(topic, g)]
+    )
     await follower.seek_to_beginning()
     return follower
+
+
+def track_only(user: AIOKafkaProducer | AIOKafkaConsumer, generations: list[int]) -> None:
+    """Stop asking the broker about topics of other generations: a client refreshes metadata
+    for every topic it ever sent to or asked offsets of, and a metadata request for a deleted
+    topic makes the embedded broker create it again (empty, and never deleted after that)."""
+    client = user.client if isinstance(user, AIOKafkaProducer) else user._client
+    kept = [name for name in client._topics if generation_of(name) in generations]
+    if len(kept) != len(client._topics):
+        client.set_topics(kept)
+
+
+async def refollow(follower: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """Follow these partitions from now on: the ones followed already from where they are,
+    the new ones from their beginning (a rotation of the log adds or drops a generation)."""
+    kept = {tp: await follower.position(tp) for tp in follower.assignment() if tp in partitions}
+    if set(partitions) == set(kept):
+        return
+    follower.assign(partitions)
+    for tp in partitions:
+        if tp in kept:
+            follower.seek(tp, kept[tp])
+        else:
+            await follower.seek_to_beginning(tp)
 
 
 async def last_values(

@@ -74,6 +74,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # embedded Tansu; README, "Idle cost"). `coalmine up` turns it on when it starts that
     # broker; a Kafka or Redpanda answers a held fetch as soon as records arrive, so off.
     fetch_rests: bool = False
+    # Rotate the embedded broker's log (coalmine.rotation) once the broker holds this many MB
+    # (0: never). Only `coalmine up` rotates, and only a broker it started: Kafka and Redpanda
+    # have retention of their own.
+    log_rotate_mb: int = 256
+    # Set by `coalmine up` for its children when it runs the embedded broker: the file saying
+    # which log generation each process works in (coalmine.generations). Empty: generation 0.
+    generation_file: str = ""
     log_level: str = "info"
     # json (one object per line), text, or auto: text on a terminal, JSON otherwise.
     log_format: str = "auto"

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from coalmine import generations
 from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.http_server import QuietServer
@@ -53,7 +54,7 @@ from queries import QueryError, run_query
 from schemas.canaries import DeliveryAttempt
 from schemas.control import control_decoder
 from schemas.records import rejections_decoder
-from schemas.topics import Topic
+from schemas.topics import Topic, set_generation
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,13 @@ NUDGE_HURRY_S = 0.3
 
 
 async def reseed_if_new_log(
-    client: Client, producer: AIOKafkaProducer, probe: AIOKafkaConsumer
+    client: Client, producer: AIOKafkaProducer, probe: AIOKafkaConsumer, generation: int = 0
 ) -> None:
-    """On a log without the seeded mark (a first start, or a new in-memory log after the
-    embedded broker restarted, when `coalmine up` restarts the store too), write keys, canaries, channels, routes and canary states back from ClickHouse, then
-    set the mark. A durable Kafka keeps the mark: nothing is written twice there."""
-    (mark,) = kafka.partitions_of(Topic.SEEDED)
+    """On a log without the seeded mark in `generation` (a first start, or a new in-memory log
+    after the embedded broker restarted, when `coalmine up` restarts the store too), write
+    keys, canaries, channels, routes and canary states back from ClickHouse, then set the
+    mark. A durable Kafka keeps the mark: nothing is written twice there."""
+    (mark,) = kafka.partitions_of(Topic.SEEDED, generation)
     if (await probe.end_offsets([mark]))[mark] > 0:
         return
     keys = await reseed_keys(client, producer)
@@ -117,34 +119,60 @@ def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
     )
 
 
-async def serve_store(settings: Settings) -> None:
-    quiet_client_loggers()
-    kafka.rest_when_idle(settings.fetch_rests)
-    client = connect(settings)
-    migrate(client)
+class SinkSet:
+    """Every sink of one log generation: its consumers, and the tasks that store what they
+    read until `stop` is set, then drain their generation and return."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.stop = asyncio.Event()
+        self.consumers: list[AIOKafkaConsumer] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.events: EventSink | None = None
+
+    def drain(self) -> None:
+        kafka.hurry_all(3600.0)  # drain at full speed, without waiting out idle fetch waits
+        self.stop.set()
+
+    @property
+    def done(self) -> bool:
+        return all(task.done() for task in self.tasks)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for consumer in self.consumers:
+            await consumer.stop()
+
+
+async def start_sinks(
+    settings: Settings,
+    generation: int,
+    client: Client,
+    executor: ThreadPoolExecutor,
+    producer: AIOKafkaProducer,
+) -> SinkSet:
     bootstrap = settings.kafka_bootstrap
-    await kafka.wait_for_broker(bootstrap, settings.startup_timeout_s)
-    await kafka.create_topics(bootstrap)
-    # chDB calls run on one thread: the sinks and the queries never race inside the library.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
-    producer = kafka.producer(bootstrap)
-    await producer.start()
-    probe = kafka.consumer(bootstrap)
-    await probe.start()
-    await reseed_if_new_log(client, producer, probe)
-    await probe.stop()
     idle = kafka.IDLE_WAIT_BACKGROUND_MS
+    sinks = SinkSet(generation)
     events_consumer = kafka.consumer(
         bootstrap, idle, group_id=settings.sink_group, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     await events_consumer.start()
-    keys_consumer = await kafka.start_follower(bootstrap, Topic.KEYS, idle_wait_ms=idle)
-    control_consumer = await kafka.start_follower(bootstrap, Topic.CONTROL, idle_wait_ms=idle)
+    keys_consumer = await kafka.start_follower(
+        bootstrap, Topic.KEYS, idle_wait_ms=idle, generations=[generation]
+    )
+    control_consumer = await kafka.start_follower(
+        bootstrap, Topic.CONTROL, idle_wait_ms=idle, generations=[generation]
+    )
+    sinks.consumers += [events_consumer, keys_consumer, control_consumer]
 
     async def group_consumer(topic: Topic) -> AIOKafkaConsumer:
         consumer = kafka.consumer(bootstrap, idle, group_id=f"coalmine-{topic.name.lower()}-sink")
         await consumer.start()
-        consumer.assign(kafka.partitions_of(topic))
+        sinks.consumers.append(consumer)
+        consumer.assign(kafka.partitions_of(topic, generation))
         await resume(consumer)
         return consumer
 
@@ -188,34 +216,86 @@ async def serve_store(settings: Settings) -> None:
             True,
         ),
     ]
-    sink = EventSink(
-        client, events_consumer, producer, executor, settings.sink_max_rows, settings.sink_max_wait_s
+    sinks.events = EventSink(
+        client,
+        events_consumer,
+        producer,
+        executor,
+        settings.sink_max_rows,
+        settings.sink_max_wait_s,
+        generation,
     )
-    rollups_consumer = await group_consumer(Topic.ROLLUPS)
-    rollup_sink = RollupSink(client, rollups_consumer, producer, executor)
+    rollup_sink = RollupSink(client, await group_consumer(Topic.ROLLUPS), producer, executor)
+    suffix = f" g{generation}" if generation else ""
+    sinks.tasks = [
+        asyncio.create_task(sinks.events.run(sinks.stop), name=f"event-sink{suffix}"),
+        asyncio.create_task(rollup_sink.run(sinks.stop), name=f"rollups-sink{suffix}"),
+    ] + [
+        asyncio.create_task(
+            sink_topic(client, consumer, executor, sinks.stop, table, columns, to_rows, commit),
+            name=f"{table}-sink{suffix}",
+        )
+        for consumer, table, columns, to_rows, commit in small_sinks
+    ]
+    return sinks
+
+
+async def serve_store(settings: Settings) -> None:
+    quiet_client_loggers()
+    kafka.rest_when_idle(settings.fetch_rests)
+    client = connect(settings)
+    migrate(client)
+    bootstrap = settings.kafka_bootstrap
+    await kafka.wait_for_broker(bootstrap, settings.startup_timeout_s)
+    state = generations.read(settings.generation_file)
+    set_generation(state.current)
+    for generation in state.live:
+        await kafka.create_topics(bootstrap, generation=generation)
+    # chDB calls run on one thread: the sinks and the queries never race inside the library.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+    producer = kafka.producer(bootstrap)
+    await producer.start()
+    probe = kafka.consumer(bootstrap)
+    await probe.start()
+    # The oldest live generation holds the mark of a seeded log (a rotation carries it on).
+    await reseed_if_new_log(client, producer, probe, state.live[0])
+    await probe.stop()
+    sinks: dict[int, SinkSet] = {}
+    retired = asyncio.Event()  # a retiring generation's sinks have returned: look again
     # SIGTERM: drain the log into ClickHouse, then exit. The launcher stops the API first, so
     # on a clean stop everything acknowledged is stored even though the embedded log is not.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_stop() -> None:
-        kafka.hurry_all(3600.0)  # drain at full speed, without waiting out idle fetch waits
         stop.set()
+        for sink_set in sinks.values():
+            sink_set.drain()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_stop)
-    workers = [
-        asyncio.create_task(sink.run(stop), name="event-sink"),
-        asyncio.create_task(rollup_sink.run(stop), name="rollups-sink"),
-    ] + [
-        asyncio.create_task(
-            sink_topic(client, consumer, executor, stop, table, columns, to_rows, commit),
-            name=f"{table}-sink",
-        )
-        for consumer, table, columns, to_rows, commit in small_sinks
-    ]
-    tasks = list(workers)
+
+    async def move(state: generations.Generations) -> None:
+        """Read every live generation; drain the ones no longer live, then say so."""
+        set_generation(state.current)
+        for generation in state.live:
+            if generation not in sinks and not stop.is_set():
+                sinks[generation] = await start_sinks(settings, generation, client, executor, producer)
+                if stop.is_set():  # stopped while these started: drain them too
+                    sinks[generation].drain()
+        for generation in [g for g in sinks if g not in state.live]:
+            sinks[generation].drain()
+            await asyncio.wait(sinks[generation].tasks)
+            closing = sinks.pop(generation)
+            await closing.close()
+            log.info("log generation %d drained into ClickHouse", generation)
+        kafka.track_only(producer, state.live)
+        generations.acknowledge(settings.generation_file, "store", state)
+        retired.set()
+
+    mover = generations.on_signal(settings.generation_file, move)
     server: uvicorn.Server | None = None
+    others: list[asyncio.Task[None]] = [mover]
     if settings.store_socket:
         # Query results hold event names and messages: this user's processes only.
         listener = private_unix_socket(Path(settings.store_socket))
@@ -224,25 +304,33 @@ async def serve_store(settings: Settings) -> None:
         )
         server = QuietServer(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        tasks.append(asyncio.create_task(server.serve(sockets=[listener]), name="query-socket"))
+        others.append(asyncio.create_task(server.serve(sockets=[listener]), name="query-socket"))
+    stored = 0
     try:
-        while not all(task.done() for task in workers):
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        while not (stop.is_set() and all(s.done for s in sinks.values())):
+            waiting = [t for s in sinks.values() for t in s.tasks if not t.done()]
+            waiting += [t for t in others if not t.done()]
+            retired.clear()
+            ended = asyncio.create_task(retired.wait())
+            done, _ = await asyncio.wait([*waiting, ended], return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
             for task in done:
+                if task is ended:
+                    continue
                 task.result()  # a task that fails is a bug: surface it to the launcher
-                if not stop.is_set():
+                owner = next((s for s in sinks.values() if task in s.tasks), None)
+                if (task in others and not stop.is_set()) or (owner is not None and not owner.stop.is_set()):
                     raise RuntimeError(f"{task.get_name()} stopped unexpectedly")
-            tasks = [task for task in tasks if not task.done()]
-        log.info("drained the log into ClickHouse (%d events stored this run)", sink.stored)
+        stored = sum(s.events.stored for s in sinks.values() if s.events is not None)
+        log.info("drained the log into ClickHouse (%d events stored this run)", stored)
     finally:
         if server is not None:
             server.should_exit = True
-        for task in tasks:
+        for task in others:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        consumers = [events_consumer, rollups_consumer] + [entry[0] for entry in small_sinks]
-        for consumer in consumers:
-            await consumer.stop()
+        await asyncio.gather(*others, return_exceptions=True)
+        for sink_set in sinks.values():
+            await sink_set.close()
         await producer.stop()
         executor.shutdown(wait=False)
         if settings.store_socket:

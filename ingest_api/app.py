@@ -16,7 +16,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from coalmine import __version__
+from aiokafka import TopicPartition
+
+from coalmine import __version__, generations
 from coalmine import log as kafka
 from coalmine.logs import quiet_client_loggers
 from coalmine.settings import Settings, SettingsError
@@ -44,7 +46,7 @@ from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
 from schemas.records import record_encoder
-from schemas.topics import Topic
+from schemas.topics import Topic, set_generation
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +69,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Both read to their end before the first request: a restarted API must know every key
     # and must not hand any key a fresh, full bucket.
     # One consumer follows the three topics: while the log is idle that is one held fetch,
-    # not three (coalmine.log, "Long-poll waits").
+    # not three (coalmine.log, "Long-poll waits"). While the log rotates, it follows them in
+    # both generations (coalmine.generations).
+    state = generations.read(settings.generation_file)
+    set_generation(state.current)
     follower = await kafka.start_follower(
-        bootstrap, Topic.KEYS, Topic.RATELIMIT, Topic.CONTROL, idle_wait_ms=kafka.IDLE_WAIT_API_MS
+        bootstrap, *FOLLOWED, idle_wait_ms=kafka.IDLE_WAIT_API_MS, generations=state.live
     )
-    handlers = {
-        Topic.KEYS.topic_name: registry.apply_bytes,
-        Topic.RATELIMIT.topic_name: limiter.apply_bytes,
-        Topic.CONTROL.topic_name: control.apply_bytes,
+    appliers = {
+        Topic.KEYS: registry.apply_bytes,
+        Topic.RATELIMIT: limiter.apply_bytes,
+        Topic.CONTROL: control.apply_bytes,
     }
+    handlers = {t.name_in(g): apply for g in state.live for t, apply in appliers.items()}
     what = "keys, rate snapshot and control"
     await kafka.read_to_end(follower, handlers, what, settings.startup_timeout_s)
     offsets = kafka.consumer(bootstrap)  # the log's end for ingest_api.catch_up, never polled
@@ -90,11 +96,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
         BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
-        keys_caught_up=CatchUp(follower, offsets, kafka.partitions_of(Topic.KEYS)),
-        control_caught_up=CatchUp(follower, offsets, kafka.partitions_of(Topic.CONTROL)),
+        keys_caught_up=CatchUp(follower, offsets, live_partitions(Topic.KEYS, state)),
+        control_caught_up=CatchUp(follower, offsets, live_partitions(Topic.CONTROL, state)),
     )
     services.checkins = checkin.checkin_log(services)
     services.background.append(asyncio.create_task(kafka.follow(follower, handlers, what)))
+
+    async def move(state: generations.Generations) -> None:
+        """Append to the current generation from now on, and follow the live ones."""
+        set_generation(state.current)
+        handlers.update({t.name_in(g): apply for g in state.live for t, apply in appliers.items()})
+        await kafka.refollow(follower, [tp for t in FOLLOWED for tp in live_partitions(t, state)])
+        services.keys_caught_up.wait_for(live_partitions(Topic.KEYS, state))
+        services.control_caught_up.wait_for(live_partitions(Topic.CONTROL, state))
+        await producer.flush()  # nothing of this process is left on its way to the old one
+        kafka.track_only(producer, state.live)
+        kafka.track_only(offsets, state.live)
+        generations.acknowledge(settings.generation_file, "api", state)
+
+    services.background.append(generations.on_signal(settings.generation_file, move))
     services.background.append(
         asyncio.create_task(watch_sink_lag(bootstrap, settings.sink_group, services.backpressure))
     )
@@ -122,6 +142,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await offsets.stop()
         await producer.stop()
         await services.queries.close()
+
+
+FOLLOWED = (Topic.KEYS, Topic.RATELIMIT, Topic.CONTROL)
+
+
+def live_partitions(topic: Topic, state: generations.Generations) -> list[TopicPartition]:
+    return [tp for g in state.live for tp in kafka.partitions_of(topic, g)]
 
 
 async def _admin_denied(request: Request, exc: Exception) -> Response:

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer
 
 from coalmine import log as kafka
 from ingest_api.metrics import CONSUMER_LAG
-from schemas.topics import PROCESSORS_GROUP, Topic
+from schemas.topics import Topic, current_generation, processors_group
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,21 @@ async def watch_sink_lag(bootstrap: str, sink_group: str, backpressure: Backpres
     """Feed `backpressure` the sink's lag every WATCH_EVERY_S, forever, and publish the lag of
     the sink and of the processors (Faust) as the coalmine_consumer_lag metric. A failed
     reading keeps the last verdict (the broker being down already answers 503 on its own)."""
-    tps = kafka.partitions_of(Topic.EVENTS)
-    groups = (sink_group, PROCESSORS_GROUP)
     monitors: dict[str, AIOKafkaConsumer] = {}
+    generation = current_generation()
     last_ends: dict[object, int] = {}
     busy, lagging, every_s = True, True, WATCH_EVERY_S
     try:
         while True:
+            # In this process's current log generation (a rotation moves both).
+            tps = kafka.partitions_of(Topic.EVENTS)
+            groups = (sink_group, processors_group())
+            if generation != current_generation():
+                # New clients: an old one would keep asking about the old generation's topics.
+                generation = current_generation()
+                for monitor in monitors.values():
+                    await _stop(monitor)
+                monitors.clear()
             try:
                 for group in groups:
                     if group not in monitors:

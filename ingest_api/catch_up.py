@@ -51,15 +51,21 @@ class CatchUp:
     ) -> None:
         self._follower, self._offsets = follower, offsets
         self._partitions = partitions  # the follower's partitions this waits for (None: all)
-        self._mine: set[int] = set()  # offsets appended and applied here, not yet read back
+        # Offsets appended and applied here, not yet read back, by partition (None: the one
+        # partition this waits for; a rotation of the log makes it two for a while).
+        self._mine: dict[TopicPartition | None, set[int]] = {}
         self._timeout_s = timeout_s
         self._last: asyncio.Task[None] | None = None  # the round running or last run
         self._next: asyncio.Task[None] | None = None  # the round not yet begun: joinable
 
-    def applied_here(self, offset: int) -> None:
-        """This process appended the record at `offset` (the topics followed have one
-        partition) and applied it already."""
-        self._mine.add(offset)
+    def applied_here(self, offset: int, tp: TopicPartition | None = None) -> None:
+        """This process appended the record at `offset` of `tp` (default: the first partition
+        this waits for) and applied it already."""
+        self._mine.setdefault(tp, set()).add(offset)
+
+    def wait_for(self, partitions: list[TopicPartition]) -> None:
+        """Wait for these partitions from now on (a rotation of the log moved them)."""
+        self._partitions = partitions
 
     async def wait(self) -> bool:
         """True once the follower has applied everything the log held when this was called;
@@ -84,23 +90,27 @@ class CatchUp:
         async with asyncio.timeout(self._timeout_s):  # a round never holds up the next for long
             if isinstance(self._follower, PacedConsumer):
                 self._follower.hurry()  # a resting follower fetches at once
-            partitions = self._partitions or list(self._follower.assignment())
+            partitions = self._partitions or sorted(self._follower.assignment())
+            if None in self._mine:
+                self._mine.setdefault(partitions[0], set()).update(self._mine.pop(None))
             ends = await self._offsets.end_offsets(partitions)
             for tp in partitions:
-                if self._mine and max(self._mine) >= ends[tp]:
+                mine = self._mine.setdefault(tp, set())
+                if mine and max(mine) >= ends[tp]:
                     # Not in the log as seen (the embedded broker restarted its log at 0):
                     # forget them rather than mistake another's record for ours; waiting is safe.
-                    self._mine.clear()
-                while not self._known(position := await self._follower.position(tp), ends[tp]):
+                    mine.clear()
+                while not _known(mine, position := await self._follower.position(tp), ends[tp]):
                     await asyncio.sleep(POSITION_POLL_S)
-                self._mine = {o for o in self._mine if o >= position}
+                self._mine[tp] = {o for o in mine if o >= position}
+            for gone in set(self._mine) - set(partitions):
+                del self._mine[gone]
 
-    def _known(self, position: int, end: int) -> bool:
-        """Everything below `end` is applied: read by the follower or written from here."""
-        missing = end - position
-        return missing <= 0 or (
-            len(self._mine) >= missing and self._mine.issuperset(range(position, end))
-        )
+
+def _known(mine: set[int], position: int, end: int) -> bool:
+    """Everything below `end` is applied: read by the follower or written from here."""
+    missing = end - position
+    return missing <= 0 or (len(mine) >= missing and mine.issuperset(range(position, end)))
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

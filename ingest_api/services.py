@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 
 from coalmine.settings import Settings
 from ingest_api.backpressure import Backpressure
@@ -24,7 +25,7 @@ from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
 from schemas.canaries import CanaryDefined, CheckIn
 from schemas.records import KeyScope, record_encoder
-from schemas.topics import Topic
+from schemas.topics import Topic, generation_of, position
 
 
 # Longer than the quiet spell after which a store's reader starts to rest (coalmine.log).
@@ -59,8 +60,16 @@ class Services:
     async def append(
         self, topic: Topic, value: bytes, partition: int | None = None, key: bytes | None = None
     ) -> int:
-        """Append one record and wait for acks=all; return its offset. AppendFailed after
+        """Append one record and wait for acks=all; return its position (its offset and the
+        log generation it went to: schemas.topics.position). AppendFailed after
         append_timeout_s."""
+        metadata = await self.append_record(topic, value, partition, key)
+        return position(metadata.offset, generation_of(metadata.topic))
+
+    async def append_record(
+        self, topic: Topic, value: bytes, partition: int | None = None, key: bytes | None = None
+    ) -> RecordMetadata:
+        """`append`, answering where the record went."""
         try:
             async with asyncio.timeout(self.settings.append_timeout_s):
                 metadata = await self.producer.send_and_wait(
@@ -75,7 +84,7 @@ class Services:
         if now - self.last_append_at > STORE_NUDGE_AFTER_S:
             self.queries.nudge()
         self.last_append_at = now
-        return metadata.offset
+        return metadata
 
     async def append_applied(
         self, topic: Topic, record: Any, apply: Callable[[Any], None], key: bytes | None = None
@@ -83,10 +92,10 @@ class Services:
         """Append a key or control record, apply it to this process's registry at once, and
         tell the topic's CatchUp so; return the encoded record. AppendFailed as `append`."""
         value = record_encoder.encode(record)
-        offset = await self.append(topic, value, key=key)
+        metadata = await self.append_record(topic, value, key=key)
         apply(record)
         {Topic.KEYS: self.keys_caught_up, Topic.CONTROL: self.control_caught_up}[topic].applied_here(
-            offset
+            metadata.offset, metadata.topic_partition
         )
         return value
 

@@ -18,10 +18,10 @@ from faust.types import TP
 
 from coalmine.settings import Settings
 from processors import faust_transport
-from schemas.topics import PROCESSORS_GROUP
+from coalmine import generations
+from schemas.topics import current_generation, processors_group
 
 log = logging.getLogger(__name__)
-APP_ID = PROCESSORS_GROUP
 AGENT_MODULES: tuple[str, ...] = (
     "processors.key_usage",
     "processors.ratelimit",
@@ -33,8 +33,9 @@ AGENT_MODULES: tuple[str, ...] = (
 
 
 def create_faust_app(settings: Settings) -> faust.App:
+    # The app id names the worker's group and its tables' changelogs: one per log generation.
     app = faust.App(
-        APP_ID,
+        processors_group(),
         broker=f"{faust_transport.SCHEME}://{settings.kafka_bootstrap}",
         store="memory://",
         datadir=str(settings.data_path / "processors"),  # Faust's default is the cwd
@@ -53,6 +54,10 @@ def create_faust_app(settings: Settings) -> faust.App:
         importlib.import_module(module).register(app, settings)
     ready_file = ready_path(settings)
     ready_file.unlink(missing_ok=True)
+
+    @app.task
+    async def watch_generation() -> None:
+        generations.watch_as_worker(settings.generation_file, current_generation())
 
     held: set[TP] = set()
 
@@ -99,9 +104,14 @@ def run_worker(settings: Settings) -> None:
     """Run the Faust worker in this process until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
+    from coalmine import generations
     from coalmine import log as kafka
     from coalmine.logs import handler, quiet_client_loggers
+    from schemas.topics import set_generation
 
+    # The generation this worker runs on (coalmine.generations): until a rotation has drained
+    # the old one, a restarted worker goes on with it.
+    set_generation(generations.read(settings.generation_file).worker)
     app = create_faust_app(settings)
     quiet_client_loggers()
     kafka.rest_when_idle(settings.fetch_rests)

@@ -83,7 +83,8 @@ def register(app: faust.App, settings: Settings) -> None:
     async def follow_routes_and_digests() -> None:
         bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
         routes = await kafka.start_follower(bootstrap, Topic.CONTROL)
-        sent = await kafka.start_follower(bootstrap, Topic.ALERTS)
+        # Alerts sent, and those a rotation of the log carried over (coalmine.rotation).
+        sent = await kafka.start_follower(bootstrap, Topic.ALERTS, Topic.CARRIED)
         try:
             await kafka.read_to_end(routes, control.apply_bytes, "control", timeout)
             await kafka.read_to_end(sent, remember, "alerts", timeout)

@@ -139,7 +139,8 @@ class ErrorRouter:
         async def follow_routes_and_alerts() -> None:
             bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
             consumer = await kafka.start_follower(bootstrap, Topic.CONTROL)
-            sent = await kafka.start_follower(bootstrap, Topic.ALERTS)
+            # Alerts sent, and those a rotation of the log carried over (coalmine.rotation).
+            sent = await kafka.start_follower(bootstrap, Topic.ALERTS, Topic.CARRIED)
             try:
                 await kafka.read_to_end(consumer, self.control.apply_bytes, "control", timeout)
                 await kafka.read_to_end(sent, self._remember, "alerts", timeout)

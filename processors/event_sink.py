@@ -49,7 +49,9 @@ class EventSink:
         executor: Executor,
         max_rows: int,
         max_wait_s: float,
+        generation: int | None = None,
     ) -> None:
+        self._generation = generation  # the log generation it reads (default: current)
         self._client = client
         self._consumer = consumer
         self._dead_letters = dead_letters
@@ -66,7 +68,7 @@ class EventSink:
 
     async def start(self) -> None:
         """Assign every partition and resume from the committed offsets."""
-        tps = partitions_of(Topic.EVENTS)
+        tps = partitions_of(Topic.EVENTS, self._generation)
         self._consumer.assign(tps)
         for tp in tps:
             committed = await self._consumer.committed(tp)

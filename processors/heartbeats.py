@@ -12,7 +12,7 @@
   judged on a stream that has not yet delivered its check-ins (a lagging or restarted worker),
   and never on the high-water mark of a fetch that may be stale. Ticks go only where something
   is due: an idle service writes nothing, and on the embedded broker every record written
-  makes each later fetch of its partition dearer (README, "The embedded broker").
+  makes each later fetch of its partition dearer (README, "The embedded broker and its rotation").
 
 Flips are sent (and acknowledged) before the table is written: a crash in between re-emits
 the same flip (same id) after restart, which the notifier and the store deduplicate; the other
@@ -27,6 +27,7 @@ import time
 import faust
 import msgspec
 
+from coalmine import generations
 from coalmine import log as kafka
 from coalmine.settings import Settings
 from processors.batching import take_batches
@@ -157,6 +158,8 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")
     async def check_deadlines() -> None:
+        if generations.draining():
+            return  # check-ins go to the next log generation: its worker judges (coalmine.rotation)
         active = {
             tp.partition
             for tp in app.assignor.assigned_actives()

@@ -22,7 +22,7 @@ from processors.batching import take_batches
 
 from processors.token_bucket import Bucket, Limit, debit, full
 from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
-from schemas.topics import Topic
+from schemas.topics import Topic, position
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ def register(app: faust.App, settings: Settings) -> None:
                     stored = levels.get(usage.key_id.encode())
                     state = KeyLevel.from_json(stored) if stored is not None else None
                 message = event.message
-                touched[usage.key_id] = fold_admission(state, usage, message.partition, message.offset)
+                touched[usage.key_id] = fold_admission(
+                    state, usage, message.partition, position(message.offset)
+                )
             now = time.time()
             for key_id, state in touched.items():
                 forget_idle_origins(state, now)

@@ -7,10 +7,73 @@ started with), so topics are created from this table and never implicitly by a p
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 # The Faust app's id, which is its consumer group: the API reads its lag (ingest_api.backpressure).
 PROCESSORS_GROUP = "coalmine-processors"
+
+# Log generations. The embedded broker keeps every record in memory for ever, so `coalmine up`
+# rotates its log (coalmine.rotation): each generation has topics of its own, generation 0
+# the registry's plain names, generation n `coalmine.gn.<topic>`, and the worker of
+# generation n its own Faust app id (its group, and its tables' changelog topics). A process
+# names topics in its current generation, which only a rotation changes (set_generation).
+# Against Kafka/Redpanda, which have retention, everything stays in generation 0.
+_generation = 0
+
+# A record's position across generations: offsets start again at 0 in each generation, so
+# positions (offsets compared over time: rate-limit snapshots against admissions) carry the
+# generation above the offset.
+POSITION_GENERATION_SHIFT = 40
+
+
+# A header on the key, control and rate-limit records a rotation copies into the new
+# generation: readers apply them as any other; the rotation tells them from newer ones.
+CARRIED_HEADER = "coalmine-carried"
+
+
+def carried(headers: object) -> bool:
+    """Whether a record's headers (aiokafka's list of pairs, or Faust's mapping) mark it carried."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    return any(name == CARRIED_HEADER for name, _ in pairs)  # type: ignore[union-attr]
+
+
+def set_generation(generation: int) -> None:
+    global _generation
+    _generation = generation
+
+
+def current_generation() -> int:
+    return _generation
+
+
+def name_in(name: str, generation: int) -> str:
+    """A registry topic's name in a generation: `coalmine.events`, `coalmine.g3.events`."""
+    if generation == 0:
+        return name
+    prefix, _, rest = name.partition(".")
+    return f"{prefix}.g{generation}.{rest}"
+
+
+@functools.lru_cache(maxsize=256)  # on the ingest path: one lookup per append
+def generation_of(topic_name: str) -> int:
+    """The generation a topic name belongs to (name_in read backwards)."""
+    parts = topic_name.split(".")
+    if len(parts) > 2 and parts[1][:1] == "g" and parts[1][1:].isdigit():
+        return int(parts[1][1:])
+    return 0
+
+
+def processors_group(generation: int | None = None) -> str:
+    """The Faust app id (and consumer group) of a generation's worker."""
+    generation = _generation if generation is None else generation
+    return PROCESSORS_GROUP if generation == 0 else f"coalmine-g{generation}-processors"
+
+
+def position(offset: int, generation: int | None = None) -> int:
+    """An offset made comparable across generations (POSITION_GENERATION_SHIFT)."""
+    generation = _generation if generation is None else generation
+    return (generation << POSITION_GENERATION_SHIFT) + offset
 
 
 @dataclass(frozen=True)
@@ -45,12 +108,20 @@ class Topic(enum.Enum):
     # One record written by the store on a log it has seeded: finding this topic empty means
     # the (embedded, in-memory) broker restarted, and the store writes definitions back.
     SEEDED = TopicSpec("coalmine.seeded", 1)
+    # What a rotation of the log carries over for readers that rebuild state at start: the
+    # error alerts of open quiet windows and the last digest of each plan (coalmine.rotation).
+    # Read with Topic.ALERTS by the error router and the digest timer; never delivered.
+    CARRIED = TopicSpec("coalmine.carried", 1)
     # Records no consumer could read, with the reason in a header; counted, never retried.
     DEAD_LETTERS = TopicSpec("coalmine.dead-letters", 1)
 
     @property
     def topic_name(self) -> str:
-        return self.value.name
+        """The name in this process's current generation."""
+        return name_in(self.value.name, _generation)
+
+    def name_in(self, generation: int) -> str:
+        return name_in(self.value.name, generation)
 
     @property
     def partitions(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from coalmine import log as kafka
-from processors.app import APP_ID
+from schemas.topics import PROCESSORS_GROUP as APP_ID
 from processors.rollups import rolled_up_to, unrolled
 from schemas.rollups import GRAINS
 from schemas.topics import Topic
