@@ -165,12 +165,7 @@ class Supervisor:
         it back with its recipe."""
         for index, (child, process) in enumerate(self.children):
             if child == name:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                _terminate(process, grace_s)
                 del self.children[index]
                 return
 
@@ -234,13 +229,18 @@ class Supervisor:
         for name, process in reversed(self.children):
             if process.poll() is None:
                 before(name)
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                _terminate(process, grace_s)
         self.children.clear()
+
+
+def _terminate(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after grace_s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # The broker's memory is looked at this often; and two rotations are at least this far apart

@@ -27,8 +27,8 @@ from coalmine import generations
 from coalmine import log as kafka
 from coalmine.clickhouse import connect, migrate
 from coalmine.http_server import QuietServer
-from coalmine.private import OwnerOnlyProtocol, private_unix_socket
 from coalmine.logs import quiet_client_loggers
+from coalmine.private import OwnerOnlyProtocol, private_unix_socket
 from coalmine.settings import Settings
 from processors.control_sink import reseed_control
 from processors.event_sink import EventSink

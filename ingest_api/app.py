@@ -10,13 +10,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 
+from aiokafka import TopicPartition
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-
-from aiokafka import TopicPartition
 
 from coalmine import __version__, generations
 from coalmine import log as kafka

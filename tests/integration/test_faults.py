@@ -160,6 +160,33 @@ def _stored_total(admin: httpx.Client, *names: str) -> int:
     return sum(c for name in names or NAMES for _, c, _ in _series(admin, name, "events"))
 
 
+def assert_stored_and_rolled_up(admin: httpx.Client, load: Load) -> None:
+    """Everything acknowledged is queryable; the rollups agree with raw events."""
+    wait_for(
+        lambda: all(_stored_total(admin, n) >= load.acknowledged[n] for n in NAMES),
+        120,
+        "every acknowledged event to be stored",
+    )
+    for name in NAMES:
+        wait_for(
+            lambda name=name: _series(admin, name, "rollups") == _series(admin, name, "events"),
+            60,
+            f"the rollups of {name} to equal its raw events",
+        )
+
+
+def assert_canaries(admin: httpx.Client, hook: HttpReceiver, silent: str, steady: str) -> None:
+    """The silent canary is down, with its alert; the steady one is not."""
+    wait_for(
+        lambda: [r for r in hook.requests if r.json().get("canary", {}).get("id") == silent],
+        60,
+        "the silent canary's alert",
+    )
+    canaries = {c["id"]: c for c in admin.get("/api/v1/admin/canaries").json()["canaries"]}
+    assert canaries[silent]["status"] == "down"
+    assert canaries[steady]["status"] in ("up", "late")
+
+
 def _assert_stored_once(data_dir: Path, acknowledged: int, in_doubt: int) -> None:
     """Every acknowledged event is in ClickHouse once; anything more is from requests that
     got no 202 (see the module's docstring)."""
@@ -206,28 +233,9 @@ def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_not
                 load.stop()
             assert load.answers["202"] > 0
 
-            # Everything acknowledged is queryable, once; the rollups agree with raw events.
-            wait_for(
-                lambda: all(_stored_total(admin, n) >= load.acknowledged[n] for n in NAMES),
-                120,
-                "every acknowledged event to be stored",
-            )
-            for name in NAMES:
-                wait_for(
-                    lambda name=name: _series(admin, name, "rollups") == _series(admin, name, "events"),
-                    60,
-                    f"the rollups of {name} to equal its raw events",
-                )
-
+            assert_stored_and_rolled_up(admin, load)
             # The silent canary went down once, with one alert; the steady one stayed up.
-            wait_for(
-                lambda: [r for r in hook.requests if r.json().get("canary", {}).get("id") == silent["id"]],
-                30,
-                "the silent canary's alert",
-            )
-            canaries = {c["id"]: c for c in admin.get("/api/v1/admin/canaries").json()["canaries"]}
-            assert canaries[silent["id"]]["status"] == "down"
-            assert canaries[steady["id"]]["status"] in ("up", "late")
+            assert_canaries(admin, hook, silent["id"], steady["id"])
             checking.stop()
             assert checking.ok > 0
         finally:

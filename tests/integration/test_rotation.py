@@ -27,8 +27,9 @@ from tests.integration.test_faults import (
     Load,
     _admin,
     _assert_stored_once,
-    _series,
     _stored_total,
+    assert_canaries,
+    assert_stored_and_rolled_up,
 )
 from tests.integration.up import Up
 
@@ -114,26 +115,9 @@ def test_rotations_under_load_with_kill_9_lose_double_and_forget_nothing(tmp_pat
             boom["events"][0]["message"] = "again"
             assert httpx.post(f"{up.url}/api/v1/events", json=boom, headers=headers).status_code == 202
 
-            wait_for(
-                lambda: all(_stored_total(admin, n) >= load.acknowledged[n] for n in NAMES),
-                120,
-                "every acknowledged event to be stored",
-            )
-            for name in NAMES:
-                wait_for(
-                    lambda name=name: _series(admin, name, "rollups") == _series(admin, name, "events"),
-                    60,
-                    f"the rollups of {name} to equal its raw events",
-                )
-            # The silent canary's deadline crossed the rotations: it goes down, once.
-            wait_for(
-                lambda: [r for r in hook.requests if r.json().get("canary", {}).get("id") == silent["id"]],
-                60,
-                "the silent canary's alert",
-            )
-            canaries = {c["id"]: c for c in admin.get("/api/v1/admin/canaries").json()["canaries"]}
-            assert canaries[silent["id"]]["status"] == "down"
-            assert canaries[steady["id"]]["status"] in ("up", "late")
+            assert_stored_and_rolled_up(admin, load)
+            # The silent canary's deadline crossed the rotations: it went down (once: below).
+            assert_canaries(admin, hook, silent["id"], steady["id"])
             checking.stop()
             assert checking.ok > 0
             # Only the current generation is left on the broker.

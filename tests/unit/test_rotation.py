@@ -102,7 +102,7 @@ def _error(at: float, name: str = "boom", window: int = 600) -> bytes:
 
 
 def test_open_quiet_windows_and_the_last_digest_of_each_plan_are_carried() -> None:
-    digest = lambda plan, end: record_encoder.encode(  # noqa: E731
+    digest = lambda plan, end: record_encoder.encode(
         Digest(f"digest:{plan}:{end}", plan, [], "daily", "UTC", end - 86400, end, [], [])
     )
     old = [
