@@ -184,28 +184,29 @@ def cmd_canaries(args: argparse.Namespace) -> int:
     client = _client(args)
     command = args.canaries_command
     if command == "create":
-        body: dict[str, Any] = {
-            "name": args.name,
-            "interval_seconds": args.interval,
-            "grace_seconds": args.grace,
-            "channels": args.channel or [],
-        }
-        if args.max_runtime is not None:
-            body["max_runtime_seconds"] = args.max_runtime
-        created = client.call("POST", "/api/v1/admin/canaries", json=body)
+        from coalmine.canary_flags import canary_body
+
+        created = client.call("POST", "/api/v1/admin/canaries", json=canary_body(args))
         if args.json:
             print(json.dumps(created))
         else:
             print(f"id:       {created['id']}\ntoken:    {created['token']}")
+            if created.get("schedule"):
+                zone = created["timezone"] or "UTC"
+                print(f"schedule: {created['schedule']} ({created['schedule_text']}, {zone})")
             print(f"check in: curl -fsS {_service_url(args)}{created['checkin_path']}")
+            print(f"      or: curl -fsS {_service_url(args)}{created['ping_path']}  (Healthchecks URLs)")
     elif command == "list":
         canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
         if args.json:
             print(json.dumps(canaries))
         else:
+            from coalmine.canary_flags import every
+
             rows = [
                 {
                     **c,
+                    "every": every(c),
                     "last_checkin_at": _when(c["last_checkin_at"]),
                     "next_due_at": _when(c["next_due_at"]),
                 }
@@ -213,7 +214,7 @@ def cmd_canaries(args: argparse.Namespace) -> int:
             ]
             _print_table(
                 rows,
-                ["id", "name", "status", "interval_seconds", "grace_seconds", "last_checkin_at"]
+                ["id", "name", "status", "every", "grace_seconds", "last_checkin_at"]
                 + ["next_due_at", "last_message"],
             )
     elif command == "watch":
@@ -357,11 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     canaries_sub = canaries.add_subparsers(dest="canaries_command", required=True)
     create_canary = canaries_sub.add_parser("create", help="create a canary; prints its token")
     create_canary.add_argument("name")
-    create_canary.add_argument(
-        "--interval", type=duration, required=True, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
+    every_flags = create_canary.add_mutually_exclusive_group(required=True)
+    every_flags.add_argument(
+        "--interval", type=duration, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
     )
+    every_flags.add_argument("--schedule", help='a cron expression instead: "0 3 * * *" (5 or 6 fields)')
+    create_canary.add_argument("--tz", help="the schedule's IANA timezone, e.g. Europe/Paris (default UTC)")
     create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
     create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
+    from coalmine.canary_flags import add_threshold_flags
+
+    add_threshold_flags(create_canary)
     create_canary.add_argument(
         "--channel", action="append", help="a channel to alert (repeatable; `coalmine channels create`)"
     )

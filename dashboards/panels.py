@@ -226,7 +226,8 @@ CANARY_STATUS_SQL = f"""SELECT c.name AS canary,
     multiIf(
         c.paused, 'paused',
         f.last_status = 'down', 'down',
-        now() > greatest(toUnixTimestamp(k.last_checkin), c.created_at) + c.interval_s, 'late',
+        c.interval_s > 0  -- a cron canary (interval 0): its slots are the worker's to judge
+            AND now() > greatest(toUnixTimestamp(k.last_checkin), c.created_at) + c.interval_s, 'late',
         toUnixTimestamp64Milli(k.last_checkin) = 0, 'new',
         'up') AS status,
     if(toUnixTimestamp64Milli(k.last_checkin) = 0, NULL, k.last_checkin) AS last_checkin,

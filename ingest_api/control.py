@@ -22,8 +22,23 @@ def generate_token() -> str:
 
 
 def could_be_token(token: str) -> bool:
-    """The shape generate_token gives: anything else is refused without a look at the log."""
-    return len(token) == TOKEN_CHARS and URLSAFE_CHARS.issuperset(token)
+    """The shape generate_token gives, or a UUID (a check imported from Healthchecks keeps its
+    ping UUID as its token): anything else is refused without a look at the log."""
+    if len(token) == TOKEN_CHARS:
+        return URLSAFE_CHARS.issuperset(token)
+    return is_uuid(token)
+
+
+def is_uuid(text: str) -> bool:
+    """A UUID as Healthchecks writes one: 36 characters, lowercase hex and four dashes."""
+    return (
+        len(text) == 36
+        and [len(part) for part in text.split("-")] == [8, 4, 4, 4, 12]
+        and _HEX_DASH.issuperset(text)
+    )
+
+
+_HEX_DASH = frozenset("0123456789abcdef-")
 
 
 def hash_token(token: str) -> str:

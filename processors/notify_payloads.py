@@ -45,6 +45,8 @@ REASON_TEXT: dict[FlipReason, str] = {
     "checkin": "checked in again",
     "too_few_events": "received too few of its events",
     "events": "received its events again",
+    "not_started": "did not start within its start margin",
+    "failure_rate": "failed too many of its last runs",
 }
 
 _json = msgspec.json.Encoder()
