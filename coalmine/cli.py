@@ -278,8 +278,17 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if getattr(args, "canary", None) and not args.canary.startswith("can_"):
+        # A name: the admin API knows its id.
+        canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
+        match = [c["id"] for c in canaries if c["name"] == args.canary]
+        if not match:
+            print(f"coalmine: no canary named {args.canary!r}", file=sys.stderr)
+            return 1
+        args.canary = match[0]
     path, params = query_request(args)
-    result = _client(args).call("GET", path, params=params)
+    result = client.call("GET", path, params=params)
     if args.json:
         print(json.dumps(result))
     else:

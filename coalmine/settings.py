@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The bulk lane's budget per key (POST /api/v1/events/bulk), shared by the API processes.
     bulk_rate_per_hour: int = 3_600_000
     bulk_burst: int = 1_000_000
+    # Healthchecks-compatible ping URLs (ingest_api/ping.py): the ping key of slug URLs
+    # (empty: derived from the admin token), and how much of a ping's body is kept as its
+    # message (Healthchecks' default; the rest is cut with a marker, never refused).
+    ping_key: str = ""
+    ping_body_max_bytes: int = 10_000
     # Client side: the ingest key `coalmine import` sends when neither --key nor --key-file
     # gives one (an environment variable keeps it out of the shell history and `ps`).
     ingest_key: str = ""

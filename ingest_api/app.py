@@ -29,6 +29,7 @@ from ingest_api import (
     checkin,
     ingest,
     openapi,
+    ping,
     query,
     routes_admin,
 )
@@ -217,6 +218,8 @@ def route_of(scope: asgi.Scope) -> str:
         return path
     if path.startswith(checkin.PREFIX):
         return checkin.PREFIX + "{token}"
+    if path.startswith(ping.PREFIX):
+        return ping.PREFIX + "{token}"  # or ping key and slug: never shown either
     route = scope.get("route")
     return getattr(route, "path", "unmatched")
 
@@ -239,6 +242,8 @@ class HotPathsFirst:
                 return bulk.handle(self.app.state.services, scope, receive, send)
             if path.startswith(checkin.PREFIX):
                 return checkin.handle(self.app.state.services, scope, receive, send)
+            if path.startswith(ping.PREFIX):
+                return ping.handle(self.app.state.services, scope, receive, send)
         return self.app(scope, receive, send)
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ingest_api.admin import AdminServices
-from ingest_api.control import generate_token, hash_token, is_uuid
+from ingest_api.control import generate_token, hash_token, is_uuid, ping_key
 from ingest_api.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
 from ingest_api.services import AppendFailed, Services
@@ -281,6 +281,13 @@ async def canary_views(services: Services) -> list[dict[str, Any]]:
     now = time.time()
     canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
     return [canary_view(c, facts.get(c.id), now) for c in canaries]
+
+
+@router.get("/ping-key")
+async def get_ping_key(services: AdminServices) -> Response:
+    """The key of slug ping URLs: /ping/<ping_key>/<slug> (ingest_api.ping)."""
+    key = ping_key(services.settings)
+    return json_response(200, {"ping_key": key, "ping_path": f"/ping/{key}/"})
 
 
 @router.get("/canaries")

@@ -3,10 +3,13 @@ like the key registry. Check-in tokens are looked up by their SHA-256, never kep
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import math
 import secrets
 
+from coalmine.settings import Settings
 from ingest_api.keys import URLSAFE_CHARS
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
 from schemas.control import ControlRecord, control_decoder
@@ -39,6 +42,17 @@ def is_uuid(text: str) -> bool:
 
 
 _HEX_DASH = frozenset("0123456789abcdef-")
+
+
+PING_KEY_CHARS = 22  # as Healthchecks' ping keys
+
+
+def ping_key(settings: Settings) -> str:
+    """The service's ping key for /ping/<ping-key>/<slug> (ingest_api.ping)."""
+    if settings.ping_key:
+        return settings.ping_key
+    digest = hmac.new(settings.admin_token.encode(), b"coalmine ping key", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:PING_KEY_CHARS]
 
 
 def hash_token(token: str) -> str:

@@ -75,7 +75,7 @@ QUERY_PARAMETERS: list[tuple[str, str]] = [
     ("cursor", "events: the previous page's `next_cursor`"),
     ("q", "percentiles: levels in [0, 1], comma-separated (default 0.5,0.95,0.99)"),
     ("key_id", "rejections: one key's"),
-    ("canary_id", "canary_history, canary_notifications: the canary"),
+    ("canary_id", "canary_history, canary_notifications, canary_runs: the canary"),
 ]
 
 
