@@ -25,6 +25,9 @@ def add_threshold_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--failure-threshold", type=int, help="consecutive failures or misses before down (1)")
     p.add_argument("--recovery-threshold", type=int, help="consecutive successes before up again (1)")
     p.add_argument("--failure-rate", type=failure_rate, help="down when X of the last Y runs failed: X/Y")
+    p.add_argument("--longer-than-p95-by", type=float, help="a run over F x the p95 of past runs is a failure")
+    p.add_argument("--shorter-than-p5-by", type=float, help="a run under the p5 of past runs / F is a failure")
+    p.add_argument("--too-early", action="store_true", help="a success before its next slot is a failure")
 
 
 def canary_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,6 +43,13 @@ def canary_body(args: argparse.Namespace) -> dict[str, Any]:
         "failure_rate": args.failure_rate,
     }
     body.update({field: value for field, value in optional.items() if value is not None})
+    abnormal = {
+        "longer_than_p95_by": args.longer_than_p95_by,
+        "shorter_than_p5_by": args.shorter_than_p5_by,
+        "too_early": args.too_early or None,
+    }
+    if any(value is not None for value in abnormal.values()):
+        body["abnormal"] = {field: value for field, value in abnormal.items() if value is not None}
     return body
 
 

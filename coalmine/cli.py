@@ -277,6 +277,38 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_healthchecks(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coalmine.hc_import import ExportUnreadable, import_checks, read_export
+
+    try:
+        checks = read_export(Path(args.file))
+    except ExportUnreadable as exc:
+        print(f"coalmine import-healthchecks: {exc}", file=sys.stderr)
+        return 1
+    client = _client(args)
+    outcomes = import_checks(client, checks, args.channel or [])
+    base = _service_url(args)
+    key = client.call("GET", "/api/v1/admin/ping-key")["ping_key"]
+    for outcome in outcomes:
+        if outcome["outcome"] == "created":
+            outcome["ping_url"] = f"{base}/ping/{outcome['token']}"
+            outcome["slug_url"] = f"{base}/ping/{key}/{outcome['slug']}"
+    if args.json:
+        print(json.dumps(outcomes))
+    else:
+        for o in outcomes:
+            if o["outcome"] == "created":
+                kept = " (its Healthchecks UUID)" if o["kept_uuid"] else " (a new token: update the job)"
+                print(f"created {o['name']}: {o['ping_url']}{kept}\n        or {o['slug_url']}")
+            else:
+                print(f"{o['outcome']} {o['name']}: {o['reason']}")
+        done = sum(o["outcome"] == "created" for o in outcomes)
+        print(f"{done} of {len(outcomes)} check(s) imported")
+    return 1 if any(o["outcome"] == "failed" for o in outcomes) else 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     client = _client(args)
     if getattr(args, "canary", None) and not args.canary.startswith("can_"):
@@ -403,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--max-chunks", type=int, help=argparse.SUPPRESS)  # tests: interrupt
     client_flags(imports)
     imports.set_defaults(func=cmd_import)
+    hc = sub.add_parser("import-healthchecks", help="canaries from a Healthchecks API v3 checks export")
+    hc.add_argument("file", help="the JSON of GET /api/v3/checks/")
+    hc.add_argument("--channel", action="append", help="a channel for every imported canary (repeatable)")
+    client_flags(hc)
+    hc.set_defaults(func=cmd_import_healthchecks)
     add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
     add_channels_commands(sub, client_flags).set_defaults(func=lambda args: run_channels(args, _client(args)))
     return parser

@@ -152,6 +152,11 @@ def load_settings(
         raise SettingsError(f"invalid setting: {exc}") from None
     if settings.admin_token and len(settings.admin_token) < 16:
         raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
+    if settings.ping_key and not (16 <= len(settings.ping_key) <= 30 and settings.ping_key.replace("-", "").replace("_", "").isalnum()):
+        # Not 32 characters nor a UUID: /ping/<x>/... would read it as a check-in token.
+        raise SettingsError("COALMINE_PING_KEY must be 16-30 URL-safe characters (A-Z a-z 0-9 - _)")
+    if not 0 <= settings.ping_body_max_bytes <= 100_000:
+        raise SettingsError("COALMINE_PING_BODY_MAX_BYTES must be between 0 and 100,000")
     if not 1 <= settings.api_workers <= 64:
         raise SettingsError("api_workers must be between 1 and 64")
     _check_digest_default(settings)

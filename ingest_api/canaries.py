@@ -20,6 +20,7 @@ from ingest_api.services import AppendFailed, Services
 from processors.heartbeat import CanaryState, deadline, next_due_at, status_at
 from processors.schedule import BadSchedule, check_schedule, explain
 from schemas.canaries import (
+    AbnormalRuns,
     CanaryDefined,
     CanaryDeleted,
     CanaryName,
@@ -58,6 +59,7 @@ class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
     recovery_threshold: Threshold = 1
     failure_rate: FailureRate | None = None
     slug: Slug | None = None
+    abnormal: AbnormalRuns | None = None  # opt-in alerts on runs unlike the canary's past ones
     # A Healthchecks check's ping UUID, kept as the token so its ping URLs stay the same.
     token: str | None = None
     # A canary over events: no check-ins (and no token); at least `min_count` events named
@@ -80,6 +82,7 @@ class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
     recovery_threshold: Threshold | msgspec.UnsetType = UNSET
     failure_rate: FailureRate | None | msgspec.UnsetType = UNSET
     slug: Slug | None | msgspec.UnsetType = UNSET
+    abnormal: AbnormalRuns | None | msgspec.UnsetType = UNSET
 
 
 _create_canary = msgspec.json.Decoder(CreateCanary)
@@ -145,8 +148,10 @@ def definition_problem(canary: CanaryDefined) -> str | None:
             return str(exc)
     elif canary.timezone is not None:
         return "`timezone` goes with a `schedule`"
-    if canary.events is not None and (canary.start_margin_s is not None or canary.failure_rate is not None):
-        return "`start_margin_seconds` and `failure_rate` need check-ins, not `events`"
+    if canary.events is not None and (
+        canary.start_margin_s is not None or canary.failure_rate is not None or canary.abnormal is not None
+    ):
+        return "`start_margin_seconds`, `failure_rate` and `abnormal` need check-ins, not `events`"
     if canary.failure_rate is not None and canary.failure_rate.failures > canary.failure_rate.runs:
         return "`failure_rate.failures` must be at most `failure_rate.runs`"
     return None
@@ -197,6 +202,7 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "recovery_threshold": canary.recovery_threshold,
         "failure_rate": None if canary.failure_rate is None else msgspec.to_builtins(canary.failure_rate),
         "slug": slug_of(canary),
+        "abnormal": None if canary.abnormal is None else msgspec.to_builtins(canary.abnormal),
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
         "paused": canary.paused,
@@ -255,6 +261,7 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         recovery_threshold=spec.recovery_threshold,
         failure_rate=spec.failure_rate,
         slug=spec.slug,
+        abnormal=spec.abnormal,
     )
     if spec.events is not None and spec.max_runtime_seconds is not None:
         return error(400, "invalid canary: `max_runtime_seconds` needs check-ins, not `events`")
@@ -336,6 +343,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
             ("recovery_threshold", change.recovery_threshold),
             ("failure_rate", change.failure_rate),
             ("slug", change.slug),
+            ("abnormal", change.abnormal),
         )
         if value is not UNSET
     }

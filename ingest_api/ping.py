@@ -36,15 +36,21 @@ from ingest_api.control import could_be_token, generate_token, hash_token, is_uu
 from ingest_api.group_append import AppendCancelled
 from ingest_api.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
-from schemas.canaries import CanaryDefined, CheckIn, CheckinKind, slug_of
+from schemas.canaries import CHECKINS_PER_RECORD_MAX, CanaryDefined, CheckIn, CheckinKind, CheckIns, slug_of
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
+from schemas.records import record_encoder
+from schemas.topics import Topic
 
 PREFIX = "/ping/"
 METHODS = ("GET", "HEAD", "POST")
 SIGNALS: dict[str, CheckinKind] = {"": "success", "start": "start", "fail": "fail", "log": "log"}
 PING_BODY_DRAIN_MAX_BYTES = 64 * 1024 * 1024
 PING_BODY_TIMEOUT_S = 30.0
+# Check-ins are grouped CHECKINS_PER_RECORD_MAX to a log record, each assumed ~3 KB at most
+# (schemas.canaries): a ping with a longer message is a record of its own.
+GROUPED_MESSAGE_MAX_CHARS = 1000
+assert CHECKINS_PER_RECORD_MAX * (GROUPED_MESSAGE_MAX_CHARS * 3 + 500) < 1024 * 1024
 TRUNCATED = "\n[… cut at {kept} of {size} bytes]"
 # What a canary created by `?create=1` gets: Healthchecks' defaults for a new check.
 CREATED_INTERVAL_S, CREATED_GRACE_S = 86400, 3600
@@ -119,8 +125,12 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
     if not message and ping.exit_status:
         message = f"exit status {ping.exit_status}"
     checkin = CheckIn(new_batch_id(), canary.id, ping.kind, time.time(), message, rid.lower())
+    partition = canary_partition(canary.id)
     try:
-        await services.checkins.add(canary_partition(canary.id), checkin)
+        if len(message) > GROUPED_MESSAGE_MAX_CHARS:
+            await services.append(Topic.CHECKINS, record_encoder.encode(CheckIns([checkin])), partition)
+        else:
+            await services.checkins.add(partition, checkin)
     except (AppendFailed, AppendCancelled) as exc:
         return await _answer(send, method, 503, f"{exc}; the ping was not recorded, retry later")
     limit = {"Ping-Body-Limit": str(services.settings.ping_body_max_bytes)}

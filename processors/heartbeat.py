@@ -31,6 +31,7 @@ import datetime as dt
 
 import msgspec
 
+from processors.abnormal import early_verdict, run_verdict
 from processors.schedule import next_slot
 from schemas.canaries import (
     CanaryDefined,
@@ -61,6 +62,8 @@ class CanaryState(msgspec.Struct):
     failures: int = 0  # consecutive failures and misses
     successes: int = 0  # consecutive successes
     outcomes: list[bool] = []  # the last runs, True for a failure (with failure_rate only)
+    last_success_at: float | None = None
+    durations: list[float] = []  # of the last normal runs (with `abnormal` only)
     # Canaries over events: the window being counted, its count, and the count of events
     # that arrived for the windows after it before it was judged.
     window_start: float = 0.0
@@ -235,11 +238,20 @@ def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
     if checkin.kind == "start":
         state.started_at, state.started_rid = checkin.at, checkin.rid
         return None
+    run_started = None
     if not (checkin.rid and state.started_rid and checkin.rid != state.started_rid):
+        run_started = state.started_at
         state.started_at, state.started_rid = None, ""  # else another run is still going
     state.last_checkin_at = max(state.last_checkin_at or 0.0, checkin.at)
     d = state.definition
-    if checkin.kind == "fail":
+    abnormal = None
+    if checkin.kind == "success":
+        if d is not None and d.abnormal is not None:
+            abnormal = _abnormal(state, d, run_started, checkin.at)
+        state.last_success_at = max(state.last_success_at or 0.0, checkin.at)
+    if checkin.kind == "fail" or abnormal is not None:
+        if abnormal is not None:
+            state.last_message = abnormal[1]  # the alert says why
         reason = _count_failure(state)
         if state.status == "down" or not _can_flip(state):
             state.status = "down" if _can_flip(state) else state.status
@@ -247,7 +259,8 @@ def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
         if reason is None:
             return None  # below its thresholds: stays up
         state.status = "down"
-        return _flip(state, "down", "failed" if reason == "count" else "failure_rate", checkin.at, checkin.id)
+        counted: FlipReason = abnormal[0] if abnormal is not None else "failed"
+        return _flip(state, "down", counted if reason == "count" else "failure_rate", checkin.at, checkin.id)
     _count_success(state)
     if state.status == "down" and _can_flip(state):
         if d is not None and state.successes < d.recovery_threshold:
@@ -257,6 +270,24 @@ def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
         return _flip(state, "up", "checkin", checkin.at, checkin.id)
     state.status = "up"
     return None
+
+
+def _abnormal(
+    state: CanaryState, d: CanaryDefined, run_started: float | None, at: float
+) -> tuple[FlipReason, str] | None:
+    """Whether a success is abnormal (processors.abnormal); a normal run's duration joins the
+    canary's history."""
+    assert d.abnormal is not None
+    early = early_verdict(d, state.last_success_at, at)
+    if early is not None:
+        return "too_early", early
+    if run_started is None:
+        return None
+    took = at - run_started
+    verdict = run_verdict(d.abnormal, state.durations, took)
+    if verdict is None:
+        state.durations = [*state.durations, took][-d.abnormal.history :]
+    return verdict
 
 
 def _count_success(state: CanaryState) -> None:

@@ -25,7 +25,7 @@ CanaryStatus = Literal["new", "up", "late", "down", "paused"]
 # many failures among the last runs.
 FlipReason = Literal[
     "missed", "failed", "runtime_exceeded", "checkin", "too_few_events", "events",
-    "not_started", "failure_rate",
+    "not_started", "failure_rate", "run_too_long", "run_too_short", "too_early",
 ]  # fmt: skip
 ChannelKind = Literal["webhook", "slack", "email"]
 
@@ -109,6 +109,19 @@ class FailureRate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     runs: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)]
 
 
+class AbnormalRuns(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Opt-in: a success is a failure when its run took more than `longer_than_p95_by` x the
+    p95 of the canary's last `history` runs, or less than their p5 / `shorter_than_p5_by`
+    (once `min_runs` are known), or (`too_early`) when it comes before the schedule's next
+    slot after the previous success (an interval canary: under half its interval)."""
+
+    longer_than_p95_by: Annotated[float, msgspec.Meta(gt=1, le=1000)] | None = None
+    shorter_than_p5_by: Annotated[float, msgspec.Meta(gt=1, le=1000)] | None = None
+    too_early: bool = False
+    min_runs: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)] = 10
+    history: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)] = 30
+
+
 # --- records on the log ----------------------------------------------------------------------
 class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field="type"):
     """A canary created or changed: its whole definition (later records replace earlier)."""
@@ -135,6 +148,7 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     recovery_threshold: int = 1  # consecutive successes before up again
     failure_rate: FailureRate | None = None
     slug: str | None = None  # for /ping/<ping-key>/<slug>; None: derived from the name
+    abnormal: AbnormalRuns | None = None
 
 
 class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field="type"):

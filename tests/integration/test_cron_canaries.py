@@ -183,3 +183,39 @@ def test_a_cron_canary_with_thresholds_and_an_imported_token_survives_a_restart(
         assert httpx.get(f"{up.url}/ping/{ping_key}/db").text == "OK"
     finally:
         assert up.stop() == 0
+
+
+def test_it_alerts_on_a_success_too_early_and_on_a_run_far_longer_than_its_past(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    channel = webhook(stack, receiver)
+    early = created(stack, interval_seconds=3600, abnormal={"too_early": True}, channels=[channel])
+    ping = stack.http()
+    assert ping.get(f"/ping/{early['token']}").status_code == 200
+    assert ping.get(f"/ping/{early['token']}").status_code == 200  # a second run within the hour
+    (alert,) = receiver.wait_for_requests(1, 15)
+    assert alert.json()["reason"] == "too_early"
+    assert "under half its interval of 60 min" in alert.json()["message"]
+
+    slow = created(stack, interval_seconds=3600, abnormal={"longer_than_p95_by": 50, "min_runs": 2}, channels=[channel])
+    listed = {c["id"]: c for c in stack.admin().get(CANARIES).json()["canaries"]}
+    assert listed[slow["id"]]["abnormal"]["longer_than_p95_by"] == 50
+    base = f"/ping/{slow['token']}"
+    for _ in range(2):  # two runs of a few milliseconds
+        assert ping.get(base + "/start").status_code == 200
+        assert ping.get(base).status_code == 200
+    assert ping.get(base + "/start").status_code == 200
+    # Ends when the run is surely over 50 x the p95 of the two (milliseconds each): wait
+    # for the history to show both, then for the clock, bounded.
+    runs = wait_for(
+        lambda: (r := stack.admin().get(f"/api/v1/query/canaries/{slow['id']}/runs").json())["summary"]["runs"] == 2 and r,
+        30,
+        "two runs stored",
+    )
+    longest = runs["summary"]["max_s"]
+    started = dt.datetime.now(dt.UTC).timestamp()
+    wait_for(lambda: dt.datetime.now(dt.UTC).timestamp() - started > longest * 50 + 0.5, 60, "a long enough run")
+    assert ping.get(base).status_code == 200
+    down = receiver.wait_for_requests(2, 15)[1].json()
+    assert (down["canary"]["id"], down["reason"]) == (slow["id"], "run_too_long")
+    assert "x the p95 of the last 2 runs" in down["message"]
