@@ -47,7 +47,7 @@ from schemas.canaries import (
 )
 
 
-class CanaryState(msgspec.Struct):
+class CanaryState(msgspec.Struct, omit_defaults=True):  # compact: written per check-in
     """A canary's heartbeat state, as kept in the heartbeats table (msgspec JSON bytes)."""
 
     canary_id: str
