@@ -161,6 +161,7 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
             state.period_start = record.changed_at
             state.status = "up" if state.last_checkin_at is not None else "new"
             state.started_at = None
+            state.failures, state.successes, state.outcomes = 0, 0, []
             _fresh_window(state, record.changed_at)
         return None
     if isinstance(record, CanaryDeleted):

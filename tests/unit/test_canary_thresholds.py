@@ -131,3 +131,16 @@ def test_defaults_keep_the_old_behaviour() -> None:
     assert flip is not None and flip.reason == "failed"
     flip = feed("success")
     assert flip is not None and flip.reason == "checkin"
+
+
+def test_a_resumed_canary_starts_its_counts_afresh() -> None:
+    state = canary(failure_threshold=2)
+    feed = Feed(state)
+    assert feed("fail") is None
+    definition = state.definition
+    assert definition is not None
+    paused = msgspec.structs.replace(definition, paused=True, changed_at=feed.at + 1)
+    assert apply(state, paused) is None
+    assert apply(state, msgspec.structs.replace(paused, paused=False, changed_at=feed.at + 2)) is None
+    feed.at += 2
+    assert feed("fail") is None  # one failure since the resumption, not two
