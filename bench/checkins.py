@@ -15,7 +15,9 @@ Starts `coalmine up` (see bench/ingest.py's Service), then:
    second), and measures, per canary, from its deadline (carried in the alert's id) to the
    alert's arrival. Prints p50/p99/max. For comparison: Healthchecks polls every 2 s.
    With --delay-schedule, the delay canaries are cron canaries on that schedule instead
-   (6 fields: seconds first), due at the first slot after their check-in.
+   (6 fields: seconds first), due at the first slot after their check-in; `{i60}` in it
+   stands for the canary's number modulo 60 ("{i60} * * * * *" spreads them over a minute,
+   "*/5 * * * * *" makes them all due at once).
 """
 
 from __future__ import annotations
@@ -197,7 +199,9 @@ def main() -> int:
         assert status == 201, channel
         watched = []
         for i in range(args.delay_canaries):  # deadlines spread over the time this takes
-            canary = create(f"delay-{i}", args.delay_interval, [channel["id"]], args.delay_schedule)
+            # "{i60}" in the schedule spreads the canaries over the seconds of a minute.
+            schedule = args.delay_schedule.replace("{i60}", str(i % 60)) if args.delay_schedule else None
+            canary = create(f"delay-{i}", args.delay_interval, [channel["id"]], schedule)
             call(base, "GET", canary["checkin_path"], token)
             watched.append(canary)
         deadline = time.monotonic() + 30 + args.delay_interval + (60 if args.delay_schedule else 0)
