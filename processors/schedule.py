@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 
@@ -23,12 +23,18 @@ class BadSchedule(ValueError):
     pass
 
 
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadSchedule(f"unknown timezone {name!r} (an IANA name such as Europe/Paris)") from None
+    # Only the IANA names: ZoneInfo itself opens any path below the tz database ("Europe" is
+    # a directory there, and "posixrules" a file).
+    if name not in _zone_names():
+        raise BadSchedule(f"unknown timezone {name!r} (an IANA name such as Europe/Paris)")
+    return ZoneInfo(name)
 
 
 def check_schedule(expression: str, timezone: str | None) -> None:
@@ -37,7 +43,7 @@ def check_schedule(expression: str, timezone: str | None) -> None:
     try:
         iterator = CronSim(expression, dt.datetime.now(tz))
         next(iterator)
-    except CronSimError as exc:
+    except (CronSimError, ValueError, OverflowError) as exc:
         raise BadSchedule(f"invalid cron expression {expression!r}: {exc}") from None
     except StopIteration:
         raise BadSchedule(f"the cron expression {expression!r} never matches") from None
@@ -47,8 +53,8 @@ def check_schedule(expression: str, timezone: str | None) -> None:
 def next_slot(expression: str, timezone: str | None, after: float) -> float | None:
     """The first slot strictly after `after` (None if the schedule has no more slots). A
     check-in during a slot's second counts for that slot, not the next."""
-    start = dt.datetime.fromtimestamp(after, zone(timezone or DEFAULT_TIMEZONE))
     try:
+        start = dt.datetime.fromtimestamp(after, zone(timezone or DEFAULT_TIMEZONE))
         slots = CronSim(expression, start)
         # From the second 02:30 of a fall-back night, cronsim yields the first 02:30 (before
         # `after`): cron runs a job once that night, so skip to the slot after.
@@ -56,8 +62,8 @@ def next_slot(expression: str, timezone: str | None, after: float) -> float | No
             slot = next(slots).timestamp()
             if slot > after:
                 return slot
-    except (StopIteration, CronSimError):
-        pass
+    except (StopIteration, CronSimError, BadSchedule, ValueError, OverflowError):
+        pass  # checked when defined: never here, but a worker must not stop on it
     return None
 
 

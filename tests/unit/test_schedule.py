@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors.heartbeat import CanaryState, apply, deadline, evaluate, next_due_at, status_at
 from processors.schedule import BadSchedule, check_schedule, explain, next_slot
@@ -98,6 +100,9 @@ def test_it_takes_a_seconds_field() -> None:
         ("0 0 30 2 *", "UTC", "invalid cron expression"),
         ("0 3 * * *", "Mars/Olympus", "unknown timezone"),
         ("0 3 * * *", "../etc/passwd", "unknown timezone"),
+        ("0 3 * * *", "Europe", "unknown timezone"),  # a directory of the tz database
+        ("0 3 * * *", "posixrules", "unknown timezone"),
+        ("0 3 * * *", "x" * 300, "unknown timezone"),
     ],
 )
 def test_it_refuses_bad_schedules_saying_why(expression: str, timezone: str, says: str) -> None:
@@ -161,3 +166,20 @@ def test_a_cron_canary_with_a_start_margin_must_start_within_it_then_finish_with
     assert evaluate(state, slot + GRACE + 1) is None
     flip = evaluate(state, slot + 30 + 3601)
     assert flip is not None and flip.reason == "runtime_exceeded"
+
+
+CRON_ALPHABET = st.sampled_from(list("0123456789*/-,LW#? ") + ["MON", "JAN", "L", "5L", "  "])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(st.text(max_size=40), st.lists(CRON_ALPHABET, max_size=25).map("".join)),
+    st.one_of(st.sampled_from(["UTC", "Europe/Paris", "Pacific/Chatham", ""]), st.text(max_size=30)),
+)
+def test_any_text_is_a_schedule_or_refused_saying_why(expression: str, timezone: str) -> None:
+    try:
+        check_schedule(expression, timezone or None)
+    except BadSchedule:
+        return
+    slot = next_slot(expression, timezone or None, utc(2026, 1, 1))
+    assert slot is None or slot > utc(2026, 1, 1)
