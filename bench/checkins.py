@@ -3,6 +3,7 @@
 
     python bench/checkins.py [--seconds 15] [--connections 256] [--canaries 500]
                              [--api-workers 2] [--delay-canaries 200] [--delay-interval 2]
+                             [--delay-schedule "*/5 * * * * *"]
 
 Starts `coalmine up` (see bench/ingest.py's Service), then:
 
@@ -13,6 +14,10 @@ Starts `coalmine up` (see bench/ingest.py's Service), then:
    to a webhook on a local HTTP receiver in this process, checks each in once (spread over a
    second), and measures, per canary, from its deadline (carried in the alert's id) to the
    alert's arrival. Prints p50/p99/max. For comparison: Healthchecks polls every 2 s.
+   With --delay-schedule, the delay canaries are cron canaries on that schedule instead
+   (6 fields: seconds first), due at the first slot after their check-in; `{i60}` in it
+   stands for the canary's number modulo 60 ("{i60} * * * * *" spreads them over a minute,
+   "*/5 * * * * *" makes them all due at once).
 """
 
 from __future__ import annotations
@@ -133,6 +138,7 @@ def main() -> int:
     # A longer interval leaves the service idle until the deadlines: the worker's fetches
     # must be hurried in time (coalmine.log, "Pacing").
     parser.add_argument("--delay-interval", type=int, default=2)
+    parser.add_argument("--delay-schedule", help='cron canaries instead, e.g. "*/5 * * * * *"')
     parser.add_argument("--api-workers", type=int, default=2)
     args = parser.parse_args()
     print(machine())
@@ -141,9 +147,10 @@ def main() -> int:
         token = service.start()
         base = service.base
 
-        def create(name: str, interval: int, channels: list[str]) -> dict[str, Any]:
+        def create(name: str, interval: int, channels: list[str], schedule: str | None = None) -> dict[str, Any]:
+            every = {"schedule": schedule} if schedule else {"interval_seconds": interval}
             status, body = call(base, "POST", "/api/v1/admin/canaries", token,
-                                {"name": name, "interval_seconds": interval, "channels": channels})
+                                {"name": name, **every, "channels": channels})
             assert status == 201, (status, body)
             return body
 
@@ -192,10 +199,12 @@ def main() -> int:
         assert status == 201, channel
         watched = []
         for i in range(args.delay_canaries):  # deadlines spread over the time this takes
-            canary = create(f"delay-{i}", args.delay_interval, [channel["id"]])
+            # "{i60}" in the schedule spreads the canaries over the seconds of a minute.
+            schedule = args.delay_schedule.replace("{i60}", str(i % 60)) if args.delay_schedule else None
+            canary = create(f"delay-{i}", args.delay_interval, [channel["id"]], schedule)
             call(base, "GET", canary["checkin_path"], token)
             watched.append(canary)
-        deadline = time.monotonic() + 30 + args.delay_interval
+        deadline = time.monotonic() + 30 + args.delay_interval + (60 if args.delay_schedule else 0)
         while len(receiver.arrivals) < len(watched) and time.monotonic() < deadline:
             time.sleep(0.1)
         missed = [(a, b) for a, b in receiver.arrivals.values() if "due" in b["id"]]

@@ -184,28 +184,29 @@ def cmd_canaries(args: argparse.Namespace) -> int:
     client = _client(args)
     command = args.canaries_command
     if command == "create":
-        body: dict[str, Any] = {
-            "name": args.name,
-            "interval_seconds": args.interval,
-            "grace_seconds": args.grace,
-            "channels": args.channel or [],
-        }
-        if args.max_runtime is not None:
-            body["max_runtime_seconds"] = args.max_runtime
-        created = client.call("POST", "/api/v1/admin/canaries", json=body)
+        from coalmine.canary_flags import canary_body
+
+        created = client.call("POST", "/api/v1/admin/canaries", json=canary_body(args))
         if args.json:
             print(json.dumps(created))
         else:
             print(f"id:       {created['id']}\ntoken:    {created['token']}")
+            if created.get("schedule"):
+                zone = created["timezone"] or "UTC"
+                print(f"schedule: {created['schedule']} ({created['schedule_text']}, {zone})")
             print(f"check in: curl -fsS {_service_url(args)}{created['checkin_path']}")
+            print(f"      or: curl -fsS {_service_url(args)}{created['ping_path']}  (Healthchecks URLs)")
     elif command == "list":
         canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
         if args.json:
             print(json.dumps(canaries))
         else:
+            from coalmine.canary_flags import every
+
             rows = [
                 {
                     **c,
+                    "every": every(c),
                     "last_checkin_at": _when(c["last_checkin_at"]),
                     "next_due_at": _when(c["next_due_at"]),
                 }
@@ -213,7 +214,7 @@ def cmd_canaries(args: argparse.Namespace) -> int:
             ]
             _print_table(
                 rows,
-                ["id", "name", "status", "interval_seconds", "grace_seconds", "last_checkin_at"]
+                ["id", "name", "status", "every", "grace_seconds", "last_checkin_at"]
                 + ["next_due_at", "last_message"],
             )
     elif command == "watch":
@@ -276,9 +277,50 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_healthchecks(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coalmine.hc_import import ExportUnreadable, import_checks, read_export
+
+    try:
+        checks = read_export(Path(args.file))
+    except ExportUnreadable as exc:
+        print(f"coalmine import-healthchecks: {exc}", file=sys.stderr)
+        return 1
+    client = _client(args)
+    outcomes = import_checks(client, checks, args.channel or [])
+    base = _service_url(args)
+    key = client.call("GET", "/api/v1/admin/ping-key")["ping_key"]
+    for outcome in outcomes:
+        if outcome["outcome"] == "created":
+            outcome["ping_url"] = f"{base}/ping/{outcome['token']}"
+            outcome["slug_url"] = f"{base}/ping/{key}/{outcome['slug']}"
+    if args.json:
+        print(json.dumps(outcomes))
+    else:
+        for o in outcomes:
+            if o["outcome"] == "created":
+                kept = " (its Healthchecks UUID)" if o["kept_uuid"] else " (a new token: update the job)"
+                print(f"created {o['name']}: {o['ping_url']}{kept}\n        or {o['slug_url']}")
+            else:
+                print(f"{o['outcome']} {o['name']}: {o['reason']}")
+        done = sum(o["outcome"] == "created" for o in outcomes)
+        print(f"{done} of {len(outcomes)} check(s) imported")
+    return 1 if any(o["outcome"] == "failed" for o in outcomes) else 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if getattr(args, "canary", None) and not args.canary.startswith("can_"):
+        # A name: the admin API knows its id.
+        canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
+        match = [c["id"] for c in canaries if c["name"] == args.canary]
+        if not match:
+            print(f"coalmine: no canary named {args.canary!r}", file=sys.stderr)
+            return 1
+        args.canary = match[0]
     path, params = query_request(args)
-    result = _client(args).call("GET", path, params=params)
+    result = client.call("GET", path, params=params)
     if args.json:
         print(json.dumps(result))
     else:
@@ -357,11 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     canaries_sub = canaries.add_subparsers(dest="canaries_command", required=True)
     create_canary = canaries_sub.add_parser("create", help="create a canary; prints its token")
     create_canary.add_argument("name")
-    create_canary.add_argument(
-        "--interval", type=duration, required=True, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
+    every_flags = create_canary.add_mutually_exclusive_group(required=True)
+    every_flags.add_argument(
+        "--interval", type=duration, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
     )
+    every_flags.add_argument("--schedule", help='a cron expression instead: "0 3 * * *" (5 or 6 fields)')
+    create_canary.add_argument("--tz", help="the schedule's IANA timezone, e.g. Europe/Paris (default UTC)")
     create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
     create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
+    from coalmine.canary_flags import add_threshold_flags
+
+    add_threshold_flags(create_canary)
     create_canary.add_argument(
         "--channel", action="append", help="a channel to alert (repeatable; `coalmine channels create`)"
     )
@@ -387,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--max-chunks", type=int, help=argparse.SUPPRESS)  # tests: interrupt
     client_flags(imports)
     imports.set_defaults(func=cmd_import)
+    hc = sub.add_parser("import-healthchecks", help="canaries from a Healthchecks API v3 checks export")
+    hc.add_argument("file", help="the JSON of GET /api/v3/checks/")
+    hc.add_argument("--channel", action="append", help="a channel for every imported canary (repeatable)")
+    client_flags(hc)
+    hc.set_defaults(func=cmd_import_healthchecks)
     add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
     add_channels_commands(sub, client_flags).set_defaults(func=lambda args: run_channels(args, _client(args)))
     return parser

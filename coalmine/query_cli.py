@@ -18,6 +18,7 @@ ROUTES = {
     "percentiles": "percentiles",
     "events": "events",
     "rejections": "rejections",
+    "runs": "canary_runs",
 }
 # argparse dest -> query parameter; absent flags are not sent (the API applies its defaults).
 PARAMETERS = {
@@ -30,6 +31,7 @@ PARAMETERS = {
     "limit": "limit",
     "levels": "q",
     "cursor": "cursor",
+    "canary": "canary_id",
 }
 
 
@@ -68,6 +70,8 @@ def add_query_commands(
     events.add_argument("--limit", type=int, help="events per page (default 100, at most 1000)")
     events.add_argument("--cursor", help="the next page, as printed at the end of the last one")
     command("rejections", "rejected requests per key and reason")
+    runs = command("runs", "a canary's runs (start to finish) and their durations", since="-7d")
+    runs.add_argument("canary", help="the canary's id (can_…) or name")
     return query
 
 
@@ -140,6 +144,23 @@ def _show_events(result: dict[str, Any]) -> None:
         print(f"more: --cursor {result['next_cursor']}")
 
 
+def _show_runs(result: dict[str, Any]) -> None:
+    summary = result["summary"]
+    print(
+        f"runs of {result['canary_id']}  {result['from']} → {result['to']}  {summary['runs']} finished,"
+        f" {summary['failed']} failed; p50 {_seconds(summary['p50_s'])}, p95 {_seconds(summary['p95_s'])},"
+        f" max {_seconds(summary['max_s'])}"
+    )
+    rows = [{**run, "duration": _seconds(run["duration_s"])} for run in result["runs"]]
+    print_table(rows, ["started_at", "ended_at", "duration", "outcome", "rid"])
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}s" if value < 60 else f"{int(value // 60)}m{value % 60:04.1f}s"
+
+
 def _show_rejections(result: dict[str, Any]) -> None:
     print(f"rejected requests {result['from']} → {result['to']}")
     print_table(result["rejections"], ["key_id", "reason", "requests", "events"])
@@ -152,6 +173,7 @@ SHOW: dict[str, Callable[[dict[str, Any]], None]] = {
     "percentiles": _show_percentiles,
     "events": _show_events,
     "rejections": _show_rejections,
+    "runs": _show_runs,
 }
 
 

@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The bulk lane's budget per key (POST /api/v1/events/bulk), shared by the API processes.
     bulk_rate_per_hour: int = 3_600_000
     bulk_burst: int = 1_000_000
+    # Healthchecks-compatible ping URLs (ingest_api/ping.py): the ping key of slug URLs
+    # (empty: derived from the admin token), and how much of a ping's body is kept as its
+    # message (Healthchecks' default; the rest is cut with a marker, never refused).
+    ping_key: str = ""
+    ping_body_max_bytes: int = 10_000
     # Client side: the ingest key `coalmine import` sends when neither --key nor --key-file
     # gives one (an environment variable keeps it out of the shell history and `ps`).
     ingest_key: str = ""
@@ -154,6 +159,11 @@ def load_settings(
         raise SettingsError(f"invalid setting: {exc}") from None
     if settings.admin_token and len(settings.admin_token) < 16:
         raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
+    if settings.ping_key and not (16 <= len(settings.ping_key) <= 30 and settings.ping_key.replace("-", "").replace("_", "").isalnum()):
+        # Not 32 characters nor a UUID: /ping/<x>/... would read it as a check-in token.
+        raise SettingsError("COALMINE_PING_KEY must be 16-30 URL-safe characters (A-Z a-z 0-9 - _)")
+    if not 0 <= settings.ping_body_max_bytes <= 100_000:
+        raise SettingsError("COALMINE_PING_BODY_MAX_BYTES must be between 0 and 100,000")
     if not 1 <= settings.api_workers <= 64:
         raise SettingsError("api_workers must be between 1 and 64")
     _check_digest_default(settings)

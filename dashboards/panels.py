@@ -226,7 +226,8 @@ CANARY_STATUS_SQL = f"""SELECT c.name AS canary,
     multiIf(
         c.paused, 'paused',
         f.last_status = 'down', 'down',
-        now() > greatest(toUnixTimestamp(k.last_checkin), c.created_at) + c.interval_s, 'late',
+        c.interval_s > 0  -- a cron canary (interval 0): its slots are the worker's to judge
+            AND now() > greatest(toUnixTimestamp(k.last_checkin), c.created_at) + c.interval_s, 'late',
         toUnixTimestamp64Milli(k.last_checkin) = 0, 'new',
         'up') AS status,
     if(toUnixTimestamp64Milli(k.last_checkin) = 0, NULL, k.last_checkin) AS last_checkin,
@@ -294,10 +295,31 @@ ORDER BY seconds DESC""",
     if(c.name = '', k.canary_id, c.name) AS canary, count() AS checkins
 FROM checkins AS k FINAL
 LEFT JOIN ({CANARY_DEFINITIONS_SQL}) AS c ON c.id = k.canary_id
-WHERE $__timeFilter(k.at) AND k.kind != 'start'
+WHERE $__timeFilter(k.at) AND k.kind NOT IN ('start', 'log')
 GROUP BY time, canary
 ORDER BY time, canary""",
             field_config=STACKED_BARS,
+        ),
+        Panel(
+            "Run durations",
+            "timeseries",
+            # processors/runs.py in SQL: a finish right after a start of the same run id (or
+            # of none) is that run's end. A start before the range is not seen.
+            f"""SELECT time, if(c.name = '', r.canary_id, c.name) AS canary, seconds
+FROM (
+    SELECT at AS time, canary_id, kind,
+        lagInFrame(kind) OVER run AS previous_kind,
+        dateDiff('millisecond', lagInFrame(at) OVER run, at) / 1000 AS seconds
+    FROM checkins FINAL
+    WHERE $__timeFilter(at) AND kind != 'log'
+    WINDOW run AS (PARTITION BY canary_id, rid ORDER BY at ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+) AS r
+LEFT JOIN ({CANARY_DEFINITIONS_SQL}) AS c ON c.id = r.canary_id
+WHERE r.kind IN ('success', 'fail') AND r.previous_kind = 'start'
+ORDER BY time""",
+            unit="s",
+            description="Each run from /start to its success or failure (`coalmine query runs`).",
+            field_config={"custom": {"drawStyle": "points", "pointSize": 6}},
         ),
         Panel(
             "Down and recovered per interval",

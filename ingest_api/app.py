@@ -30,6 +30,7 @@ from ingest_api import (
     checkin,
     ingest,
     openapi,
+    ping,
     query,
     routes_admin,
 )
@@ -243,6 +244,8 @@ def route_of(scope: asgi.Scope) -> str:
         return path
     if path.startswith(checkin.PREFIX):
         return checkin.PREFIX + "{token}"
+    if path.startswith(ping.PREFIX):
+        return ping.PREFIX + "{token}"  # or ping key and slug: never shown either
     route = scope.get("route")
     return getattr(route, "path", "unmatched")
 
@@ -265,6 +268,8 @@ class HotPathsFirst:
                 return bulk.handle(self.app.state.services, scope, receive, send)
             if path.startswith(checkin.PREFIX):
                 return checkin.handle(self.app.state.services, scope, receive, send)
+            if path.startswith(ping.PREFIX):
+                return ping.handle(self.app.state.services, scope, receive, send)
         return self.app(scope, receive, send)
 
 

@@ -3,10 +3,13 @@ like the key registry. Check-in tokens are looked up by their SHA-256, never kep
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import math
 import secrets
 
+from coalmine.settings import Settings
 from ingest_api.keys import URLSAFE_CHARS
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
 from schemas.control import ControlRecord, control_decoder
@@ -22,8 +25,34 @@ def generate_token() -> str:
 
 
 def could_be_token(token: str) -> bool:
-    """The shape generate_token gives: anything else is refused without a look at the log."""
-    return len(token) == TOKEN_CHARS and URLSAFE_CHARS.issuperset(token)
+    """The shape generate_token gives, or a UUID (a check imported from Healthchecks keeps its
+    ping UUID as its token): anything else is refused without a look at the log."""
+    if len(token) == TOKEN_CHARS:
+        return URLSAFE_CHARS.issuperset(token)
+    return is_uuid(token)
+
+
+def is_uuid(text: str) -> bool:
+    """A UUID as Healthchecks writes one: 36 characters, lowercase hex and four dashes."""
+    return (
+        len(text) == 36
+        and [len(part) for part in text.split("-")] == [8, 4, 4, 4, 12]
+        and _HEX_DASH.issuperset(text)
+    )
+
+
+_HEX_DASH = frozenset("0123456789abcdef-")
+
+
+PING_KEY_CHARS = 22  # as Healthchecks' ping keys
+
+
+def ping_key(settings: Settings) -> str:
+    """The service's ping key for /ping/<ping-key>/<slug> (ingest_api.ping)."""
+    if settings.ping_key:
+        return settings.ping_key
+    digest = hmac.new(settings.admin_token.encode(), b"coalmine ping key", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:PING_KEY_CHARS]
 
 
 def hash_token(token: str) -> str:

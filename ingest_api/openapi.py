@@ -75,7 +75,7 @@ QUERY_PARAMETERS: list[tuple[str, str]] = [
     ("cursor", "events: the previous page's `next_cursor`"),
     ("q", "percentiles: levels in [0, 1], comma-separated (default 0.5,0.95,0.99)"),
     ("key_id", "rejections: one key's"),
-    ("canary_id", "canary_history, canary_notifications: the canary"),
+    ("canary_id", "canary_history, canary_notifications, canary_runs: the canary"),
 ]
 
 
@@ -152,6 +152,51 @@ def checkin_paths() -> dict[str, Any]:
     return paths
 
 
+def _ping_operation(method: str, with_signal: bool) -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    parameters: list[dict[str, Any]] = [
+        {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "the canary's token (Healthchecks' check UUID), or the ping key before a slug"},
+        {"name": "rid", "in": "query", "required": False, "schema": {"type": "string", "format": "uuid"},
+         "description": "a run id tying a start to its finish"},
+    ]  # fmt: skip
+    if with_signal:
+        parameters.insert(1, {
+            "name": "signal", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "start, fail, log or an exit status 0-255; after a ping key, the slug",
+        })  # fmt: skip
+    operation: dict[str, Any] = {
+        "summary": f"Healthchecks-compatible ping ({method})",
+        "description": "ingest_api/ping.py: /ping/<token>[/start|/fail|/log|/<0-255>] and"
+        " /ping/<ping-key>/<slug>[/…] (`?create=1` creates the canary).",
+        "operationId": f"ping_{'signal_' if with_signal else ''}{method.lower()}",
+        "tags": ["check-ins"],
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "OK: recorded", "content": text},
+            "201": {"description": "Created: the canary of a slug, on its first ping with ?create=1", "content": text},
+            "400": {"description": "invalid url format (exit status over 255), invalid uuid format (rid)", "content": text},
+            "404": {"description": "not found", "content": text},
+            "409": {"description": "ambiguous slug", "content": text},
+            "503": {"description": "The log is unavailable; not recorded, retry", "content": text},
+        },
+    }
+    if method == "POST":
+        operation["requestBody"] = {
+            "required": False,
+            "description": "the message, any content type; its first ping_body_max_bytes are kept",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    return operation
+
+
+def ping_paths() -> dict[str, Any]:
+    return {
+        "/ping/{token}": {m.lower(): _ping_operation(m, False) for m in METHODS},
+        "/ping/{token}/{signal}": {m.lower(): _ping_operation(m, True) for m in METHODS},
+    }
+
+
 def install(app: FastAPI) -> None:
     """Make app.openapi() the complete document (built once, on first request)."""
 
@@ -160,6 +205,7 @@ def install(app: FastAPI) -> None:
             built = get_openapi(title=app.title, version=app.version, routes=app.routes)
             built.setdefault("components", {}).setdefault("schemas", {}).update(WIRE_SCHEMAS)
             built["paths"].update(checkin_paths())
+            built["paths"].update(ping_paths())
             app.openapi_schema = built
         return app.openapi_schema
 

@@ -30,6 +30,12 @@ async def canary_notifications(canary_id: str, request: Request) -> Response:
     )
 
 
+@router.get("/canaries/{canary_id}/runs")
+async def canary_runs(canary_id: str, request: Request) -> Response:
+    """A canary's runs, start to finish, with their durations (`from`, `to`)."""
+    return await _run(request, "canary_runs", {**request.query_params, "canary_id": canary_id})
+
+
 @router.get("/{name}", openapi_extra=query_route_openapi())
 async def run_named_query(
     request: Request, name: Annotated[str, Path(description=f"one of: {', '.join(QUERY_NAMES)}")]

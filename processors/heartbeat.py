@@ -8,6 +8,15 @@ not followed by a success or failure within `max_runtime` puts it down too
 whose id is derived from what caused it, so a flip computed twice (a replay after a worker
 crash) is recognisably the same flip downstream.
 
+A cron canary (its definition has `schedule`) is due at the first slot of its schedule after
+its period start or last check-in, instead of `interval` after it: a check-in before a slot
+does not count for it. With `start_margin`, a run must start within that margin after the
+slot ("not_started"), then only `max_runtime` bounds it. `failure_threshold` consecutive
+failures (a miss counts as one) put a canary down, `recovery_threshold` consecutive successes
+bring it back up, and with `failure_rate` so do `failures` of the last `runs` ("failure_rate");
+a miss below the threshold only moves the canary on to its next slot. `log` check-ins carry a
+message and change nothing.
+
 A canary over events (its definition has `events`) counts, instead of check-ins, the events
 of one name arriving in consecutive windows of `interval` from its creation. When a window
 has ended and `grace` has passed, it is judged: fewer than `min_count` events and the canary
@@ -22,6 +31,8 @@ import datetime as dt
 
 import msgspec
 
+from processors.abnormal import early_verdict, run_verdict
+from processors.schedule import next_slot
 from schemas.canaries import (
     CanaryDefined,
     CanaryDeleted,
@@ -36,7 +47,7 @@ from schemas.canaries import (
 )
 
 
-class CanaryState(msgspec.Struct):
+class CanaryState(msgspec.Struct, omit_defaults=True):  # compact: written per check-in
     """A canary's heartbeat state, as kept in the heartbeats table (msgspec JSON bytes)."""
 
     canary_id: str
@@ -47,6 +58,12 @@ class CanaryState(msgspec.Struct):
     last_checkin_at: float | None = None
     last_message: str = ""
     started_at: float | None = None  # a run in progress (/start not yet finished)
+    started_rid: str = ""  # its run id, if it gave one
+    failures: int = 0  # consecutive failures and misses
+    successes: int = 0  # consecutive successes
+    outcomes: list[bool] = []  # the last runs, True for a failure (with failure_rate only)
+    last_success_at: float | None = None
+    durations: list[float] = []  # of the last normal runs (with `abnormal` only)
     # Canaries over events: the window being counted, its count, and the count of events
     # that arrived for the windows after it before it was judged.
     window_start: float = 0.0
@@ -67,6 +84,8 @@ def next_due_at(state: CanaryState) -> float | None:
         return None
     if state.definition.events is not None:
         return state.window_start + state.definition.interval_s
+    if state.definition.schedule is not None:
+        return next_slot(state.definition.schedule, state.definition.timezone, period_base(state))
     return period_base(state) + state.definition.interval_s
 
 
@@ -77,7 +96,15 @@ def deadline(state: CanaryState) -> float | None:
         return None
     if d.events is not None:
         return state.window_start + d.interval_s + d.grace_s
-    due = period_base(state) + d.interval_s + d.grace_s
+    slot = next_due_at(state)
+    if slot is None:
+        return None  # a schedule with no slot left
+    if d.start_margin_s is not None:
+        if state.started_at is None:
+            return slot + d.start_margin_s
+        if d.max_runtime_s is not None:
+            return state.started_at + d.max_runtime_s
+    due = slot + d.grace_s
     if state.started_at is not None and d.max_runtime_s is not None:
         due = min(due, state.started_at + d.max_runtime_s)
     return due
@@ -134,6 +161,7 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
             state.period_start = record.changed_at
             state.status = "up" if state.last_checkin_at is not None else "new"
             state.started_at = None
+            state.failures, state.successes, state.outcomes = 0, 0, []
             _fresh_window(state, record.changed_at)
         return None
     if isinstance(record, CanaryDeleted):
@@ -204,24 +232,86 @@ def _judge_window(state: CanaryState, now: float) -> Flip | None:
 def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
     if state.definition is not None and state.definition.events is not None:
         return None  # a canary over events has no check-ins (the API gives it no token)
+    if checkin.kind == "log":
+        return None
     if checkin.message:
         state.last_message = checkin.message
     if checkin.kind == "start":
-        state.started_at = checkin.at
+        state.started_at, state.started_rid = checkin.at, checkin.rid
         return None
-    state.started_at = None
+    run_started = None
+    if not (checkin.rid and state.started_rid and checkin.rid != state.started_rid):
+        run_started = state.started_at
+        state.started_at, state.started_rid = None, ""  # else another run is still going
     state.last_checkin_at = max(state.last_checkin_at or 0.0, checkin.at)
-    if checkin.kind == "fail":
+    d = state.definition
+    abnormal = None
+    if checkin.kind == "success":
+        if d is not None and d.abnormal is not None:
+            abnormal = _abnormal(state, d, run_started, checkin.at)
+        state.last_success_at = max(state.last_success_at or 0.0, checkin.at)
+    if checkin.kind == "fail" or abnormal is not None:
+        if abnormal is not None:
+            state.last_message = abnormal[1]  # the alert says why
+        reason = _count_failure(state)
         if state.status == "down" or not _can_flip(state):
             state.status = "down" if _can_flip(state) else state.status
             return None
+        if reason is None:
+            return None  # below its thresholds: stays up
         state.status = "down"
-        return _flip(state, "down", "failed", checkin.at, checkin.id)
+        counted: FlipReason = abnormal[0] if abnormal is not None else "failed"
+        return _flip(state, "down", counted if reason == "count" else "failure_rate", checkin.at, checkin.id)
+    _count_success(state)
     if state.status == "down" and _can_flip(state):
+        if d is not None and state.successes < d.recovery_threshold:
+            return None
         state.status = "up"
+        state.outcomes = []  # recovered: a fresh window of runs
         return _flip(state, "up", "checkin", checkin.at, checkin.id)
     state.status = "up"
     return None
+
+
+def _abnormal(
+    state: CanaryState, d: CanaryDefined, run_started: float | None, at: float
+) -> tuple[FlipReason, str] | None:
+    """Whether a success is abnormal (processors.abnormal); a normal run's duration joins the
+    canary's history."""
+    assert d.abnormal is not None
+    early = early_verdict(d, state.last_success_at, at)
+    if early is not None:
+        return "too_early", early
+    if run_started is None:
+        return None
+    took = at - run_started
+    verdict = run_verdict(d.abnormal, state.durations, took)
+    if verdict is None:
+        state.durations = [*state.durations, took][-d.abnormal.history :]
+    return verdict
+
+
+def _count_success(state: CanaryState) -> None:
+    state.failures, state.successes = 0, state.successes + 1
+    _remember_outcome(state, False)
+
+
+def _count_failure(state: CanaryState) -> str | None:
+    """Count a failure or miss; "count" or "rate" if that puts the canary down, else None."""
+    state.failures, state.successes = state.failures + 1, 0
+    _remember_outcome(state, True)
+    d = state.definition
+    if d is None or state.failures >= d.failure_threshold:
+        return "count"
+    if d.failure_rate is not None and sum(state.outcomes) >= d.failure_rate.failures:
+        return "rate"
+    return None
+
+
+def _remember_outcome(state: CanaryState, failed: bool) -> None:
+    d = state.definition
+    if d is not None and d.failure_rate is not None:
+        state.outcomes = [*state.outcomes, failed][-d.failure_rate.runs :]
 
 
 def evaluate(state: CanaryState, now: float) -> Flip | None:
@@ -238,7 +328,23 @@ def evaluate(state: CanaryState, now: float) -> Flip | None:
         if state.started_at is not None and d.max_runtime_s is not None
         else None
     )
+    overran = runtime_due is not None and due == runtime_due
+    slot = next_due_at(state)
+    counted = _count_failure(state)
+    if counted is None:
+        # Below its thresholds: the miss is counted, and the canary is due at its next slot
+        # (an overrun run is given up on instead).
+        if overran:
+            state.started_at, state.started_rid = None, ""
+        elif slot is not None:
+            state.period_start = max(state.period_start, slot)
+        return None
     state.status = "down"
-    if runtime_due is not None and due == runtime_due:
-        return _flip(state, "down", "runtime_exceeded", now, f"rt{int(state.started_at * 1000)}")  # type: ignore[operator]
-    return _flip(state, "down", "missed", now, f"due{int(due * 1000)}")
+    if overran:
+        reason: FlipReason = "runtime_exceeded"
+        cause = f"rt{int(state.started_at * 1000)}"  # type: ignore[operator]
+    else:
+        not_started = d.start_margin_s is not None and state.started_at is None
+        reason = "not_started" if not_started else "missed"
+        cause = f"due{int(due * 1000)}"
+    return _flip(state, "down", "failure_rate" if counted == "rate" else reason, now, cause)

@@ -45,6 +45,11 @@ REASON_TEXT: dict[FlipReason, str] = {
     "checkin": "checked in again",
     "too_few_events": "received too few of its events",
     "events": "received its events again",
+    "not_started": "did not start within its start margin",
+    "failure_rate": "failed too many of its last runs",
+    "run_too_long": "ran far longer than its past runs",
+    "run_too_short": "ran far shorter than its past runs",
+    "too_early": "checked in too early for its schedule",
 }
 
 _json = msgspec.json.Encoder()

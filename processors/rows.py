@@ -215,7 +215,7 @@ def rejection_rows(record: Rejections) -> list[list[object]]:
     ]
 
 
-CHECKIN_COLUMNS = ("id", "canary_id", "kind", "at", "message")
+CHECKIN_COLUMNS = ("id", "canary_id", "kind", "at", "message", "rid")
 FLIP_COLUMNS = ("id", "canary_id", "canary_name", "status", "reason", "at")
 ATTEMPT_COLUMNS = ("flip_id", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
 CONTROL_COLUMNS = ("id", "kind", "record", "deleted", "version")
@@ -224,7 +224,7 @@ CONTROL_COLUMNS = ("id", "kind", "record", "deleted", "version")
 def checkin_rows(record: HeartbeatRecord) -> list[list[object]]:
     """Only check-ins are history; definitions and restorations on that topic are not."""
     return [
-        [c.id, c.canary_id, c.kind, _utc(c.at), c.message]
+        [c.id, c.canary_id, c.kind, _utc(c.at), c.message, c.rid]
         for c in unpacked(record)
         if isinstance(c, CheckIn)
     ]

@@ -4,10 +4,12 @@ canary's history: check-ins and status flips over a time range."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from processors.runs import Ping, durations, pair_runs
 from queries.params import QueryError, required, time_range
 from schemas.times import iso_or_none, iso_utc
 
@@ -28,7 +30,7 @@ GROUP BY canary_id
 """
 
 HISTORY_CHECKINS_SQL = """
-SELECT at, kind, message FROM checkins FINAL
+SELECT at, kind, message, rid FROM checkins FINAL
 WHERE canary_id = {canary_id:String}
   AND at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND at < fromUnixTimestamp64Milli({to_ms:Int64})
 ORDER BY at DESC
@@ -92,13 +94,67 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
     }
     checkins = client.query(HISTORY_CHECKINS_SQL, parameters={**bounds, "limit": limit}).result_rows
     flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
+    # A finish's run duration, from the starts within the same page (processors.runs).
+    pings = [Ping(_epoch(at) or 0.0, kind, rid) for at, kind, _msg, rid in reversed(checkins)]
+    took = {run["ended_at"]: run["duration_s"] for run in pair_runs(pings) if run["ended_at"] is not None}
     return {
         "canary_id": canary_id,
         "from": iso_utc(start.timestamp()),
         "to": iso_utc(end.timestamp()),
-        "checkins": [{"at": _iso(at), "kind": kind, "message": msg} for at, kind, msg in checkins],
+        "checkins": [
+            {"at": _iso(at), "kind": kind, "message": msg, "rid": rid or None, "duration_s": took.get(_epoch(at))}
+            for at, kind, msg, rid in checkins
+        ],
         "flips": [{"at": _iso(at), "status": st, "reason": reason} for at, st, reason in flips],
     }
+
+
+RUNS_SQL = """
+SELECT at, kind, rid FROM checkins FINAL
+WHERE canary_id = {canary_id:String} AND kind != 'log'
+  AND at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND at < fromUnixTimestamp64Milli({to_ms:Int64})
+ORDER BY at DESC
+LIMIT 10000
+"""
+
+
+def canary_runs(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+    """One canary's runs (a start and its finish, processors.runs) over a time range, oldest
+    first, with their durations' summary. Pairs whose start is before `from` are left out."""
+    canary_id = required(params, "canary_id")
+    start, end = time_range(params, now, default_from="-7d")
+    bounds = {
+        "canary_id": canary_id,
+        "from_ms": int(start.timestamp() * 1000),
+        "to_ms": int(end.timestamp() * 1000),
+    }
+    rows = client.query(RUNS_SQL, parameters=bounds).result_rows
+    runs = pair_runs([Ping(_epoch(at) or 0.0, kind, rid) for at, kind, rid in reversed(rows)])
+    took = sorted(durations(runs))
+    return {
+        "canary_id": canary_id,
+        "from": iso_utc(start.timestamp()),
+        "to": iso_utc(end.timestamp()),
+        "runs": [
+            {**run, "started_at": iso_utc(run["started_at"]), "ended_at": iso_or_none(run["ended_at"]),
+             "rid": run["rid"] or None}
+            for run in runs
+        ],  # fmt: skip
+        "summary": {
+            "runs": len(took),
+            "failed": sum(1 for r in runs if r["outcome"] == "fail"),
+            "p50_s": _quantile(took, 0.5),
+            "p95_s": _quantile(took, 0.95),
+            "max_s": took[-1] if took else None,
+        },
+    }
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    """The nearest-rank quantile of sorted values."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 NOTIFICATIONS_SQL = """

@@ -8,7 +8,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from queries.canaries import canary_facts, canary_history, canary_notifications
+from queries.canaries import canary_facts, canary_history, canary_notifications, canary_runs
 from queries.digest import digest_rows
 from queries.errors import errors
 from queries.events import events
@@ -32,6 +32,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "canary_facts": canary_facts,
     "canary_history": canary_history,
     "canary_notifications": canary_notifications,
+    "canary_runs": canary_runs,
     "digest_rows": digest_rows,
     "freshness": freshness,
     "ping": ping,
@@ -41,7 +42,7 @@ NAMED_QUERIES: dict[str, QueryFn] = {
 # canary facts, the digests' rows, the readiness ping): not an API, so not offered as one.
 PUBLIC_QUERIES = (
     "series", "top_names", "errors", "percentiles", "events", "rejections",
-    "canary_history", "canary_notifications", "freshness",
+    "canary_history", "canary_notifications", "canary_runs", "freshness",
 )  # fmt: skip
 # Other names a public query answers to over HTTP: the CLI's.
 QUERY_ALIASES = {"top": "top_names"}

@@ -3,6 +3,8 @@ bodies of the check-in and admin APIs and the records on the log (specs/checkin-
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Literal
 
 import msgspec
@@ -15,11 +17,16 @@ GRACE_MIN_S = 0
 GRACE_MAX_S = 365 * 86400
 MAX_CHANNELS_PER_CANARY = 20
 
-CheckinKind = Literal["success", "start", "fail"]
+# "log": a message that changes nothing (Healthchecks' /log).
+CheckinKind = Literal["success", "start", "fail", "log"]
 CanaryStatus = Literal["new", "up", "late", "down", "paused"]
-# Why a canary went down (or came back up).
-# Why a canary went down (or came back up); the last two are canaries over events.
-FlipReason = Literal["missed", "failed", "runtime_exceeded", "checkin", "too_few_events", "events"]
+# Why a canary went down (or came back up); "too_few_events" and "events" are canaries over
+# events; "not_started" is a run not started within its start margin; "failure_rate" is too
+# many failures among the last runs.
+FlipReason = Literal[
+    "missed", "failed", "runtime_exceeded", "checkin", "too_few_events", "events",
+    "not_started", "failure_rate", "run_too_long", "run_too_short", "too_early",
+]  # fmt: skip
 ChannelKind = Literal["webhook", "slack", "email"]
 
 IntervalSeconds = Annotated[int, msgspec.Meta(ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)]
@@ -72,6 +79,49 @@ class EventsExpected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_count: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)] = 1
 
 
+SCHEDULE_MAX_CHARS = 200
+SLUG_MAX_CHARS = 100
+ScheduleText = Annotated[str, msgspec.Meta(min_length=1, max_length=SCHEDULE_MAX_CHARS)]
+TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,100}$")]
+
+
+def slugify(name: str) -> str:
+    """A name as Healthchecks (Django's slugify) makes a slug of it: ASCII, lowercase, runs
+    of spaces and dashes as one dash, other punctuation dropped."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text.lower())
+    return re.sub(r"[-\s]+", "-", text).strip("-_")[:SLUG_MAX_CHARS]
+
+
+def slug_of(canary: CanaryDefined) -> str:
+    return canary.slug or slugify(canary.name)
+
+THRESHOLD_MAX = 1000
+FAILURE_WINDOW_MAX_RUNS = 1000
+Threshold = Annotated[int, msgspec.Meta(ge=1, le=THRESHOLD_MAX)]
+
+
+class FailureRate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Down when at least `failures` of the last `runs` runs failed (a miss counts as one)."""
+
+    failures: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)]
+    runs: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)]
+
+
+class AbnormalRuns(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Opt-in: a success is a failure when its run took more than `longer_than_p95_by` x the
+    p95 of the canary's last `history` runs, or less than their p5 / `shorter_than_p5_by`
+    (once `min_runs` are known), or (`too_early`) when it comes before the schedule's next
+    slot after the previous success (an interval canary: under half its interval)."""
+
+    longer_than_p95_by: Annotated[float, msgspec.Meta(gt=1, le=1000)] | None = None
+    shorter_than_p5_by: Annotated[float, msgspec.Meta(gt=1, le=1000)] | None = None
+    too_early: bool = False
+    min_runs: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)] = 10
+    history: Annotated[int, msgspec.Meta(ge=1, le=FAILURE_WINDOW_MAX_RUNS)] = 30
+
+
 # --- records on the log ----------------------------------------------------------------------
 class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field="type"):
     """A canary created or changed: its whole definition (later records replace earlier)."""
@@ -87,6 +137,18 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     max_runtime_s: int | None = None
     paused: bool = False
     events: EventsExpected | None = None  # None: a canary over check-ins
+    # A cron canary (processors.schedule): due at each slot of `schedule` in `timezone`
+    # instead of every `interval_s` (0 for such a canary).
+    schedule: str | None = None
+    timezone: str | None = None
+    # A run must start (/start) within this long after its slot; then only max_runtime_s
+    # bounds it. None: grace bounds both, as before.
+    start_margin_s: int | None = None
+    failure_threshold: int = 1  # consecutive failures or misses before down
+    recovery_threshold: int = 1  # consecutive successes before up again
+    failure_rate: FailureRate | None = None
+    slug: str | None = None  # for /ping/<ping-key>/<slug>; None: derived from the name
+    abnormal: AbnormalRuns | None = None
 
 
 class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field="type"):
@@ -107,7 +169,7 @@ class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_fie
 
 
 
-class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type"):
+class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type", omit_defaults=True):
     """One check-in. The API appends them in CheckIns groups; a lone one is read the same."""
 
     id: str  # UUIDv7 hex
@@ -115,6 +177,7 @@ class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type"):
     kind: CheckinKind
     at: float
     message: str = ""
+    rid: str = ""  # a run's id (Healthchecks' ?rid=): ties a start to its finish
 
 
 class CheckIns(msgspec.Struct, frozen=True, tag="checkins", tag_field="type"):

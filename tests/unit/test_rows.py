@@ -381,3 +381,29 @@ def test_ms_ticks_are_what_clickhouse_connect_makes_of_a_datetime() -> None:
         dt.datetime(2030, 2, 3, 4, 5, 6, 7_891),  # naive: local time, as clickhouse-connect
     ]
     assert [ms_ticks(m) for m in moments] == [column._datetime64_ticks(m) for m in moments]
+
+
+# --- canaries: definitions re-seeded from the control table, check-ins with run ids ----------
+def test_a_cron_canary_with_thresholds_survives_the_control_table_and_reseeding() -> None:
+    from processors.rows import checkin_rows, control_rows
+    from schemas.canaries import CanaryDefined, CheckIn, CheckIns, FailureRate
+    from schemas.control import control_decoder
+    from schemas.records import record_encoder
+
+    canary = CanaryDefined(
+        id="can_00000000000000ee", name="nightly", token_hash="0" * 64, interval_s=0, grace_s=60,
+        channels=["chn_a"], created_at=1.5, changed_at=2.5, max_runtime_s=600,
+        schedule="30 2 * * *", timezone="Europe/Paris", start_margin_s=120, failure_threshold=3,
+        recovery_threshold=2, failure_rate=FailureRate(failures=2, runs=5), slug="db-backup",
+    )  # fmt: skip
+    raw = record_encoder.encode(canary)
+    ((record_id, kind, text, deleted, version),) = control_rows(canary, raw)
+    assert (record_id, kind, deleted, version) == (canary.id, "canary", False, 2500)
+    # The store writes `text` back onto an empty log (processors.control_sink): every field.
+    assert control_decoder.decode(text.encode()) == canary
+
+    checkins = CheckIns([CheckIn("c1", canary.id, "start", 10.0, "", "run-1"), CheckIn("c2", canary.id, "log", 11.0, "hi")])
+    # Through the log's encoding, as the store reads it.
+    rows = checkin_rows(msgspec.json.decode(record_encoder.encode(checkins), type=CheckIns))
+    assert [row[-1] for row in rows] == ["run-1", ""]
+    assert [row[2] for row in rows] == ["start", "log"]
