@@ -19,7 +19,7 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 12, 28
 MAX_SERIES_CLASSES = 6
 # Bidirectional controls (U+202A-U+202E, U+2066-U+2069, LRM/RLM/ALM) in user text could make
 # a name read backwards or pull the text after it along: shown as visible code points instead.
-BIDI_CONTROLS = {cp: f"<U+{cp:04X}>" for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+BIDI_CONTROLS = {cp: f"[U+{cp:04X}]" for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
 @dataclass(frozen=True)
