@@ -247,8 +247,8 @@ async def admin_context(request: Request, who: Viewer, services: Services, **mor
         channels=[channel_view(c) for c in channels],
         channel_names={c.id: c.name for c in channels},
         routes=[route_view(r) for r in ordered(services.control.routes.values())],
-        rejections=rejected, created_key=None, created_channel=None, tested=None, error="",
-        **more,
+        rejections=rejected,
+        **{"created_key": None, "created_channel": None, "tested": None, "error": "", **more},
     )
 
 
