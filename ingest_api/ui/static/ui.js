@@ -3,7 +3,7 @@
 // the server does not answer, the header says the connection is lost until it answers again.
 (function () {
   "use strict";
-  var EVERY_MS = 3000;
+  var EVERY_MS = 2000;
   var live = document.querySelector("[data-live]");
   var banner = document.getElementById("connection");
   if (!live) { return; }
