@@ -31,10 +31,16 @@ GROUP BY at, type
 ORDER BY at
 """
 
+# Newest first within each canary, read in the table's order (canary_id, at); without FINAL,
+# which costs more than the whole read: a check-in stored twice (a replayed sink batch, before
+# the merge) would show as two cells of the strip until the merge.
 RECENT_CHECKINS_SQL = """
-SELECT canary_id, arraySlice(arrayReverseSort(x -> x.1, groupArray((at, kind, message))), 1, {per:UInt32})
-FROM checkins FINAL
-WHERE at >= fromUnixTimestamp64Milli({from_ms:Int64})
+SELECT canary_id, groupArray({per:UInt32})((at, kind, message))
+FROM (
+    SELECT canary_id, at, kind, message FROM checkins
+    WHERE at >= fromUnixTimestamp64Milli({from_ms:Int64})
+    ORDER BY canary_id, at DESC
+)
 GROUP BY canary_id
 """
 
@@ -91,8 +97,8 @@ def _epoch(moment: dt.datetime) -> float:
 
 
 def recent_checkins(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
-    """The last `per` (default 12) check-ins of every canary since `from` (default -7d)."""
-    start, _ = time_range(params, now, default_from="-7d")
+    """The last `per` (default 12) check-ins of every canary since `from` (default -3d)."""
+    start, _ = time_range(params, now, default_from="-3d")
     per = parse_limit(params, 12, 100, "per")
     rows = client.query(
         RECENT_CHECKINS_SQL, parameters={"from_ms": stored_range_ms(start, now)[0], "per": per}

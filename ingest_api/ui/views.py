@@ -13,6 +13,8 @@ RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 *
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 STATS = ("count", "value_sum", "value_avg")
 MAX_NAMES = 6
+PAGE_SIZE = 100  # canaries per page of the list
+STRIP_CELLS = 16  # check-ins in a row's strip
 MAX_POINTS = 400  # per series on a chart: more is not visible in 720 pixels
 # What a redirect after a form may announce: fixed texts only, never text from the URL.
 DONE_MESSAGES = {
@@ -57,9 +59,18 @@ def events_form(params: dict[str, str]) -> dict[str, Any]:
         "interval": params.get("interval") if params.get("interval") in INTERVALS else "auto",
         "stat": params.get("stat") if params.get("stat") in STATS else "count",
         "cursor": params.get("cursor", "")[:200],
+        "quantiles": params.get("quantiles") == "1",
         "intervals": ["auto", *INTERVALS],
         "stats": STATS,
     }
+
+
+def paged(items: Sequence[dict[str, Any]], raw_page: str) -> tuple[int, list[dict[str, Any]]]:
+    """(page number, its items) of PAGE_SIZE items a page; a bad or too large number is clamped."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    number = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 6 else 1
+    number = min(max(number, 1), pages)
+    return number, list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE])
 
 
 def epoch(iso: str) -> float:

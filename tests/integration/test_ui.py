@@ -17,7 +17,7 @@ from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.ui_client import csrf_of, signed_in
 
-PAGES = ("/", "/canaries", "/canaries/new", "/events", "/admin")
+PAGES = ("/", "/canaries", "/canaries/new", "/events", "/events/errors", "/admin")
 HOSTILE_NAMES = (
     "<script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',

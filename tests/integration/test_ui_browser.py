@@ -154,3 +154,6 @@ def test_a_new_key_sends_events_and_the_chart_changes(page: Any, stack: Stack) -
     assert min(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", series.get_attribute("d"))) < BASELINE_Y
     expect(page.locator("table").last).to_contain_text("39")
     shot(page, "events")
+    page.click("text=Errors")
+    expect(page.locator("h1")).to_have_text("Errors")
+    shot(page, "errors")

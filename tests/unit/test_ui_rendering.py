@@ -18,7 +18,7 @@ from ingest_api.ui.session import (
     sign_session,
     ui_secret,
 )
-from ingest_api.ui.views import chart_interval, events_form, run_durations, sorted_by_status, status_counts
+from ingest_api.ui.views import chart_interval, events_form, paged, run_durations, sorted_by_status, status_counts
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -141,6 +141,13 @@ def test_it_replaces_unknown_pickers_with_defaults() -> None:
     assert len(form["names"]) == 6
 
 
+def test_it_pages_the_canaries_and_clamps_the_page_number() -> None:
+    items = [{"n": i} for i in range(250)]
+    assert [len(paged(items, p)[1]) for p in ("1", "2", "3")] == [100, 100, 50]
+    assert paged(items, "99")[0] == 3 and paged(items, "-1")[0] == 1 and paged(items, "<x>")[0] == 1
+    assert paged([], "2") == (1, [])
+
+
 def test_it_measures_runs_from_start_to_the_next_outcome() -> None:
     checkins = [
         {"kind": "start", "at": "2026-01-01T00:00:00.000Z"},
@@ -185,7 +192,8 @@ def test_the_pages_escape_user_text(hostile: str) -> None:
     common = {"viewer": _Viewer(), "nav": "", "done": "", "now": time.time(), **render.PAGE_DEFAULTS}
     common["viewer"] = _Viewer()
     pages = {
-        "canaries.html": {"canaries": [_canary(hostile)], "counts": {"down": 1}, "strips": {"can_1": svg.strip(["fail"], [hostile])}},
+        "canaries.html": {"canaries": [_canary(hostile)], "counts": {"down": 1}, "strips": {"can_1": svg.strip(["fail"], [hostile])},
+                          "page": 2, "pages": 3, "total": 201, "first": 100},
         "canary.html": {
             "canary": _canary(hostile), "token": None, "ping_url": "http://h/checkin/<token>", "channel_names": {"chn_x": hostile},
             "history": {"checkins": [{"at": "2026-01-01T00:00:00.000Z", "kind": "success", "message": hostile}], "flips": []},
@@ -206,6 +214,10 @@ def test_the_pages_escape_user_text(hostile: str) -> None:
             "errors": {"errors": [{"name": hostile, "count": 1, "first_seen": None, "last_seen": None, "last_message": hostile, "new": True}]},
             "quantiles": None, "ranges": ["24h"],
             "newest": {"events": [{"ts": None, "type": "event", "message": hostile, "value": 1.0, "meta": {hostile: hostile}}], "next_cursor": hostile},
+        },
+        "errors.html": {
+            "form": events_form({}), "ranges": ["24h"],
+            "errors": {"errors": [{"name": hostile, "count": 1, "first_seen": None, "last_seen": None, "last_message": hostile, "new": True}]},
         },
         "canary_form.html": {"canary": None, "values": {"name": hostile}, "error": hostile, "channels": [{"id": "chn_x", "name": hostile, "kind": "slack"}]},
         "error.html": {"message": hostile},
