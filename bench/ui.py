@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             (f"events {top}, 30 d", f"/events?names={top}&range=30d"),
             (f"events {top}, 7 d, 15m", f"/events?names={top}&range=7d&interval=15m"),
             ("admin", "/admin"),
-            ("live statuses (every 2 s per open page)", "/ui/live"),
+            ("live statuses of 100 canaries (every 2 s a page)", "/ui/live?ids=" + ",".join(f"can_bench{i:07d}" for i in range(100))),
         ]
         print(f"\n{'page':44} {'median':>9} {'p95':>9}  {'bytes':>8}  target")
         missed = []

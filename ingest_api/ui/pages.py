@@ -63,6 +63,7 @@ def _context(request: Request, who: Viewer | None, title: str, nav: str, **more:
 # younger than this are shared, so ClickHouse sees at most one canary_facts query per second
 # however many pages are open. (bench/ui.py waits this long between runs: it measures misses.)
 CANARY_VIEWS_TTL_S = 1.0
+LIVE_MAX_IDS = 200
 _views_cache: dict[int, tuple[float, list[dict[str, Any]]]] = {}
 
 
@@ -289,12 +290,14 @@ async def admin_context(request: Request, who: Viewer, services: Services, **mor
 
 @router.get("/ui/live")
 async def live(request: Request) -> Response:
-    """The canaries' statuses for the pages' live updates (ui.js asks every few seconds)."""
+    """The canaries' statuses for the pages' live updates (ui.js asks every few seconds):
+    of the canaries in `ids` (comma-separated, those on the page), and the counts of all."""
     await viewer(request)
     services: Services = request.app.state.services
     views = await _canaries(services)
     if views is None:
         return render.json({"ok": False}, 503)
+    wanted = set(request.query_params.get("ids", "").split(",")[:LIVE_MAX_IDS])
     return render.json(
         {
             "ok": True,
@@ -307,6 +310,7 @@ async def live(request: Request) -> Response:
                     "next_due": render.ago(v["next_due_at"]) if v["next_due_at"] else "—",
                 }
                 for v in views
+                if v["id"] in wanted
             },
             "counts": status_counts(views),
         }

@@ -207,7 +207,8 @@ def test_every_page_escapes_hostile_names_messages_and_meta(stack: Stack, ingest
 def test_live_statuses_answer_json_for_a_session(stack: Stack) -> None:
     client = signed_in(stack, stack.settings.admin_token)
     created = stack.admin().post("/api/v1/admin/canaries", json={"name": unique("live"), "interval_seconds": 3600}).json()
-    state = client.get("/ui/live").json()
+    state = client.get("/ui/live", params={"ids": f"{created['id']},can_nope"}).json()
     assert state["ok"] and state["canaries"][created["id"]]["status"] == "new"
+    assert set(state["canaries"]) == {created["id"]}
     assert set(state["counts"]) >= {"down", "up", "new", "late", "paused"}
     stack.admin().delete(f"/api/v1/admin/canaries/{created['id']}")

@@ -115,9 +115,9 @@ def test_the_page_says_when_it_lost_the_connection(page: Any, stack: Stack) -> N
     page.goto(stack.url + "/canaries")
     banner = page.locator("#connection")
     expect(banner).to_be_hidden()
-    page.route("**/ui/live", lambda route: route.abort())
+    page.route("**/ui/live*", lambda route: route.abort())
     expect(banner).to_be_visible(timeout=DEADLINE_MS)
-    page.unroute("**/ui/live")
+    page.unroute("**/ui/live*")
     expect(banner).to_be_hidden(timeout=DEADLINE_MS)
     PROBLEMS[:] = [p for p in PROBLEMS if "ERR_FAILED" not in p]  # the aborted requests
 

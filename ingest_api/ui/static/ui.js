@@ -41,8 +41,15 @@
     document.body.setAttribute("data-connection", ok ? "ok" : "lost");
   }
 
+  function ids() {
+    var rows = document.querySelectorAll("[data-canary]");
+    var found = [];
+    for (var i = 0; i < rows.length; i++) { found.push(rows[i].getAttribute("data-canary")); }
+    return encodeURIComponent(found.join(","));
+  }
+
   function poll() {
-    fetch("/ui/live", { credentials: "same-origin", cache: "no-store", redirect: "error" })
+    fetch("/ui/live?ids=" + ids(), { credentials: "same-origin", cache: "no-store", redirect: "error" })
       .then(function (answer) {
         if (!answer.ok) { throw new Error("status " + answer.status); }
         return answer.json();
