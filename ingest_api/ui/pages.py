@@ -64,18 +64,23 @@ def _context(request: Request, who: Viewer | None, title: str, nav: str, **more:
 # however many pages are open. (bench/ui.py waits this long between runs: it measures misses.)
 CANARY_VIEWS_TTL_S = 1.0
 LIVE_MAX_IDS = 200
-_views_cache: dict[int, tuple[float, list[dict[str, Any]]]] = {}
+# A definition changed (created, edited, paused, deleted) is a new record object: the cache
+# is also keyed by their identities, so a change made a moment ago is never hidden.
+# (The cache holds the records themselves, so that no id of theirs is reused meanwhile.)
+_views_cache: dict[int, tuple[float, tuple[int, ...], tuple[Any, ...], list[dict[str, Any]]]] = {}
 
 
 async def _canaries(services: Services) -> list[dict[str, Any]] | None:
+    records = tuple(services.control.canaries.values())
+    definitions = tuple(map(id, records))
     cached = _views_cache.get(id(services))
-    if cached and time.monotonic() - cached[0] < CANARY_VIEWS_TTL_S:
-        return cached[1]
+    if cached and time.monotonic() - cached[0] < CANARY_VIEWS_TTL_S and cached[1] == definitions:
+        return cached[3]
     try:
         views = await canary_admin.canary_views(services)
     except QueryBackendUnavailable:
         return None
-    _views_cache[id(services)] = (time.monotonic(), views)
+    _views_cache[id(services)] = (time.monotonic(), definitions, records, views)
     return views
 
 
@@ -220,40 +225,51 @@ async def events_page(request: Request) -> Response:
     interval = chart_interval(range_s, form["interval"])
     window = {"from": f"-{form['range']}", "interval": str(interval)}
     top_query = run(services, "top_names", {"from": f"-{form['range']}", "limit": "15"})
-    if form["names"]:  # the chart need not wait for the top names
-        top, *series = await asyncio.gather(
-            top_query, *(run(services, "series", {**window, "name": n}) for n in form["names"])
-        )
+    if form["names"]:  # the chart and the newest events need not wait for the top names
         names = form["names"]
+        top, newest, quantiles, *series = await asyncio.gather(
+            top_query, _newest(services, form, names[0]), _quantiles(services, form, names[0]),
+            *(run(services, "series", {**window, "name": n}) for n in names),
+        )
     else:
         top = await top_query
         names = [n["name"] for n in (top or {}).get("names", [])[:3]]
-        series = await asyncio.gather(*(run(services, "series", {**window, "name": n}) for n in names))
+        newest, quantiles, *series = await asyncio.gather(
+            _newest(services, form, names[0] if names else ""),
+            _quantiles(services, form, names[0] if names else ""),
+            *(run(services, "series", {**window, "name": n}) for n in names),
+        )
     stat = form["stat"]
     chart = svg.line_chart(
         [svg.Series(n, series_points(s, stat)) for n, s in zip(names, series) if s is not None],
         f"{stat} per {render.duration(interval)}, last {form['range']}",
     )
-    quantiles = None
-    page_of = None
-    if names:
-        params = {"from": f"-{form['range']}", "name": names[0]}
-        newest_params = {**params, "limit": "25"}
-        if form["cursor"]:
-            newest_params["cursor"] = form["cursor"]
-        try:
-            page_of = await services.queries.run("events", newest_params)
-            # Exact quantiles read every value of the range from raw events: on request only.
-            if form["quantiles"]:
-                quantiles = await services.queries.run("percentiles", {**params, "q": "0.5,0.95,0.99"})
-        except (QueryError, QueryBackendUnavailable):
-            quantiles = page_of = None
     context = _context(
         request, who, "Events", "events",
         form=form, names=names, interval=interval, chart=chart, top=top,
-        quantiles=quantiles, newest=page_of, ranges=list(RANGES),
+        quantiles=quantiles, newest=newest, ranges=list(RANGES),
     )
     return render.page("events.html", context)
+
+
+async def _newest(services: Services, form: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A page of the name's newest events (None without a name, a bad cursor or ClickHouse)."""
+    if not name:
+        return None
+    params = {"from": f"-{form['range']}", "name": name, "limit": "25"}
+    if form["cursor"]:
+        params["cursor"] = form["cursor"]
+    try:
+        return await services.queries.run("events", params)
+    except (QueryError, QueryBackendUnavailable):
+        return None
+
+
+async def _quantiles(services: Services, form: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """Exact quantiles read every value of the range from raw events: on request only."""
+    if not name or not form["quantiles"]:
+        return None
+    return await run(services, "percentiles", {"from": f"-{form['range']}", "name": name, "q": "0.5,0.95,0.99"})
 
 
 @router.get("/events/errors")
