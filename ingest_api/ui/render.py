@@ -42,7 +42,7 @@ def ago(iso: str | None, now: float | None = None) -> str:
     if not iso:
         return "never"
     try:
-        moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+        moment = dt.datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return iso
     delta = (now if now is not None else time.time()) - moment
@@ -54,7 +54,7 @@ def duration(seconds: float | None) -> str:
     """Seconds as the largest fitting units: 45s, 5m, 1h30m, 2d."""
     if seconds is None:
         return "—"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             whole, rest = divmod(seconds, size)

@@ -124,7 +124,7 @@ def _path(points: Sequence[tuple[float, float] | None]) -> str:
             continue
         commands.append(f"{'L' if pen_down else 'M'}{point[0]:.1f},{point[1]:.1f}")
         if not pen_down:
-            commands.append(f"l0.01,0")  # a visible dot even when nothing follows
+            commands.append("l0.01,0")  # a visible dot even when nothing follows
         pen_down = True
     return " ".join(commands)
 

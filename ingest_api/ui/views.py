@@ -74,7 +74,7 @@ def paged(items: Sequence[dict[str, Any]], raw_page: str) -> tuple[int, list[dic
 
 
 def epoch(iso: str) -> float:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return dt.datetime.fromisoformat(iso).timestamp()
 
 
 def series_points(answer: dict[str, Any], stat: str) -> list[tuple[float, float | None]]:

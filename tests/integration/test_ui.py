@@ -4,7 +4,6 @@ their changes through the admin API."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from html.parser import HTMLParser
 

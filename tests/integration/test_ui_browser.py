@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest_api.ui import svg
 from tests.conftest import wait_for
 from tests.integration.browser import chromium_or_reason
-from ingest_api.ui import svg
 from tests.integration.harness import Stack
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

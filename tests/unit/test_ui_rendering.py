@@ -18,7 +18,14 @@ from ingest_api.ui.session import (
     sign_session,
     ui_secret,
 )
-from ingest_api.ui.views import chart_interval, events_form, paged, run_durations, sorted_by_status, status_counts
+from ingest_api.ui.views import (
+    chart_interval,
+    events_form,
+    paged,
+    run_durations,
+    sorted_by_status,
+    status_counts,
+)
 
 HOSTILE = [
     "<script>alert(1)</script>",
