@@ -31,6 +31,7 @@ from ingest_api.ui.views import (
     series_points,
     sorted_by_status,
     status_counts,
+    whole_hours,
 )
 from processors.routing import ordered
 from queries import QueryError
@@ -224,7 +225,7 @@ async def events_page(request: Request) -> Response:
     range_s = RANGES[form["range"]]
     interval = chart_interval(range_s, form["interval"])
     window = {"from": f"-{form['range']}", "interval": str(interval)}
-    top_query = run(services, "top_names", {"from": f"-{form['range']}", "limit": "15"})
+    top_query = run(services, "top_names", {**whole_hours(range_s, time.time()), "limit": "15"})
     if form["names"]:  # the chart and the newest events need not wait for the top names
         names = form["names"]
         top, newest, quantiles, *series = await asyncio.gather(

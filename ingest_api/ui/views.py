@@ -65,6 +65,17 @@ def events_form(params: dict[str, str]) -> dict[str, Any]:
     }
 
 
+HOUR_S = 3600
+
+
+def whole_hours(range_s: int, now: float) -> dict[str, str]:
+    """`from`/`to` of the range ending at the next whole hour: top_names then reads hour and
+    day rollups only, no raw events (bench/ui.py: 7 d ~190 -> ~80 ms, 30 d ~175 -> ~70 ms);
+    the current hour counts what has arrived so far."""
+    end = (int(now) // HOUR_S + 1) * HOUR_S
+    return {"from": str(end - range_s), "to": str(end)}
+
+
 def paged(items: Sequence[dict[str, Any]], raw_page: str) -> tuple[int, list[dict[str, Any]]]:
     """(page number, its items) of PAGE_SIZE items a page; a bad or too large number is clamped."""
     pages = max(1, -(-len(items) // PAGE_SIZE))

@@ -25,6 +25,7 @@ from ingest_api.ui.views import (
     run_durations,
     sorted_by_status,
     status_counts,
+    whole_hours,
 )
 
 HOSTILE = [
@@ -153,6 +154,11 @@ def test_it_pages_the_canaries_and_clamps_the_page_number() -> None:
     assert [len(paged(items, p)[1]) for p in ("1", "2", "3")] == [100, 100, 50]
     assert paged(items, "99")[0] == 3 and paged(items, "-1")[0] == 1 and paged(items, "<x>")[0] == 1
     assert paged([], "2") == (1, [])
+
+
+def test_top_names_cover_whole_hours_up_to_the_next_one() -> None:
+    assert whole_hours(86400, 7 * 3600 + 5) == {"from": str(8 * 3600 - 86400), "to": str(8 * 3600)}
+    assert whole_hours(3600, 7200) == {"from": "7200", "to": "10800"}
 
 
 def test_it_measures_runs_from_start_to_the_next_outcome() -> None:
