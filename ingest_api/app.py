@@ -33,6 +33,7 @@ from ingest_api import (
     ping,
     query,
     routes_admin,
+    ui,
 )
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
@@ -188,6 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
+    ui.install(app)  # the web UI at / (ingest_api.ui)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
