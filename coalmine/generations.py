@@ -109,6 +109,24 @@ def watch_as_worker(path: str, generation: int) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, look)
 
 
+# One step of a move (following the live topics, flushing the producer) gets this long; a move
+# that stalls is abandoned and tried again at the launcher's next signal (every 2 s).
+STEP_TIMEOUT_S = 10.0
+
+
+class MoveStalled(RuntimeError):
+    """A step of moving to a new generation did not finish in time."""
+
+
+async def step(what: str, awaitable: Awaitable[object], timeout_s: float = STEP_TIMEOUT_S) -> None:
+    """Await one step of a move, or raise MoveStalled saying which one stalled."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await awaitable
+    except TimeoutError:
+        raise MoveStalled(f"{what} took more than {timeout_s:.0f}s") from None
+
+
 def on_signal(path: str, move: Callable[[Generations], Awaitable[None]]) -> asyncio.Task[None]:
     """Run `move(state)` whenever the launcher signals a new state (and once now): one at a
     time, in order, the latest state read when each begins."""
@@ -125,7 +143,9 @@ def on_signal(path: str, move: Callable[[Generations], Awaitable[None]]) -> asyn
             state = read(path)
             try:
                 await move(state)
-            except Exception:  # the launcher waits for the acknowledgement, and signals again
+            except MoveStalled as exc:  # the launcher waits for the acknowledgement, and signals again
+                log.warning("moving to log generation %s: %s; trying again", state.stamp, exc)
+            except Exception:
                 log.exception("could not move to log generation %s", state.stamp)
 
     return asyncio.create_task(run(), name="log-generations")

@@ -412,12 +412,19 @@ def track_only(user: AIOKafkaProducer | AIOKafkaConsumer, generations: list[int]
         client.set_topics(kept)
 
 
+POSITION_KNOWN_S = 1.0
+
+
 async def refollow(follower: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
     """Follow these partitions from now on: the ones followed already from where they are,
     the new ones from their beginning (a rotation of the log adds or drops a generation)."""
-    kept = {tp: await follower.position(tp) for tp in follower.assignment() if tp in partitions}
-    if set(partitions) == set(kept):
+    if set(partitions) == follower.assignment():
         return
+    kept = {}
+    for tp in follower.assignment() & set(partitions):
+        with contextlib.suppress(TimeoutError):  # not known yet: read it from the beginning
+            async with asyncio.timeout(POSITION_KNOWN_S):
+                kept[tp] = await follower.position(tp)
     follower.assign(partitions)
     for tp in partitions:
         if tp in kept:

@@ -45,8 +45,11 @@ from schemas.control import control_decoder
 from schemas.records import key_record_decoder, rate_snapshot_decoder
 from schemas.topics import CARRIED_HEADER, Topic, carried, processors_group
 
-# What the worker reads: drained when its group has committed all of them.
-WORKER_INPUTS = (Topic.EVENTS, Topic.CONTROL, Topic.CHECKINS, Topic.FLIPS, Topic.ALERTS)
+# What the worker must have finished before it stops: its group has committed all of them.
+# Not the control topic: its records are carried into the new generation (the latest of each
+# id) and applied again there, idempotently; and Faust was seen never to commit a partition
+# that held only records written before the worker started (the carried ones) and got no more.
+WORKER_INPUTS = (Topic.EVENTS, Topic.CHECKINS, Topic.FLIPS, Topic.ALERTS)
 READ_TIMEOUT_S = 60.0
 CARRIED = [(CARRIED_HEADER, b"1")]
 

@@ -107,10 +107,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Append to the current generation from now on, and follow the live ones."""
         set_generation(state.current)
         handlers.update({t.name_in(g): apply for g in state.live for t, apply in appliers.items()})
-        await kafka.refollow(follower, [tp for t in FOLLOWED for tp in live_partitions(t, state)])
+        await generations.step(
+            "following the live topics",
+            kafka.refollow(follower, [tp for t in FOLLOWED for tp in live_partitions(t, state)]),
+        )
         services.keys_caught_up.wait_for(live_partitions(Topic.KEYS, state))
         services.control_caught_up.wait_for(live_partitions(Topic.CONTROL, state))
-        await producer.flush()  # nothing of this process is left on its way to the old one
+        # Nothing of this process is left on its way to the old generation.
+        await generations.step("flushing the producer", producer.flush())
         kafka.track_only(producer, state.live)
         kafka.track_only(offsets, state.live)
         generations.acknowledge(settings.generation_file, "api", state)
