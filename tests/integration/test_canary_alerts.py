@@ -212,3 +212,26 @@ def test_a_canary_over_events_goes_down_when_they_stop_and_up_when_they_return(
     up = receiver.wait_for_requests(2, 15)[1].json()
     assert (up["event"], up["reason"]) == ("canary.up", "events")
     assert stack.admin().delete(f"/api/v1/admin/canaries/{job['id']}").status_code == 200
+
+
+def test_a_worker_killed_before_writing_its_table_judges_the_last_check_in_after_restart(
+    own_stack: Stack, receiver: HttpReceiver
+) -> None:
+    # The heartbeats table is written behind (processors.heartbeats): a check-in the worker
+    # has applied may not be in its table yet when it dies. Its record was not acknowledged
+    # either, so the restarted worker reads it again; were it acknowledged first, the worker
+    # would resume from an older check-in and report a miss about it, earlier than due.
+    own_stack.start_all()
+    channel = webhook(own_stack, receiver)
+    job = canary(own_stack, [channel["id"]], interval_seconds=4)
+    checkin = own_stack.http()
+    for _ in range(4):  # one each 0.5 s: the last ones are in no table write yet
+        assert checkin.get(f"/checkin/{job['token']}").status_code == 200
+        time.sleep(0.5)
+    own_stack.kill("worker", signal.SIGKILL)
+    own_stack.start("worker")
+    (alert,) = receiver.wait_for_requests(1, 30)
+    assert (alert.json()["status"], alert.json()["reason"]) == ("down", "missed")
+    last = own_stack.admin().get(f"/api/v1/admin/canaries/{job['id']}").json()["last_checkin_at"]
+    assert alert.json()["last_checkin_at"] == last  # the last check-in, none before it
+    assert len(receiver.requests) == 1
