@@ -265,13 +265,7 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
     )
     if spec.events is not None and spec.max_runtime_seconds is not None:
         return error(400, "invalid canary: `max_runtime_seconds` needs check-ins, not `events`")
-    problem = definition_problem(record)
-    if problem:
-        return error(400, f"invalid canary: {problem}")
-    taken = slug_taken(services, record)
-    if taken:
-        return taken
-    failed = await append_control(services, record)
+    failed = await checked_append(services, record, "invalid canary")
     if failed:
         return failed
     view = canary_view(record, None, now)
@@ -279,6 +273,14 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         return json_response(201, view)  # no check-ins: its token is never shown
     paths = {"checkin_path": f"/checkin/{token}", "ping_path": f"/ping/{token}"}
     return json_response(201, {**view, "token": token, **paths})
+
+
+async def checked_append(services: Services, record: CanaryDefined, invalid: str) -> Response | None:
+    """Append a canary's definition once it is whole and its slug free; else the refusal."""
+    problem = definition_problem(record)
+    if problem:
+        return error(400, f"{invalid}: {problem}")
+    return slug_taken(services, record) or await append_control(services, record)
 
 
 async def canary_views(services: Services) -> list[dict[str, Any]]:
@@ -362,13 +364,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         return error(400, f"unknown channel(s): {', '.join(unknown)}")
     now = time.time()
     record = msgspec.structs.replace(canary, changed_at=max(now, canary.changed_at), **changes)
-    problem = definition_problem(record)
-    if problem:
-        return error(400, f"invalid change: {problem}")
-    taken = slug_taken(services, record)
-    if taken:
-        return taken
-    failed = await append_control(services, record)
+    failed = await checked_append(services, record, "invalid change")
     if failed:
         return failed
     try:

@@ -126,6 +126,19 @@ def _admin(up: Up) -> httpx.Client:
     )
 
 
+def key_and_channel(admin: httpx.Client, hook: HttpReceiver) -> tuple[str, str]:
+    """A key without a practical rate limit, and a webhook channel to the receiver's /alerts."""
+    key = admin.post(
+        "/api/v1/admin/keys",
+        json={"name": "load", "rate_per_minute": MAX_RATE_PER_MINUTE, "burst": MAX_BURST},
+    ).json()["key"]
+    channel = admin.post(
+        "/api/v1/admin/channels",
+        json={"name": "hook", "kind": "webhook", "url": hook.url("/alerts")},
+    ).json()["id"]
+    return key, channel
+
+
 def _kill_and_wait_for_restart(up: Up, role: str) -> None:
     victim = up.pids(role)[0]
     before = set(up.pids(role))
@@ -206,14 +219,7 @@ def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_not
         try:
             up.wait_ready()
             admin = _admin(up)
-            key = admin.post(
-                "/api/v1/admin/keys",
-                json={"name": "faults", "rate_per_minute": MAX_RATE_PER_MINUTE, "burst": MAX_BURST},
-            ).json()["key"]
-            channel = admin.post(
-                "/api/v1/admin/channels",
-                json={"name": "hook", "kind": "webhook", "url": hook.url("/alerts")},
-            ).json()["id"]
+            key, channel = key_and_channel(admin, hook)
             steady, silent = (
                 admin.post(
                     "/api/v1/admin/canaries",

@@ -17,7 +17,6 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
 from coalmine.broker import free_port
-from schemas.limits import MAX_BURST, MAX_RATE_PER_MINUTE
 from tests.conftest import wait_for
 from tests.integration.receivers import HttpReceiver
 from tests.integration.test_faults import (
@@ -30,6 +29,7 @@ from tests.integration.test_faults import (
     _stored_total,
     assert_canaries,
     assert_stored_and_rolled_up,
+    key_and_channel,
 )
 from tests.integration.up import Up
 
@@ -75,14 +75,7 @@ def test_rotations_under_load_with_kill_9_lose_double_and_forget_nothing(tmp_pat
         try:
             up.wait_ready()
             admin = _admin(up)
-            key = admin.post(
-                "/api/v1/admin/keys",
-                json={"name": "rotation", "rate_per_minute": MAX_RATE_PER_MINUTE, "burst": MAX_BURST},
-            ).json()["key"]
-            channel = admin.post(
-                "/api/v1/admin/channels",
-                json={"name": "hook", "kind": "webhook", "url": hook.url("/alerts")},
-            ).json()["id"]
+            key, channel = key_and_channel(admin, hook)
             # Errors alert every channel by default, once per quiet window (an hour).
             steady, silent = (
                 admin.post(
