@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from coalmine.settings import Settings
+from runtime.settings import Settings
 
 
 class ServiceError(RuntimeError):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 def describe(exc: BaseException) -> str | None:
     from coalmine.broker import BrokerMissing
-    from coalmine.clickhouse import ClickHouseUnavailable
+    from runtime.clickhouse_client import ClickHouseUnavailable
     from coalmine.client import ServiceError
     from coalmine.launcher import LaunchError
-    from coalmine.log import LogUnavailable
-    from coalmine.settings import SettingsError
+    from runtime.kafka_client import LogUnavailable
+    from runtime.settings import SettingsError
 
     known = (
         BrokerMissing,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coalmine.client import ServiceError
-from ingest_api.control import is_uuid
+from runtime.control_registry import is_uuid
 from schemas.canaries import slugify
 
 

@@ -26,15 +26,16 @@ from pathlib import Path
 
 import httpx
 
-from coalmine import generations, rotation
-from coalmine import log as kafka
+from coalmine import rotation
+from runtime import generations
+from runtime import kafka_client as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
-from coalmine.private import private_dir
+from runtime.private import private_dir
 from coalmine.running import UNCLEAN_STOP_WARNING, record_clean_stop, record_start
-from coalmine.settings import Settings
+from runtime.settings import Settings
 from coalmine.tls import check_server_tls, client_verify
-from processors.app import ready_path
-from processors.rollups import unrolled
+from processors.agents.app import ready_path
+from processors.agents.rollup_agent import unrolled
 from schemas.topics import set_generation
 
 BROKER_RESTART_WARNING = (

@@ -22,7 +22,7 @@ import msgspec
 from ingest_api.asgi import JSON, ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_prefix
 from ingest_api.group_append import AppendCancelled, GroupAppend
-from ingest_api.metrics import CHECKINS, count
+from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
     CHECKIN_MESSAGE_MAX_CHARS,

@@ -31,10 +31,10 @@ import time
 from urllib.parse import parse_qs
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks
-from ingest_api.canaries import append_control
-from ingest_api.control import could_be_token, generate_token, hash_token, is_uuid, ping_key
+from ingest_api.admin_canaries import append_control
+from runtime.control_registry import could_be_token, generate_token, hash_token, is_uuid, ping_key
 from ingest_api.group_append import AppendCancelled
-from ingest_api.metrics import CHECKINS, count
+from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import CHECKINS_PER_RECORD_MAX, CanaryDefined, CheckIn, CheckinKind, CheckIns, slug_of
 from schemas.ids import new_batch_id

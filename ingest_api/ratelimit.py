@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from processors.token_bucket import Bucket, Decision, Limit, debit, decide, full, refill
+from domain.token_bucket import Bucket, Decision, Limit, debit, decide, full, refill
 from schemas.records import RateSnapshot, rate_snapshot_decoder
 
 # Rebuilding the view replays this process's uncovered admissions; snapshots come ~20 times

@@ -137,7 +137,7 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     max_runtime_s: int | None = None
     paused: bool = False
     events: EventsExpected | None = None  # None: a canary over check-ins
-    # A cron canary (processors.schedule): due at each slot of `schedule` in `timezone`
+    # A cron canary (domain.schedule): due at each slot of `schedule` in `timezone`
     # instead of every `interval_s` (0 for such a canary).
     schedule: str | None = None
     timezone: str | None = None

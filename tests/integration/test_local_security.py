@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from coalmine.broker import free_port
-from coalmine.private import PRIVATE_DIR_MODE, PRIVATE_SOCKET_MODE
+from runtime.private import PRIVATE_DIR_MODE, PRIVATE_SOCKET_MODE
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.up import Up

@@ -1,4 +1,4 @@
-"""processors.digest: period ends in a timezone (DST included), which digests the rules ask
+"""domain.digest_plan: period ends in a timezone (DST included), which digests the rules ask
 for, and what a digest says from the rollup rows of its period."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from processors.digest import build, period_end_at_or_before, plans, previous_end
-from schemas.routes import DigestSchedule, RouteDefined
+from domain.digest_plan import build, period_end_at_or_before, plans, previous_end
+from schemas.routing import DigestSchedule, RouteDefined
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 

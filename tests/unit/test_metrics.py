@@ -7,7 +7,7 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ingest_api import metrics
+from runtime import metrics
 
 
 def samples(metric: Counter | Histogram, **labels: str) -> dict[str, float]:

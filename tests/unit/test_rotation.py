@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from coalmine import generations
+from runtime import generations
 from coalmine.rotation import (
     alerts_to_carry,
     changelog_in,
