@@ -17,7 +17,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from coalmine import __version__
+from runtime import __version__
 from runtime import generations
 from runtime import kafka_client as kafka
 from runtime.logging_setup import quiet_client_loggers
@@ -32,7 +32,8 @@ from ingest_api.bulk_budget import BulkBudget
 from runtime.catch_up import CatchUp
 from runtime.control_registry import ControlRegistry
 from runtime.key_registry import KeyRegistry
-from runtime.metrics import Observed, canary_metrics_text, flush_every, metrics_text
+from ingest_api.observed import Observed
+from runtime.metrics import canary_metrics_text, flush_every, metrics_text
 from runtime.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections

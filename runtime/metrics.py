@@ -1,4 +1,4 @@
-"""Prometheus metrics, request timing and request ids.
+"""Prometheus metrics of every process, and the per-request timings the API hands them.
 
 Every process of `coalmine up` (API processes, worker) writes its metrics into files of one
 directory (prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, set by the CLI
@@ -7,7 +7,7 @@ process answers for all of them. Labels never hold a key id, a token or a raw pa
 are templates (`/checkin/{token}`).
 
 The hot paths pay a few dict operations per request and no lock, syscall or file write:
-`count` and `Observed` add to plain dicts in this process, and `flush` (every FLUSH_EVERY_S
+`count` and `observe_request` (ingest_api.observed) add to plain dicts in this process, and `flush` (every FLUSH_EVERY_S
 from the API's lifespan, before each exposition and at shutdown) hands the sums to
 prometheus-client, whose multiprocess values take a lock, a getpid() and an mmap write per
 increment (three per request before: ~10 % of a check-in's API CPU). So another process's
@@ -18,12 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import itertools
 import os
-import re
-import secrets
-import time
-from collections.abc import Awaitable
 from typing import Any, get_args
 
 from prometheus_client import (
@@ -37,8 +32,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from runtime.logging_setup import request_id
-from ingest_api import asgi
 from schemas.canaries import CanaryStatus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -104,8 +97,6 @@ def canary_metrics_text(canaries: list[dict[str, Any]]) -> bytes:
     return generate_latest(registry)
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
 FLUSH_EVERY_S = 1.0
 # Increments and observations not yet handed to prometheus-client.
 _counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
@@ -167,61 +158,3 @@ def metrics_text() -> tuple[bytes, str]:
     from prometheus_client import REGISTRY
 
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-# New request ids: 16 hex digits, a random prefix of this process and a counter (unique
-# without a random draw or a clock read per request).
-_RID_PREFIX = secrets.token_hex(4)
-_rid_counter = itertools.count(secrets.randbits(20))
-
-
-def new_request_id() -> str:
-    return f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
-
-
-def incoming_request_id(scope: asgi.Scope) -> str:
-    """The client's X-Request-Id when it is short and plain, else a new one."""
-    given = asgi.header(scope, b"x-request-id")
-    if given is not None and _SAFE_ID.match(given):
-        return given
-    return new_request_id()
-
-
-_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
-
-
-class Observed:
-    """An ASGI app wrapped with a request id (in the log context and the response's
-    X-Request-Id header) and a latency observation per request. `route_of(scope)` names the
-    route template once the request is handled."""
-
-    def __init__(self, app: Any, route_of: Any) -> None:
-        self.app, self.route_of = app, route_of
-
-    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        rid = incoming_request_id(scope)
-        token = request_id.set(rid)
-        status = 500
-        header = (b"x-request-id", rid.encode())
-
-        def tagged(message: dict[str, Any]) -> Awaitable[None]:
-            # Not a coroutine of its own: `send`'s awaitable, returned (one frame less per send).
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
-            return send(message)
-
-        try:
-            await self.app(scope, receive, tagged)
-        finally:
-            observe_request(
-                self.route_of(scope),
-                scope["method"],
-                _STATUS_CLASS.get(status // 100) or f"{status // 100}xx",
-                time.perf_counter() - started,
-            )
-            request_id.reset(token)

@@ -252,3 +252,9 @@ class DeliveryAttempt(msgspec.Struct, frozen=True):
     at: float
     ok: bool
     detail: str = ""  # HTTP status or the error, never a secret
+
+
+# Built once, shared by the worker that reads these topics and the store that files them.
+heartbeat_decoder = msgspec.json.Decoder(HeartbeatRecord)  # type: ignore[arg-type]
+flip_decoder = msgspec.json.Decoder(Flip)
+attempt_decoder = msgspec.json.Decoder(DeliveryAttempt)

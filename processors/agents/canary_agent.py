@@ -39,7 +39,15 @@ from domain.canary_state import (
     state_decoder,
     state_encoder,
 )
-from schemas.canaries import CanaryDefined, CanaryDeleted, Flip, HeartbeatRecord, Tick, unpacked
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    Flip,
+    HeartbeatRecord,
+    Tick,
+    heartbeat_decoder,
+    unpacked,
+)
 from schemas.control import control_decoder
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
@@ -52,7 +60,6 @@ CHECK_EVERY_S = 0.25
 # them that long (and a margin) before a deadline, and keep them short until the alert is out.
 HURRY_LEAD_S = kafka.IDLE_WAIT_WORKER_MS / 1000 + 1.0
 HURRY_AFTER_S = 3.0
-heartbeat_decoder = msgspec.json.Decoder(HeartbeatRecord)  # type: ignore[arg-type]
 
 
 def canary_of(record: HeartbeatRecord) -> str:

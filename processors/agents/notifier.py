@@ -30,14 +30,12 @@ from domain.alert_texts import rendered
 from domain.notification_texts import Rendered, rendered_flip
 from runtime.notify_senders import deliver
 from schemas.alerts import alert_decoder
-from schemas.canaries import DeliveryAttempt, Flip
+from schemas.canaries import DeliveryAttempt, Flip, attempt_decoder, flip_decoder
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
-flip_decoder = msgspec.json.Decoder(Flip)
-attempt_decoder = msgspec.json.Decoder(DeliveryAttempt)
 BATCH_MAX_FLIPS = 500
 BATCH_WITHIN_S = 0.02
 MAX_CONCURRENT_DELIVERIES = 50

@@ -32,9 +32,7 @@ from runtime.private import OwnerOnlyProtocol, private_unix_socket
 from runtime.settings import Settings
 from processors.sinks.control_sink import reseed_control
 from processors.sinks.event_sink import EventSink
-from processors.agents.canary_agent import heartbeat_decoder
 from processors.sinks.key_sink import key_rows, reseed_keys
-from processors.agents.notifier import flip_decoder
 from processors.sinks.rollup_sink import RollupSink
 from domain.store_rows import (
     ATTEMPT_COLUMNS,
@@ -51,7 +49,7 @@ from domain.store_rows import (
 )
 from processors.sinks.topic_sink import ToRows, resume, sink_topic
 from queries import QueryError, run_query
-from schemas.canaries import DeliveryAttempt
+from schemas.canaries import attempt_decoder, flip_decoder, heartbeat_decoder
 from schemas.control import control_decoder
 from schemas.records import rejections_decoder
 from schemas.topics import Topic, set_generation
@@ -176,7 +174,6 @@ async def start_sinks(
         await resume(consumer)
         return consumer
 
-    attempt_decoder = msgspec.json.Decoder(DeliveryAttempt)
     # Low-volume topics: (consumer, table, columns, record -> rows, commit offsets?)
     small_sinks: list[tuple[AIOKafkaConsumer, str, tuple[str, ...], ToRows, bool]] = [
         (keys_consumer, "api_keys", KEY_COLUMNS, key_rows(), False),
