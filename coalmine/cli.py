@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command killed by SIGPIPE
     except Exception as exc:  # one line for the terminal, not a traceback
-        from coalmine.errors import describe
+        from schemas.errors import describe
 
         message = describe(exc)
         if message is None:

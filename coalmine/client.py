@@ -8,10 +8,7 @@ from typing import Any
 import httpx
 
 from runtime.settings import Settings
-
-
-class ServiceError(RuntimeError):
-    """The service refused or could not be reached; the message is for the terminal."""
+from schemas.errors import ServiceError
 
 
 def admin_token(settings: Settings) -> str:

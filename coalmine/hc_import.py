@@ -20,10 +20,7 @@ from typing import Any
 from coalmine.client import ServiceError
 from runtime.control_registry import is_uuid
 from schemas.canaries import slugify
-
-
-class ExportUnreadable(ValueError):
-    pass
+from schemas.errors import ExportUnreadable
 
 
 def read_export(path: Path) -> list[dict[str, Any]]:

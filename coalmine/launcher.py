@@ -37,16 +37,13 @@ from coalmine.tls import check_server_tls, client_verify
 from processors.agents.app import ready_path
 from processors.agents.rollup_agent import unrolled
 from schemas.topics import set_generation
+from schemas.errors import LaunchError, RotationAborted
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
     " before it died and not yet stored in ClickHouse are lost (see README, 'The embedded broker"
     " and its rotation')"
 )
-
-
-class LaunchError(RuntimeError):
-    """Why `coalmine up` could not start; printed as one line."""
 
 
 def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
@@ -250,10 +247,6 @@ ROTATION_CHECK_S = 5.0
 ROTATION_MIN_INTERVAL_S = 30.0
 ACK_RESEND_S = 2.0
 ROTATION_WAIT_LOG_S = 10.0
-
-
-class RotationAborted(RuntimeError):
-    """The log a rotation was moving went away (the broker restarted): nothing to finish."""
 
 
 @dataclass

@@ -15,12 +15,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
+from schemas.errors import BadSchedule
 
 DEFAULT_TIMEZONE = "UTC"
-
-
-class BadSchedule(ValueError):
-    pass
 
 
 @lru_cache(maxsize=1)

@@ -23,10 +23,7 @@ from schemas.limits import (
 from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope
 from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
-
-
-class AdminDenied(Exception):
-    pass
+from schemas.errors import AdminDenied
 
 
 async def admin_services(request: Request) -> Services:

@@ -35,6 +35,7 @@ from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
+from schemas.errors import BadCheckin
 
 PREFIX = "/checkin/"
 # A form or JSON body is parsed only up to this size; a raw body's message is its beginning.
@@ -56,10 +57,6 @@ _ACCEPTED = ("accepted",)
 
 
 UNSET = msgspec.UNSET
-
-
-class BadCheckin(ValueError):
-    pass
 
 
 class _JsonBody(msgspec.Struct):

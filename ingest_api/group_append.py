@@ -19,6 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+from schemas.errors import AppendCancelled
 
 T = TypeVar("T")
 
@@ -46,10 +47,6 @@ class _Group(Generic[T]):
                 waiter.set_exception(exc)
                 # Its caller may go before it looks: mark the outcome as seen anyway.
                 waiter.add_done_callback(_seen)
-
-
-class AppendCancelled(RuntimeError):
-    """The service is stopping: a group that was not appended is not acknowledged."""
 
 
 def _seen(future: asyncio.Future[None]) -> None:

@@ -26,14 +26,11 @@ from ingest_api.rejections import RejectionCounter
 from schemas.canaries import CanaryDefined, CheckIn
 from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic, generation_of, position
+from schemas.errors import AppendFailed
 
 
 # Longer than the quiet spell after which a store's reader starts to rest (runtime.kafka_client).
 STORE_NUDGE_AFTER_S = 1.0
-
-
-class AppendFailed(RuntimeError):
-    """The log did not acknowledge a record in time: the client gets a 503, never a 202."""
 
 
 @dataclass

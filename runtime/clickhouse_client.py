@@ -12,14 +12,11 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from runtime.settings import Settings
+from schemas.errors import ClickHouseUnavailable
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "migrations"
-
-
-class ClickHouseUnavailable(RuntimeError):
-    """ClickHouse could not be reached (or, for chDB, opened) in time."""
 
 
 def connect(settings: Settings) -> Client:

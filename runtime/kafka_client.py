@@ -19,13 +19,10 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
 from schemas.topics import Topic, generation_of
+from schemas.errors import LogUnavailable
 
 log = logging.getLogger(__name__)
 
-
-
-class LogUnavailable(RuntimeError):
-    """The broker could not be reached in time."""
 
 
 # Pacing. On an idle log a broker holds each fetch for its wait. The embedded broker polls

@@ -13,10 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from runtime.settings import Settings, SettingsError
 from queries import QueryError, run_query
-
-
-class QueryBackendUnavailable(RuntimeError):
-    pass
+from schemas.errors import QueryBackendUnavailable
 
 
 class QueryBackend(Protocol):

@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from schemas.errors import SettingsError
 
 ENV_PREFIX = "COALMINE_"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or unsafe; the message names it."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

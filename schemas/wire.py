@@ -25,6 +25,7 @@ from schemas.limits import (
     META_MAX_BYTES,
     NAME_MAX_CHARS,
 )
+from schemas.errors import InvalidBatch
 
 EventType = Literal["event", "error"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_CHARS)]
@@ -45,10 +46,6 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
 
 class IngestRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_BATCH)]
-
-
-class InvalidBatch(ValueError):
-    """The first problem found in a request body, worded for the client."""
 
 
 # Times outside these bounds are client bugs, not history; ClickHouse could not store them.
