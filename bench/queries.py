@@ -40,7 +40,7 @@ from queries import run_query
 
 # Name k (0-based) is drawn log-uniformly: P(k) ~ 1/(k+1), like word frequencies.
 SEED_SQL = """
-INSERT INTO events
+INSERT INTO events (event_id, key_id, type, name, message, value, meta, ts, received_at, _partition, _offset)
 SELECT
     generateUUIDv4(number) AS event_id,
     concat('key_', toString(name_index % 5)) AS key_id,

@@ -22,7 +22,7 @@ from runtime import generations
 from runtime import kafka_client as kafka
 from runtime.logging_setup import quiet_client_loggers
 from runtime.settings import Settings, SettingsError
-from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query
+from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query, ui
 from ingest_api import admin_keys as admin
 from ingest_api import admin_canaries as canaries
 from ingest_api import admin_channels as channels
@@ -182,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
+    ui.install(app)  # the web UI at / (ingest_api.ui)
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

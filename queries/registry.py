@@ -13,6 +13,7 @@ from queries.digest import digest_rows
 from queries.errors import errors
 from queries.events import events
 from queries.freshness import freshness
+from queries.overview import recent_checkins, recent_flips, totals
 from queries.params import QueryError
 from queries.percentiles import percentiles
 from queries.ping import ping
@@ -36,6 +37,10 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "digest_rows": digest_rows,
     "freshness": freshness,
     "ping": ping,
+    # The web UI's (ingest_api.ui): overview totals, check-in strips, recent flips.
+    "totals": totals,
+    "recent_checkins": recent_checkins,
+    "recent_flips": recent_flips,
 }
 
 # What GET /api/v1/query/<name> serves. The others are the services' own (the admin API's
