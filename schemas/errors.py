@@ -19,7 +19,10 @@
     │   ├── BadCheckin               400 on /checkin: a message the API cannot take
     │   ├── BadSchedule              400 on the admin API: a schedule or time zone
     │   ├── QueryError               400 on the query API and CLI: a parameter
-    │   └── AdminDenied              401 on the admin API
+    │   ├── AdminDenied              401 on the admin API
+    │   ├── SignInNeeded             web UI: no valid session, a redirect to sign in
+    │   ├── AdminNeeded              web UI: 403, a read-only session asked for admin
+    │   └── CsrfRefused              web UI: 403, a form without its session's CSRF token
     ├── DependencyDown           a request cannot be served now: 503, never a 202
     │   ├── AppendFailed             the log did not acknowledge an append in time
     │   └── QueryBackendUnavailable  ClickHouse (through the store) did not answer
@@ -120,6 +123,18 @@ class QueryError(RequestRefused, ValueError):
 
 class AdminDenied(RequestRefused):
     """No valid admin token: 401."""
+
+
+class SignInNeeded(RequestRefused):
+    """No valid session: the handler answers with a redirect to the sign-in page."""
+
+
+class AdminNeeded(RequestRefused):
+    """A read-only session asked for an admin page or action (403)."""
+
+
+class CsrfRefused(RequestRefused):
+    """A form without its session's CSRF token (403)."""
 
 
 # --- a dependency -------------------------------------------------------------------------
