@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sys
-from typing import Any
 
 from runtime.private import SERVICE_UMASK
 from coalmine import __version__

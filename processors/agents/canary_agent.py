@@ -51,6 +51,7 @@ from schemas.canaries import (
 from schemas.control import control_decoder
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,8 @@ def canary_of(record: HeartbeatRecord) -> str:
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    def topic(t: Topic) -> faust.TopicT:
-        return app.topic(t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions)
-
-    control, checkins, flips = topic(Topic.CONTROL), topic(Topic.CHECKINS), topic(Topic.FLIPS)
+    control, checkins = log_topic(app, Topic.CONTROL), log_topic(app, Topic.CHECKINS)
+    flips = log_topic(app, Topic.FLIPS)
     states = app.Table(
         "heartbeats",
         partitions=Topic.CHECKINS.partitions,

@@ -35,6 +35,7 @@ from queries import QueryError
 from schemas.alerts import Digest, alert_decoder
 from schemas.records import record_encoder
 from schemas.routing import DigestSchedule
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,7 @@ def clock(settings: Settings) -> Callable[[], float]:
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    alerts = app.topic(
-        Topic.ALERTS.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
-    )
+    alerts = log_topic(app, Topic.ALERTS)
     control = ControlRegistry()
     ready = asyncio.Event()
     sent_until: dict[str, float] = {}  # plan key -> the end of its last digest

@@ -39,6 +39,7 @@ from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.rollups import RollupBatch, RollupEvent
 from schemas.routing import DigestSchedule, RouteDefined
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,7 @@ class ErrorRouter:
     is the opening of a window), so a restarted worker does not alert again."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
-        def topic(t: Topic) -> faust.TopicT:
-            return app.topic(t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions)
-
-        self.alerts, self.checkins = topic(Topic.ALERTS), topic(Topic.CHECKINS)
+        self.alerts, self.checkins = log_topic(app, Topic.ALERTS), log_topic(app, Topic.CHECKINS)
         self.opened: dict[str, float] = {}  # window key -> when the alert that opened it fired
         self.control = ControlRegistry()
         self.ready = asyncio.Event()

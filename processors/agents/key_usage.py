@@ -15,6 +15,7 @@ import faust
 from runtime.settings import Settings
 
 from schemas.records import KeyUsed, batch_origin_decoder, record_encoder
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ class UsageFold:
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    events = app.topic(
-        Topic.EVENTS.topic_name, value_serializer="raw", partitions=Topic.EVENTS.partitions
-    )
-    keys = app.topic(Topic.KEYS.topic_name, value_serializer="raw", partitions=Topic.KEYS.partitions)
+    events = log_topic(app, Topic.EVENTS)
+    keys = log_topic(app, Topic.KEYS)
     fold = UsageFold()
 
     @app.agent(events, name="key_usage")

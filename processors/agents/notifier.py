@@ -30,8 +30,9 @@ from domain.alert_texts import rendered
 from domain.notification_texts import Rendered, rendered_flip
 from runtime.notify_senders import deliver
 from schemas.alerts import alert_decoder
-from schemas.canaries import DeliveryAttempt, Flip, attempt_decoder, flip_decoder
+from schemas.canaries import DeliveryAttempt, attempt_decoder, flip_decoder
 from schemas.records import record_encoder
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,9 @@ MAX_CONCURRENT_DELIVERIES = 50
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    flips = app.topic(
-        Topic.FLIPS.topic_name, key_serializer="raw", value_serializer="raw", partitions=Topic.FLIPS.partitions
-    )
-    deliveries = app.topic(
-        Topic.DELIVERIES.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
-    )
-    alerts = app.topic(
-        Topic.ALERTS.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
-    )
+    flips = log_topic(app, Topic.FLIPS)
+    deliveries = log_topic(app, Topic.DELIVERIES)
+    alerts = log_topic(app, Topic.ALERTS)
     control = ControlRegistry()
     sent: set[tuple[str, str]] = set()  # (flip id, channel id) with a recorded attempt
     ready = asyncio.Event()

@@ -22,6 +22,7 @@ from processors.agents.batching import take_batches
 
 from domain.token_bucket import Bucket, Limit, debit, full
 from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
+from processors.agents.topics import log_topic
 from schemas.topics import Topic, position
 
 log = logging.getLogger(__name__)
@@ -81,15 +82,8 @@ def forget_idle_origins(state: KeyLevel, now: float) -> None:
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    events = app.topic(
-        Topic.EVENTS.topic_name,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=Topic.EVENTS.partitions,
-    )
-    snapshots = app.topic(
-        Topic.RATELIMIT.topic_name, key_serializer="raw", value_serializer="raw", partitions=1
-    )
+    events = log_topic(app, Topic.EVENTS)
+    snapshots = log_topic(app, Topic.RATELIMIT)
     # Keyed by the raw key id, partitioned like the events topic (murmur2 of the same bytes).
     levels = app.Table(
         "ratelimit-levels",

@@ -34,6 +34,7 @@ from schemas.rollups import (
     delta_head_decoder,
     rollup_batch_decoder,
 )
+from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,7 @@ async def unrolled(bootstrap: str, timeout_s: float = 10.0) -> int:
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    def topic(t: Topic) -> faust.TopicT:
-        return app.topic(
-            t.topic_name, key_serializer="raw", value_serializer="raw", partitions=t.partitions
-        )
-
-    events, rollups = topic(Topic.EVENTS), topic(Topic.ROLLUPS)
+    events, rollups = log_topic(app, Topic.EVENTS), log_topic(app, Topic.ROLLUPS)
     router = ErrorRouter(app, settings)  # reads the same records: one subscriber, one decode
 
     async def read_progress(partitions: set[int]) -> dict[int, int | None]:
