@@ -41,8 +41,8 @@ from schemas.errors import LaunchError, RotationAborted
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
-    " before it died and not yet stored in ClickHouse are lost (see README, 'The embedded broker"
-    " and its rotation')"
+    " before it died and not yet stored in ClickHouse are lost (see docs/reliability.md, 'The"
+    " embedded broker and its rotation')"
 )
 
 

@@ -1,7 +1,7 @@
 """Which routing rule decides for an event: pure, no I/O (rules in, decision out).
 
 Rules are tried by (priority, created_at); the first whose type, key and name glob match wins.
-When none matches, the defaults of the README apply: an error alerts at once on the first
+When none matches, the defaults apply (docs/routing.md): an error alerts at once on the first
 occurrence of its name (per key) within an hour, and later occurrences go to the daily digest;
 an event goes to the daily digest. Defaults send to every channel.
 """

@@ -7,7 +7,7 @@ trip per group instead of per item, which is what lets check-ins reach thousands
 the per-record costs (the producer, the broker, every consumer's decode and Faust's per-event
 work) dominate a check-in's cost, its own bytes do not. The spacing bounds the records per
 second a partition gets from one process, which matters on the embedded broker: its fetch cost
-grows with the number of records a partition holds (see the README).
+grows with the number of records a partition holds (see docs/benchmarks.md).
 
 Every caller waits for its group's acknowledgement and shares its fate: all in a group are
 acknowledged, or all get the append's error.

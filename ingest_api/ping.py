@@ -5,7 +5,7 @@ host. HEAD, GET or POST:
     /ping/<ping-key>/<slug>[/start|/fail|/log|/<0-255>]             [?rid=<uuid>][&create=1]
 
 Healthchecks' check UUID maps to the canary's check-in token: the same secret as
-/checkin/<token> (which stays exactly as specs/checkin-api.txt says, beside these). A canary
+/checkin/<token> (which stays exactly as the check-in contract says, beside these). A canary
 created here has a generated token; one imported from Healthchecks (`coalmine
 import-healthchecks`) keeps its ping UUID as its token, so its URLs stay the same. The ping
 key is one per service (its "project"): COALMINE_PING_KEY, else derived from the admin token

@@ -2,7 +2,7 @@
 
 uvicorn's main loop wakes every 0.1 s to refresh the Date header and to see whether it should
 exit: ten wake-ups a second in every API process and in the store's query socket, on a
-service that should cost nothing while nothing happens (README, "Idle cost"). This one ticks
+service that should cost nothing while nothing happens (docs/benchmarks.md, "Idle cost"). This one ticks
 once a second (the Date header has one-second resolution anyway) and wakes at once when told
 to exit.
 """

@@ -73,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     url: str = ""
     # Consumers pause their partitions while the log is idle, instead of holding a fetch: for
     # a broker that burns CPU while it holds one and answers it only when its wait ends (the
-    # embedded Tansu; README, "Idle cost"). `coalmine up` turns it on when it starts that
+    # embedded Tansu; docs/benchmarks.md, "Idle cost"). `coalmine up` turns it on when it starts that
     # broker; a Kafka or Redpanda answers a held fetch as soon as records arrive, so off.
     fetch_rests: bool = False
     # Rotate the embedded broker's log (coalmine.rotation) once the broker holds this many MB

@@ -1,5 +1,5 @@
 """Canaries, check-ins, status flips, notification channels and delivery attempts: the wire
-bodies of the check-in and admin APIs and the records on the log (specs/checkin-api.txt)."""
+bodies of the check-in and admin APIs and the records on the log (docs/checkins.md)."""
 
 from __future__ import annotations
 

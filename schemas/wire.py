@@ -1,6 +1,6 @@
-"""The ingest API's request body (specs/ingest-api.txt), decoded by msgspec straight from bytes.
+"""The ingest API's request body (docs/ingest.md), decoded by msgspec straight from bytes.
 
-Decisions where the spec is silent (also in the README):
+Decisions where the spec is silent (also in docs/ingest.md):
 - unknown fields, top-level or per event, are refused with 400: a typo such as `vaule` would
   otherwise drop data silently;
 - `value` must be a finite JSON number; `true`/`false` are not numbers;

@@ -1,7 +1,7 @@
 """The Faust application that hosts the stream processors ; one module per agent, each
 with a `register(app, settings)` function, listed in AGENT_MODULES.
 
-Settings from ARCHITECTURE.md: at_least_once (exactly_once is unreliable in Faust: sinks are
+Settings measured on this broker: at_least_once (exactly_once is unreliable in Faust: sinks are
 idempotent instead) and short rebalance timings, without which a worker waits ~30 s to join.
 """
 
