@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import faust
@@ -29,12 +29,12 @@ from runtime import kafka_client as kafka
 from runtime.settings import Settings
 from runtime.control_registry import ControlRegistry
 from runtime.query_backend import QueryBackendUnavailable, query_backend_for
-from domain.digest_plan import build, period_end_at_or_before, plans, previous_end
+from domain.digest_plan import DigestPlan, build, period_end_at_or_before, plans, previous_end
 from domain.routing_rules import ordered
 from queries import QueryError
 from schemas.alerts import Digest, alert_decoder
 from schemas.records import record_encoder
-from schemas.routing import DigestSchedule
+from schemas.routing import DigestSchedule, RouteDefined
 from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
@@ -60,23 +60,53 @@ def clock(settings: Settings) -> Callable[[], float]:
     return now
 
 
-def register(app: faust.App, settings: Settings) -> None:
-    alerts = log_topic(app, Topic.ALERTS)
-    control = ControlRegistry()
-    ready = asyncio.Event()
-    sent_until: dict[str, float] = {}  # plan key -> the end of its last digest
-    default = DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
-    now = clock(settings)
-    backend = None
+class DigestTimer:
+    """The digest timer's state and its pure step: when each plan's last digest ended (read
+    back from the alerts topic at start, so a restart sends no digest twice), and which
+    periods are due now."""
 
-    def remember(value: bytes) -> None:
+    def __init__(self, default: DigestSchedule) -> None:
+        self.default = default
+        self.sent_until: dict[str, float] = {}  # plan key -> the end of its last digest
+
+    def remember(self, value: bytes) -> None:
+        """An alerts topic record: a digest sent (or carried over by a log rotation)."""
         try:
             record = alert_decoder.decode(value)
         except msgspec.MsgspecError:
             return
         if isinstance(record, Digest):
             key = record.id.split(":")[1]
-            sent_until[key] = max(sent_until.get(key, 0.0), record.end)
+            self.sent_until[key] = max(self.sent_until.get(key, 0.0), record.end)
+
+    def due(
+        self, rules: Iterable[RouteDefined], settled: float
+    ) -> list[tuple[DigestPlan, float, float]]:
+        """(plan, start, end) of each period that ended by `settled` and was not sent. A plan
+        seen for the first time is not due: its first digest is the next period (after a
+        downtime too, only the latest period is sent, not every one missed)."""
+        due = []
+        for plan in plans(rules, self.default):
+            end = period_end_at_or_before(plan.schedule, settled)
+            last = self.sent_until.get(plan.key)
+            if last is None:
+                self.sent_until[plan.key] = end
+            elif end > last:
+                due.append((plan, previous_end(plan.schedule, end), end))
+        return due
+
+    def sent(self, plan: DigestPlan, end: float) -> None:
+        self.sent_until[plan.key] = end
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    alerts = log_topic(app, Topic.ALERTS)
+    control = ControlRegistry()
+    ready = asyncio.Event()
+    default = DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
+    timer = DigestTimer(default)
+    now = clock(settings)
+    backend = None
 
     @app.task
     async def follow_routes_and_digests() -> None:
@@ -86,7 +116,7 @@ def register(app: faust.App, settings: Settings) -> None:
         sent = await kafka.start_follower(bootstrap, Topic.ALERTS, Topic.CARRIED)
         try:
             await kafka.read_to_end(routes, control.apply_bytes, "control", timeout)
-            await kafka.read_to_end(sent, remember, "alerts", timeout)
+            await kafka.read_to_end(sent, timer.remember, "alerts", timeout)
             await sent.stop()
             ready.set()
             await kafka.follow(routes, control.apply_bytes, "control")
@@ -104,16 +134,7 @@ def register(app: faust.App, settings: Settings) -> None:
         if backend is None:
             backend = query_backend_for(settings)
         rules = ordered(control.routes.values())
-        settled = now() - DIGEST_SETTLE_S
-        for plan in plans(rules, default):
-            end = period_end_at_or_before(plan.schedule, settled)
-            last = sent_until.get(plan.key)
-            if last is None:
-                sent_until[plan.key] = end  # first seen: its first digest is the next period
-                continue
-            if end <= last:
-                continue
-            start = previous_end(plan.schedule, end)
+        for plan, start, end in timer.due(rules, now() - DIGEST_SETTLE_S):
             params = {
                 "from": str(start),
                 "to": str(end),
@@ -129,4 +150,4 @@ def register(app: faust.App, settings: Settings) -> None:
                 delivery = await alerts.send(key=digest.id.encode(), value=record_encoder.encode(digest))
                 await delivery
                 log.info("digests: %s (%d names, %d errors)", digest.id, len(digest.lines), len(digest.errors))
-            sent_until[plan.key] = end
+            timer.sent(plan, end)

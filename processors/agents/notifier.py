@@ -42,18 +42,47 @@ BATCH_WITHIN_S = 0.02
 MAX_CONCURRENT_DELIVERIES = 50
 
 
+class Deliveries:
+    """What the notifier agents know, without I/O: the channels (from the control topic) and
+    the (notice, channel) pairs that have a recorded attempt, so each is sent once."""
+
+    def __init__(self, control: ControlRegistry | None = None) -> None:
+        self.control = control or ControlRegistry()
+        self.sent: set[tuple[str, str]] = set()  # (notice id, channel id)
+
+    def remember_attempt(self, value: bytes) -> None:
+        """A deliveries topic record: that pair was tried (at start, or by another worker)."""
+        attempt = attempt_decoder.decode(value)
+        self.sent.add((attempt.flip_id, attempt.channel_id))
+
+    def claim(self, notice_id: str, channel_id: str) -> bool:
+        """Whether the pair is still to be sent; once claimed, it is not again."""
+        key = (notice_id, channel_id)
+        if key in self.sent:
+            return False
+        self.sent.add(key)
+        return True
+
+    def alert_notices(self, value: bytes) -> list[tuple[Rendered, str]]:
+        alert = alert_decoder.decode(value)
+        notice = rendered(alert)
+        # No channels: a default route, which goes to every channel there is.
+        return [(notice, channel) for channel in alert.channels or sorted(self.control.channels)]
+
+    def flip_notices(self, value: bytes) -> list[tuple[Rendered, str]]:
+        flip = flip_decoder.decode(value)
+        notice = rendered_flip(flip)
+        return [(notice, channel) for channel in flip.channels]
+
+
 def register(app: faust.App, settings: Settings) -> None:
     flips = log_topic(app, Topic.FLIPS)
     deliveries = log_topic(app, Topic.DELIVERIES)
     alerts = log_topic(app, Topic.ALERTS)
-    control = ControlRegistry()
-    sent: set[tuple[str, str]] = set()  # (flip id, channel id) with a recorded attempt
+    known = Deliveries()
+    control = known.control
     ready = asyncio.Event()
     channels_caught_up: list[CatchUp] = []  # once the follower runs
-
-    def remember_attempt(value: bytes) -> None:
-        attempt = attempt_decoder.decode(value)
-        sent.add((attempt.flip_id, attempt.channel_id))
 
     @app.task
     async def follow_channels_and_deliveries() -> None:
@@ -64,7 +93,7 @@ def register(app: faust.App, settings: Settings) -> None:
         await offsets.start()
         try:
             await kafka.read_to_end(channels, control.apply_bytes, "control", timeout)
-            await kafka.read_to_end(deliveries_log, remember_attempt, "deliveries", timeout)
+            await kafka.read_to_end(deliveries_log, known.remember_attempt, "deliveries", timeout)
             await deliveries_log.stop()
             # A flip may name a channel created a moment ago, while the follower rests on a
             # quiet log (runtime.kafka_client, "Pacing"): read to the end first.
@@ -76,10 +105,8 @@ def register(app: faust.App, settings: Settings) -> None:
             await offsets.stop()
 
     async def send(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
-        key = (notice.id, channel_id)
-        if key in sent:
+        if not known.claim(notice.id, channel_id):
             return
-        sent.add(key)
         channel = control.channels.get(channel_id)
         if channel is None and channels_caught_up and await channels_caught_up[0].wait():
             channel = control.channels.get(channel_id)
@@ -120,21 +147,10 @@ def register(app: faust.App, settings: Settings) -> None:
                     deliveries.extend(limited(notice, channel, http) for notice, channel in pairs)
                 await asyncio.gather(*deliveries)
 
-    def alert_notices(value: bytes) -> list[tuple[Rendered, str]]:
-        alert = alert_decoder.decode(value)
-        notice = rendered(alert)
-        # No channels: a default route, which goes to every channel there is.
-        return [(notice, channel) for channel in alert.channels or sorted(control.channels)]
-
-    def flip_notices(value: bytes) -> list[tuple[Rendered, str]]:
-        flip = flip_decoder.decode(value)
-        notice = rendered_flip(flip)
-        return [(notice, channel) for channel in flip.channels]
-
     @app.agent(alerts, name="alert_notifier")
     async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
-        await deliver_batches(stream, "alert_notifier", alert_notices)
+        await deliver_batches(stream, "alert_notifier", known.alert_notices)
 
     @app.agent(flips, name="notifier")
     async def notifier(stream: faust.StreamT[bytes]) -> None:
-        await deliver_batches(stream, "notifier", flip_notices)
+        await deliver_batches(stream, "notifier", known.flip_notices)
