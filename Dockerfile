@@ -11,6 +11,8 @@ COPY pyproject.toml README.md* ./
 COPY coalmine ./coalmine
 COPY ingest_api ./ingest_api
 COPY processors ./processors
+COPY domain ./domain
+COPY runtime ./runtime
 COPY schemas ./schemas
 COPY queries ./queries
 RUN pip wheel --no-deps --wheel-dir /wheels .

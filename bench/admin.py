@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Admin requests: how long does each take, now that every one first reads the keys' and
-canaries' topics to the log's end (ingest_api/catch_up.py)?
+canaries' topics to the log's end (runtime/catch_up.py)?
 
     python bench/admin.py [--requests 50] [--api-workers 1]
 

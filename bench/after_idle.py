@@ -5,7 +5,7 @@ takes to be visible in the query API (stored in ClickHouse).
     python bench/after_idle.py [--quiet 15] [--rounds 3]
 
 Starts `coalmine up` (bench/ingest.py's Service). On the embedded default the store's readers
-rest while the log is idle (README, "Idle cost"); the first append after a quiet spell nudges
+rest while the log is idle (docs/benchmarks.md, "Idle cost"); the first append after a quiet spell nudges
 the store, and this shows that storage does not wait for a rest to run out.
 """
 

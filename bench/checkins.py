@@ -136,7 +136,7 @@ def main() -> int:
     parser.add_argument("--canaries", type=int, default=500)
     parser.add_argument("--delay-canaries", type=int, default=200)
     # A longer interval leaves the service idle until the deadlines: the worker's fetches
-    # must be hurried in time (coalmine.log, "Pacing").
+    # must be hurried in time (runtime.kafka_client, "Pacing").
     parser.add_argument("--delay-interval", type=int, default=2)
     parser.add_argument("--delay-schedule", help='cron canaries instead, e.g. "*/5 * * * * *"')
     parser.add_argument("--api-workers", type=int, default=2)

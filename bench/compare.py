@@ -28,7 +28,7 @@ run of the same round) as an honest noise figure. Exit status 1 if any run faile
 fewer events or check-ins than were acknowledged.
 
 Figures only mean something as ratios within one run: this machine's speed varies by day
-(see ARCHITECTURE.md), and other people's processes share its cores (each bench prints them).
+(see docs/benchmarks.md), and other people's processes share its cores (each bench prints them).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest import machine, percentile
 
-from coalmine.clickhouse import connect, migrate
-from coalmine.settings import load_settings
+from runtime.clickhouse_client import connect, migrate
+from runtime.settings import load_settings
 from queries import run_query
 
 # Name k (0-based) is drawn log-uniformly: P(k) ~ 1/(k+1), like word frequencies.

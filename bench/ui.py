@@ -33,8 +33,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from coalmine.broker import free_port
-from coalmine.clickhouse import connect, migrate
-from coalmine.settings import load_settings
+from runtime.clickhouse_client import connect, migrate
+from runtime.settings import load_settings
 from ingest_api.ui.pages import CANARY_VIEWS_TTL_S
 from schemas.canaries import CanaryDefined
 from schemas.records import record_encoder

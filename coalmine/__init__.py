@@ -1,3 +1,5 @@
 """Coalmine: know when jobs and apps go quiet or go wrong."""
 
-__version__ = "0.1.0"
+from runtime import __version__
+
+__all__ = ["__version__"]

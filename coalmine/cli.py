@@ -9,15 +9,14 @@ import json
 import logging
 import os
 import sys
-from typing import Any
 
-from coalmine.private import SERVICE_UMASK
+from runtime.private import SERVICE_UMASK
 from coalmine import __version__
 from coalmine.channels_cli import add_channels_commands, run_channels
 from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
-from coalmine.routes_cli import add_routes_commands, run_routes
-from coalmine.settings import Settings, SettingsError, address_in_environment, load_settings
+from coalmine.routing_cli import add_routes_commands, run_routes
+from runtime.settings import Settings, SettingsError, address_in_environment, load_settings
 from coalmine.terminal import print_table as _print_table
 
 # Commands that run (part of) the service log at INFO; client commands print only results.
@@ -69,7 +68,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from coalmine.http_server import QuietServer
+    from runtime.http_server import QuietServer
     from coalmine.tls import check_server_tls
     from ingest_api.app import serve
     from ingest_api.linger import LingeringHttpProtocol
@@ -97,7 +96,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from processors.app import run_worker
+    from processors.agents.app import run_worker
 
     sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
     run_worker(_settings(args))
@@ -105,7 +104,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from coalmine.store import serve_store
+    from processors.sinks.store import serve_store
 
     try:
         asyncio.run(serve_store(_settings(args)))
@@ -115,7 +114,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from coalmine.clickhouse import connect, migrate
+    from runtime.clickhouse_client import connect, migrate
 
     applied = migrate(connect(_settings(args)))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
@@ -123,7 +122,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_create_topics(args: argparse.Namespace) -> int:
-    from coalmine.log import create_topics, wait_for_broker
+    from runtime.kafka_client import create_topics, wait_for_broker
 
     settings = _settings(args)
     if not settings.kafka_bootstrap:
@@ -460,7 +459,7 @@ def _join_time_flags(argv: list[str]) -> list[str]:
 
 
 def use_metrics_dir(settings: Settings) -> None:
-    """Every process of one service writes its metrics into one directory (ingest_api.metrics);
+    """Every process of one service writes its metrics into one directory (runtime.metrics);
     prometheus-client reads the variable when first imported, which is after this."""
     directory = settings.metrics_path.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -469,7 +468,7 @@ def use_metrics_dir(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_time_flags(sys.argv[1:] if argv is None else argv))
-    from coalmine.logs import configure
+    from runtime.logging_setup import configure
 
     try:
         settings = _settings(args)
@@ -490,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command killed by SIGPIPE
     except Exception as exc:  # one line for the terminal, not a traceback
-        from coalmine.errors import describe
+        from schemas.errors import describe
 
         message = describe(exc)
         if message is None:

@@ -7,11 +7,8 @@ from typing import Any
 
 import httpx
 
-from coalmine.settings import Settings
-
-
-class ServiceError(RuntimeError):
-    """The service refused or could not be reached; the message is for the terminal."""
+from runtime.settings import Settings
+from schemas.errors import ServiceError
 
 
 def admin_token(settings: Settings) -> str:

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from coalmine.client import ServiceError
-from ingest_api.control import is_uuid
+from runtime.control_registry import is_uuid
 from schemas.canaries import slugify
-
-
-class ExportUnreadable(ValueError):
-    pass
+from schemas.errors import ExportUnreadable
 
 
 def read_export(path: Path) -> list[dict[str, Any]]:

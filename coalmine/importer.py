@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from schemas.wire import Event
+from schemas.errors import ImportFailed
 
 BULK_PATH = "/api/v1/events/bulk"
 DEFAULT_CHUNK_LINES = 10_000
@@ -41,10 +42,6 @@ BAR_WIDTH = 24
 SHOWN_REJECTIONS = 5
 TRANSPORT_RETRIES, TRANSPORT_RETRY_S = 30, 2.0  # a server restarting, not one gone for good
 STATE_SUFFIX = ".coalmine-import"
-
-
-class ImportFailed(RuntimeError):
-    """The import cannot go on (unreadable file, refused key, a server error)."""
 
 
 # --- reading, pure --------------------------------------------------------------------------

@@ -26,26 +26,24 @@ from pathlib import Path
 
 import httpx
 
-from coalmine import generations, rotation
-from coalmine import log as kafka
+from coalmine import rotation
+from runtime import generations
+from runtime import kafka_client as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
-from coalmine.private import private_dir
+from runtime.private import private_dir
 from coalmine.running import UNCLEAN_STOP_WARNING, record_clean_stop, record_start
-from coalmine.settings import Settings
+from runtime.settings import Settings
 from coalmine.tls import check_server_tls, client_verify
-from processors.app import ready_path
-from processors.rollups import unrolled
+from processors.agents.app import ready_path
+from processors.agents.rollup_agent import unrolled
 from schemas.topics import set_generation
+from schemas.errors import LaunchError, RotationAborted
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
-    " before it died and not yet stored in ClickHouse are lost (see README, 'The embedded broker"
-    " and its rotation')"
+    " before it died and not yet stored in ClickHouse are lost (see docs/reliability.md, 'The"
+    " embedded broker and its rotation')"
 )
-
-
-class LaunchError(RuntimeError):
-    """Why `coalmine up` could not start; printed as one line."""
 
 
 def ensure_admin_token(settings: Settings) -> tuple[str, Path | None]:
@@ -249,10 +247,6 @@ ROTATION_CHECK_S = 5.0
 ROTATION_MIN_INTERVAL_S = 30.0
 ACK_RESEND_S = 2.0
 ROTATION_WAIT_LOG_S = 10.0
-
-
-class RotationAborted(RuntimeError):
-    """The log a rotation was moving went away (the broker restarted): nothing to finish."""
 
 
 @dataclass

@@ -39,7 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from coalmine import log as kafka
+from runtime import kafka_client as kafka
 from schemas.alerts import Digest, ErrorAlert, alert_decoder
 from schemas.control import control_decoder
 from schemas.records import key_record_decoder, rate_snapshot_decoder
@@ -157,7 +157,7 @@ async def read_all(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicParti
 
 
 async def _highwaters(probe: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """From fetch answers: the embedded broker's ListOffsets(latest) reads low (coalmine.log)."""
+    """From fetch answers: the embedded broker's ListOffsets(latest) reads low (runtime.kafka_client)."""
     probe.assign(tps)
     await probe.seek_to_end()
     loop = asyncio.get_running_loop()

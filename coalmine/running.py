@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from coalmine.settings import Settings
+from runtime.settings import Settings
 
 UNCLEAN_STOP_WARNING = (
     "the last `coalmine up` on this data dir did not stop cleanly (kill -9, a crash, a power"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from coalmine.settings import Settings, SettingsError
+from runtime.settings import Settings, SettingsError
 
 CERT = "COALMINE_TLS_CERT (--tls-cert)"
 KEY = "COALMINE_TLS_KEY (--tls-key)"

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import re
 
+from schemas.errors import UnboundParameter
+
 PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
 
 # The range parameters every named query shares.
 RANGE = {"from_ms": "${__from}", "to_ms": "${__to}"}
-
-
-class UnboundParameter(ValueError):
-    """A named query has a parameter the panel did not say how to fill."""
 
 
 def bind(sql: str, **values: str) -> str:

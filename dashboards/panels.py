@@ -303,7 +303,7 @@ ORDER BY time, canary""",
         Panel(
             "Run durations",
             "timeseries",
-            # processors/runs.py in SQL: a finish right after a start of the same run id (or
+            # domain/runs.py in SQL: a finish right after a start of the same run id (or
             # of none) is that run's end. A start before the range is not seen.
             f"""SELECT time, if(c.name = '', r.canary_id, c.name) AS canary, seconds
 FROM (

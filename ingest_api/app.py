@@ -17,31 +17,24 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from coalmine import __version__, generations
-from coalmine import log as kafka
-from coalmine.logs import quiet_client_loggers
-from coalmine.settings import Settings, SettingsError
-from ingest_api import (
-    admin,
-    asgi,
-    bulk,
-    canaries,
-    channels,
-    checkin,
-    ingest,
-    openapi,
-    ping,
-    query,
-    routes_admin,
-    ui,
-)
+from runtime import __version__
+from runtime import generations
+from runtime import kafka_client as kafka
+from runtime.logging_setup import quiet_client_loggers
+from runtime.settings import Settings, SettingsError
+from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query, ui
+from ingest_api import admin_keys as admin
+from ingest_api import admin_canaries as canaries
+from ingest_api import admin_channels as channels
+from ingest_api import admin_routing as routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
-from ingest_api.catch_up import CatchUp
-from ingest_api.control import ControlRegistry
-from ingest_api.keys import KeyRegistry
-from ingest_api.metrics import Observed, canary_metrics_text, flush_every, metrics_text
-from ingest_api.query_backend import QueryBackendUnavailable, query_backend_for
+from runtime.catch_up import CatchUp
+from runtime.control_registry import ControlRegistry
+from runtime.key_registry import KeyRegistry
+from ingest_api.observed import Observed
+from runtime.metrics import canary_metrics_text, flush_every, metrics_text
+from runtime.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
@@ -70,8 +63,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Both read to their end before the first request: a restarted API must know every key
     # and must not hand any key a fresh, full bucket.
     # One consumer follows the three topics: while the log is idle that is one held fetch,
-    # not three (coalmine.log, "Long-poll waits"). While the log rotates, it follows them in
-    # both generations (coalmine.generations).
+    # not three (runtime.kafka_client, "Long-poll waits"). While the log rotates, it follows them in
+    # both generations (runtime.generations).
     state = generations.read(settings.generation_file)
     set_generation(state.current)
     follower = await kafka.start_follower(
@@ -85,7 +78,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     handlers = {t.name_in(g): apply for g in state.live for t, apply in appliers.items()}
     what = "keys, rate snapshot and control"
     await kafka.read_to_end(follower, handlers, what, settings.startup_timeout_s)
-    offsets = kafka.consumer(bootstrap)  # the log's end for ingest_api.catch_up, never polled
+    offsets = kafka.consumer(bootstrap)  # the log's end for runtime.catch_up, never polled
     await offsets.start()
     services = Services(
         settings,
@@ -217,7 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
-        """Prometheus exposition of every process of the service (ingest_api.metrics), and
+        """Prometheus exposition of every process of the service (runtime.metrics), and
         the canaries' status gauges."""
         body, content_type = metrics_text()
         try:
@@ -286,6 +279,6 @@ def serve(settings: Settings) -> Observed:
 
 def app_from_env() -> Observed:
     """uvicorn's factory entry point: `uvicorn --factory ingest_api.app:app_from_env`."""
-    from coalmine.settings import load_settings
+    from runtime.settings import load_settings
 
     return serve(load_settings())

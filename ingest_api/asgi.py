@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from schemas.errors import ClientGone
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = b"application/json"
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body arrived."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:

@@ -27,8 +27,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 
-from coalmine import log as kafka
-from ingest_api.metrics import CONSUMER_LAG
+from runtime import kafka_client as kafka
+from runtime.metrics import CONSUMER_LAG
 from schemas.topics import Topic, current_generation, processors_group
 
 log = logging.getLogger(__name__)

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from schemas.errors import BodyTooLarge, BodyTooSlow
 
 # A client that sends its headers and then trickles (or stalls) its body would otherwise hold
 # a connection and a task for as long as it likes (slowloris). 10 s is ample for 512 KB on any
 # working link; bigger uploads do not exist on these routes.
 BODY_TIMEOUT_S = 10.0
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyTooSlow(Exception):
-    """The body did not arrive within BODY_TIMEOUT_S: 408."""
 
 
 async def read_capped(

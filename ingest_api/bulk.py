@@ -36,6 +36,7 @@ from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
 from schemas.wire import Event, event_problem
+from schemas.errors import DecompressedTooLarge
 
 PATH = "/api/v1/events/bulk"
 BULK_MAX_EVENTS = 100_000
@@ -51,12 +52,8 @@ _event = msgspec.json.Decoder(Event)
 _json = msgspec.json.Encoder()
 
 
-class TooLarge(ValueError):
-    pass
-
-
 def gunzip_capped(body: bytes, cap: int) -> bytes:
-    """The decompressed body, or TooLarge once it passes `cap` bytes (a gzip bomb stops at
+    """The decompressed body, or DecompressedTooLarge once it passes `cap` bytes (a gzip bomb stops at
     the cap); ValueError if it is not gzip."""
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
@@ -64,7 +61,7 @@ def gunzip_capped(body: bytes, cap: int) -> bytes:
     except zlib.error as exc:
         raise ValueError(f"the body is not valid gzip ({exc})") from None
     if len(out) > cap or inflater.unconsumed_tail:
-        raise TooLarge(f"over {cap} bytes once decompressed")
+        raise DecompressedTooLarge(f"over {cap} bytes once decompressed")
     return out
 
 
@@ -76,7 +73,7 @@ class ValidLine(NamedTuple):
 
 def parse_ndjson(body: bytes) -> tuple[list[ValidLine], list[tuple[int, str]]]:
     """Every valid line and (line number, error) of every invalid one; blank lines are
-    neither. TooLarge past BULK_MAX_EVENTS lines. Pure."""
+    neither. DecompressedTooLarge past BULK_MAX_EVENTS lines. Pure."""
     valid: list[ValidLine] = []
     rejected: list[tuple[int, str]] = []
     count = 0
@@ -85,7 +82,7 @@ def parse_ndjson(body: bytes) -> tuple[list[ValidLine], list[tuple[int, str]]]:
             continue
         count += 1
         if count > BULK_MAX_EVENTS:
-            raise TooLarge(f"over {BULK_MAX_EVENTS} events")
+            raise DecompressedTooLarge(f"over {BULK_MAX_EVENTS} events")
         try:
             event = _event.decode(line)
         except msgspec.ValidationError as exc:
@@ -150,7 +147,7 @@ async def accept(
         elif encoding not in ("", "identity"):
             return _answer(415, {"error": f"Content-Encoding {encoding!r}: send gzip or nothing"})
         valid, rejected = parse_ndjson(body)
-    except (BodyTooLarge, TooLarge) as exc:
+    except (BodyTooLarge, DecompressedTooLarge) as exc:
         services.rejections.count(key.id, "too_large")
         limit = str(exc) or f"over {BULK_MAX_BYTES} bytes"
         return _answer(413, {"error": f"bulk request {limit}: split it (at most {BULK_MAX_EVENTS} events, {BULK_MAX_BYTES} bytes)"})

@@ -6,7 +6,7 @@ the number of processes): simple, and exact enough for a budget counted in milli
 
 from __future__ import annotations
 
-from processors.token_bucket import Bucket, Limit, decide, full, refill
+from domain.token_bucket import Bucket, Limit, decide, full, refill
 
 
 class BulkBudget:

@@ -22,7 +22,7 @@ import msgspec
 from ingest_api.asgi import JSON, ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_prefix
 from ingest_api.group_append import AppendCancelled, GroupAppend
-from ingest_api.metrics import CHECKINS, count
+from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import (
     CHECKIN_MESSAGE_MAX_CHARS,
@@ -35,6 +35,7 @@ from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
+from schemas.errors import BadCheckin
 
 PREFIX = "/checkin/"
 # A form or JSON body is parsed only up to this size; a raw body's message is its beginning.
@@ -56,10 +57,6 @@ _ACCEPTED = ("accepted",)
 
 
 UNSET = msgspec.UNSET
-
-
-class BadCheckin(ValueError):
-    pass
 
 
 class _JsonBody(msgspec.Struct):

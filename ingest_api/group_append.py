@@ -7,7 +7,7 @@ trip per group instead of per item, which is what lets check-ins reach thousands
 the per-record costs (the producer, the broker, every consumer's decode and Faust's per-event
 work) dominate a check-in's cost, its own bytes do not. The spacing bounds the records per
 second a partition gets from one process, which matters on the embedded broker: its fetch cost
-grows with the number of records a partition holds (see the README).
+grows with the number of records a partition holds (see docs/benchmarks.md).
 
 Every caller waits for its group's acknowledgement and shares its fate: all in a group are
 acknowledged, or all get the append's error.
@@ -19,6 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+from schemas.errors import AppendCancelled
 
 T = TypeVar("T")
 
@@ -46,10 +47,6 @@ class _Group(Generic[T]):
                 waiter.set_exception(exc)
                 # Its caller may go before it looks: mark the outcome as seen anyway.
                 waiter.add_done_callback(_seen)
-
-
-class AppendCancelled(RuntimeError):
-    """The service is stopping: a group that was not appended is not acknowledged."""
 
 
 def _seen(future: asyncio.Future[None]) -> None:

@@ -16,11 +16,11 @@ from starlette.responses import Response
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BODY_TIMEOUT_S, BodyTooLarge, BodyTooSlow, read_capped
-from ingest_api.metrics import EVENTS_ACCEPTED, count
+from runtime.metrics import EVENTS_ACCEPTED, count
 from ingest_api.openapi import INGEST_REQUEST_REF
 from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
-from processors.token_bucket import Decision, Limit
+from domain.token_bucket import Decision, Limit
 from schemas.ids import new_batch_id
 from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder

@@ -5,7 +5,7 @@ host. HEAD, GET or POST:
     /ping/<ping-key>/<slug>[/start|/fail|/log|/<0-255>]             [?rid=<uuid>][&create=1]
 
 Healthchecks' check UUID maps to the canary's check-in token: the same secret as
-/checkin/<token> (which stays exactly as specs/checkin-api.txt says, beside these). A canary
+/checkin/<token> (which stays exactly as the check-in contract says, beside these). A canary
 created here has a generated token; one imported from Healthchecks (`coalmine
 import-healthchecks`) keeps its ping UUID as its token, so its URLs stay the same. The ping
 key is one per service (its "project"): COALMINE_PING_KEY, else derived from the admin token
@@ -31,10 +31,10 @@ import time
 from urllib.parse import parse_qs
 
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks
-from ingest_api.canaries import append_control
-from ingest_api.control import could_be_token, generate_token, hash_token, is_uuid, ping_key
+from ingest_api.admin_canaries import append_control
+from runtime.control_registry import could_be_token, generate_token, hash_token, is_uuid, ping_key
 from ingest_api.group_append import AppendCancelled
-from ingest_api.metrics import CHECKINS, count
+from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
 from schemas.canaries import CHECKINS_PER_RECORD_MAX, CanaryDefined, CheckIn, CheckinKind, CheckIns, slug_of
 from schemas.ids import new_batch_id

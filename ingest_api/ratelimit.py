@@ -12,7 +12,7 @@ the agent's level (1/sharers), which keeps a cold burst from being spent N times
 that could never fit in a share is judged against the whole level instead (so it is not refused
 for ever). Over-admission is bounded by what the other processes spend before this one sees it:
 at most about a burst plus the refill over the snapshot delay and REBASE_EVERY_S (see the
-property tests in tests/unit/test_limiter.py and the measured figures in the README).
+property tests in tests/unit/test_limiter.py and the measured figures in docs/rate-limits.md).
 A new snapshot is folded in lazily (see REBASE_EVERY_S): until then the process goes on with
 its own exact local view.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from processors.token_bucket import Bucket, Decision, Limit, debit, decide, full, refill
+from domain.token_bucket import Bucket, Decision, Limit, debit, decide, full, refill
 from schemas.records import RateSnapshot, rate_snapshot_decoder
 
 # Rebuilding the view replays this process's uncovered admissions; snapshots come ~20 times

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import get_args
 
-from ingest_api.metrics import EVENTS_REJECTED, REQUESTS_REJECTED, count
+from runtime.metrics import EVENTS_REJECTED, REQUESTS_REJECTED, count
 from schemas.records import RejectionCount, Rejections, RejectReason, record_encoder
 
 log = logging.getLogger(__name__)

@@ -13,27 +13,24 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from coalmine.settings import Settings
+from runtime.settings import Settings
 from ingest_api.backpressure import Backpressure
 from ingest_api.bulk_budget import BulkBudget
-from ingest_api.catch_up import CatchUp
-from ingest_api.control import ControlRegistry, could_be_token
+from runtime.catch_up import CatchUp
+from runtime.control_registry import ControlRegistry, could_be_token
 from ingest_api.group_append import GroupAppend
-from ingest_api.keys import ApiKey, KeyRegistry
-from ingest_api.query_backend import QueryBackend
+from runtime.key_registry import ApiKey, KeyRegistry
+from runtime.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
 from schemas.canaries import CanaryDefined, CheckIn
 from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic, generation_of, position
+from schemas.errors import AppendFailed
 
 
-# Longer than the quiet spell after which a store's reader starts to rest (coalmine.log).
+# Longer than the quiet spell after which a store's reader starts to rest (runtime.kafka_client).
 STORE_NUDGE_AFTER_S = 1.0
-
-
-class AppendFailed(RuntimeError):
-    """The log did not acknowledge a record in time: the client gets a 503, never a 202."""
 
 
 @dataclass
@@ -113,7 +110,7 @@ class Services:
     async def key(self, authorization: str | None, scope: KeyScope) -> ApiKey | None:
         """The active key of this scope named by the header, else None (-> 401). A key unknown
         here is looked up again once this process has read the keys' log to its end: another
-        API process may have created it a moment ago (ingest_api.catch_up)."""
+        API process may have created it a moment ago (runtime.catch_up)."""
         key = self.registry.authenticate(authorization, scope)
         if key is None and self.registry.unknown(authorization) and await self.keys_caught_up.wait():
             key = self.registry.authenticate(authorization, scope)

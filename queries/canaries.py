@@ -9,7 +9,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from processors.runs import Ping, durations, pair_runs
+from domain.runs import Ping, durations, pair_runs
 from queries.params import QueryError, required, time_range
 from schemas.times import iso_or_none, iso_utc
 
@@ -94,7 +94,7 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
     }
     checkins = client.query(HISTORY_CHECKINS_SQL, parameters={**bounds, "limit": limit}).result_rows
     flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
-    # A finish's run duration, from the starts within the same page (processors.runs).
+    # A finish's run duration, from the starts within the same page (domain.runs).
     pings = [Ping(_epoch(at) or 0.0, kind, rid) for at, kind, _msg, rid in reversed(checkins)]
     took = {run["ended_at"]: run["duration_s"] for run in pair_runs(pings) if run["ended_at"] is not None}
     return {
@@ -119,7 +119,7 @@ LIMIT 10000
 
 
 def canary_runs(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
-    """One canary's runs (a start and its finish, processors.runs) over a time range, oldest
+    """One canary's runs (a start and its finish, domain.runs) over a time range, oldest
     first, with their durations' summary. Pairs whose start is before `from` are left out."""
     canary_id = required(params, "canary_id")
     start, end = time_range(params, now, default_from="-7d")

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 from schemas.wire import TS_MAX, TS_MIN
+from schemas.errors import QueryError
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -15,10 +16,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
 _DURATION = re.compile(r"^(\d{1,9})([smhdw]?)$")
 MAX_DURATION_S = 366 * 86400
-
-
-class QueryError(ValueError):
-    """A query parameter is missing or invalid; the message is for the client (400)."""
 
 
 def parse_time(raw: str, now: dt.datetime, field: str) -> dt.datetime:

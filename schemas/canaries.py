@@ -1,5 +1,5 @@
 """Canaries, check-ins, status flips, notification channels and delivery attempts: the wire
-bodies of the check-in and admin APIs and the records on the log (specs/checkin-api.txt)."""
+bodies of the check-in and admin APIs and the records on the log (docs/checkins.md)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     max_runtime_s: int | None = None
     paused: bool = False
     events: EventsExpected | None = None  # None: a canary over check-ins
-    # A cron canary (processors.schedule): due at each slot of `schedule` in `timezone`
+    # A cron canary (domain.schedule): due at each slot of `schedule` in `timezone`
     # instead of every `interval_s` (0 for such a canary).
     schedule: str | None = None
     timezone: str | None = None
@@ -252,3 +252,9 @@ class DeliveryAttempt(msgspec.Struct, frozen=True):
     at: float
     ok: bool
     detail: str = ""  # HTTP status or the error, never a secret
+
+
+# Built once, shared by the worker that reads these topics and the store that files them.
+heartbeat_decoder = msgspec.json.Decoder(HeartbeatRecord)  # type: ignore[arg-type]
+flip_decoder = msgspec.json.Decoder(Flip)
+attempt_decoder = msgspec.json.Decoder(DeliveryAttempt)

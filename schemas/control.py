@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
-from schemas.routes import RouteDefined, RouteDeleted
+from schemas.routing import RouteDefined, RouteDeleted
 
 ControlRecord = (
     CanaryDefined | CanaryDeleted | ChannelDefined | ChannelDeleted | RouteDefined | RouteDeleted

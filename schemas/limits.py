@@ -1,4 +1,4 @@
-"""The ingest contract's numbers (specs/ingest-api.txt), defined once."""
+"""The ingest contract's numbers (docs/ingest.md), defined once."""
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BODY_BYTES = 512 * 1024

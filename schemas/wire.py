@@ -1,6 +1,6 @@
-"""The ingest API's request body (specs/ingest-api.txt), decoded by msgspec straight from bytes.
+"""The ingest API's request body (docs/ingest.md), decoded by msgspec straight from bytes.
 
-Decisions where the spec is silent (also in the README):
+Decisions where the spec is silent (also in docs/ingest.md):
 - unknown fields, top-level or per event, are refused with 400: a typo such as `vaule` would
   otherwise drop data silently;
 - `value` must be a finite JSON number; `true`/`false` are not numbers;
@@ -25,6 +25,7 @@ from schemas.limits import (
     META_MAX_BYTES,
     NAME_MAX_CHARS,
 )
+from schemas.errors import InvalidBatch
 
 EventType = Literal["event", "error"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_CHARS)]
@@ -45,10 +46,6 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
 
 class IngestRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_BATCH)]
-
-
-class InvalidBatch(ValueError):
-    """The first problem found in a request body, worded for the client."""
 
 
 # Times outside these bounds are client bugs, not history; ClickHouse could not store them.

@@ -33,8 +33,8 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, every_s: f
 def fresh_clickhouse(data_dir: Path) -> Client:
     """chDB on an empty data directory with every migration applied. chDB allows one data
     directory per process at a time: close the client before opening another."""
-    from coalmine.clickhouse import connect, migrate
-    from coalmine.settings import load_settings
+    from runtime.clickhouse_client import connect, migrate
+    from runtime.settings import load_settings
 
     client = connect(load_settings({}, data_dir=str(data_dir)))
     migrate(client)

@@ -29,17 +29,10 @@ from ingest_api.ui.session import (
     sign_session,
     ui_secret,
 )
+from schemas.errors import AdminNeeded, CsrfRefused, SignInNeeded
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 64 * 1024
-
-
-class SignInNeeded(Exception):
-    """No valid session: the handler answers with a redirect to the sign-in page."""
-
-
-class AdminNeeded(Exception):
-    """A read-only session asked for an admin page or action (403)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +105,6 @@ async def form_of(request: Request, admin: bool = True) -> tuple[Viewer, Form]:
     if not hmac.compare_digest(form.get("csrf", "").encode(), who.csrf.encode()):
         raise CsrfRefused
     return who, form
-
-
-class CsrfRefused(Exception):
-    """A form without its session's CSRF token (403)."""
 
 
 def sign_in_page(request: Request, error: str = "", status: int = 200) -> Response:

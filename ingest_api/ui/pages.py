@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ingest_api import canaries as canary_admin
-from ingest_api.admin import key_view
-from ingest_api.channels import channel_view
-from ingest_api.query_backend import QueryBackendUnavailable
-from ingest_api.routes_admin import route_view
+from ingest_api import admin_canaries as canary_admin
+from ingest_api.admin_keys import key_view
+from ingest_api.admin_channels import channel_view
+from runtime.query_backend import QueryBackendUnavailable
+from ingest_api.admin_routing import route_view
 from ingest_api.services import Services
 from ingest_api.ui import render, svg
 from ingest_api.ui.auth import Viewer, viewer
@@ -33,7 +33,7 @@ from ingest_api.ui.views import (
     status_counts,
     whole_hours,
 )
-from processors.routing import ordered
+from domain.routing_rules import ordered
 from queries import QueryError
 
 router = APIRouter(include_in_schema=False)

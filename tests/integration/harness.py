@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from coalmine import log as kafka
+from runtime import kafka_client as kafka
 from coalmine.broker import free_port, start_tansu
-from coalmine.settings import Settings, load_settings
-from processors.app import ready_path
+from runtime.settings import Settings, load_settings
+from processors.agents.app import ready_path
 from schemas.limits import MAX_BURST, MAX_RATE_PER_MINUTE
 from tests.conftest import wait_for
 

@@ -57,7 +57,7 @@ def test_a_key_or_canary_is_usable_in_another_process_the_moment_it_is_created(
     own_stack: Stack,
 ) -> None:
     """No wait between creating and using: the second process has not read the new record
-    yet when asked, and reads its log to the end before it refuses (ingest_api.catch_up)."""
+    yet when asked, and reads its log to the end before it refuses (runtime.catch_up)."""
     with _second_api(own_stack) as other:
         for i in range(5):
             key = own_stack.create_key(f"fresh-{i}")["key"]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest_api.canaries import CHANNEL_WAIT_S
+from ingest_api.admin_canaries import CHANNEL_WAIT_S
 from schemas.canaries import (
     CANARY_NAME_MAX_CHARS,
     GRACE_MAX_S,

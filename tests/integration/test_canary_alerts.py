@@ -59,7 +59,7 @@ def test_it_alerts_once_when_a_canary_misses_and_once_when_it_recovers(
 
     # A long interval from now on: the recovery below is then the last flip, and the counts
     # stay 2 however long the flips take to reach ClickHouse (a store idle for a few seconds
-    # rests its sinks: README, "Idle cost").
+    # rests its sinks: docs/benchmarks.md, "Idle cost").
     patched = stack.admin().patch(f"/api/v1/admin/canaries/{job['id']}", json={"interval_seconds": 3600})
     assert patched.status_code == 200
     assert stack.http().post(f"/checkin/{job['token']}").status_code == 200

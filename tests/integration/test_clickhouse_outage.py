@@ -19,9 +19,9 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from coalmine import log as kafka
+from runtime import kafka_client as kafka
 from coalmine.broker import free_port, start_tansu
-from processors.event_sink import EventSink
+from processors.sinks.event_sink import EventSink
 from schemas.ids import new_batch_id
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from coalmine.broker import free_port
-from processors.schedule import next_slot
+from domain.schedule import next_slot
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from coalmine.broker import free_port
-from coalmine.private import PRIVATE_DIR_MODE, PRIVATE_SOCKET_MODE
+from runtime.private import PRIVATE_DIR_MODE, PRIVATE_SOCKET_MODE
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.up import Up
@@ -130,7 +130,7 @@ def test_another_user_reads_nothing_of_a_running_coalmine_up(open_parent: Path) 
         assert open_to_others == []  # chDB's files, metrics, Faust's, the lock, the token
         lines = as_another_user(PROBE, str(data), str(sock), QUERY.decode()).splitlines()
         assert lines == ["PermissionError"] * 4, lines
-        # The embedded broker has no working authentication (README, Security): it is at
+        # The embedded broker has no working authentication (docs/security.md): it is at
         # least reachable from this machine only.
         (broker,) = up.pids("broker")
         assert listening_hosts(broker) == {"127.0.0.1"}
@@ -184,7 +184,7 @@ def _user_create(authentication: bool) -> int:
 
 
 def test_the_embedded_broker_cannot_take_a_first_user_yet() -> None:
-    """Why the embedded broker runs without authentication (README, Security): with
+    """Why the embedded broker runs without authentication (docs/security.md): with
     `--authentication`, Tansu 0.6 answers nothing but the SASL handshake until a client has
     authenticated, and its SCRAM users can only be created through the broker, by such a
     client; memory:// keeps nothing across a restart, so no first user can ever be made.

@@ -1,4 +1,4 @@
-"""processors.notify_senders.deliver against real local receivers: an HTTP server for webhooks
+"""runtime.notify_senders.deliver against real local receivers: an HTTP server for webhooks
 and Slack, aiosmtpd for e-mail. Waits between tries go to a recording `sleep`, so the retry
 schedule is asserted exactly and the tests do not wait it out."""
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processors.notify_payloads import (
+from domain.notification_texts import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
     slack_body,
     webhook_body,
 )
-from processors.notify_senders import DETAIL_MAX_CHARS, deliver, redact
+from runtime.notify_senders import DETAIL_MAX_CHARS, deliver, redact
 from schemas.canaries import (
     ChannelConfig,
     DeliveryAttempt,

@@ -57,7 +57,7 @@ def test_health_readiness_metrics_and_logs(tmp_path: Path) -> None:
 
             def counted(text: str) -> None:
                 metric(text, "coalmine_notifications_total", channel_kind="webhook", result="sent")
-                # API processes hand their counts over once a second (ingest_api.metrics.flush).
+                # API processes hand their counts over once a second (runtime.metrics.flush).
                 assert metric(text, "coalmine_events_accepted_total") == 200
                 assert metric(text, "coalmine_requests_rejected_total", reason="invalid") == 1
                 assert metric(text, "coalmine_requests_rejected_total", reason="unauthorized") == 1

@@ -1,6 +1,6 @@
 """One key hammered through two API processes on one port: the admitted events stay within
 burst + rate x window, plus the tolerance of processes that learn of each other's spending
-one snapshot late (measured by bench/ratelimit_two_apis.py; see the README)."""
+one snapshot late (measured by bench/ratelimit_two_apis.py; see docs/rate-limits.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ BURST = 120
 WINDOW_S = 20.0
 BATCH = 5
 CONNECTIONS = 8
-# Measured (bench/ratelimit_two_apis.py, README): over 60 s the two processes stayed under
+# Measured (bench/ratelimit_two_apis.py, docs/rate-limits.md): over 60 s the two processes stayed under
 # the ceiling; the worst single window exceeded it by 52 events. The test allows half a burst.
 TOLERANCE = BURST // 2
 

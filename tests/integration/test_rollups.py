@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from coalmine import log as kafka
+from runtime import kafka_client as kafka
 from schemas.topics import PROCESSORS_GROUP as APP_ID
-from processors.rollups import rolled_up_to, unrolled
+from processors.agents.rollup_agent import rolled_up_to, unrolled
 from schemas.rollups import GRAINS
 from schemas.topics import Topic
 from tests.conftest import wait_for

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from processors.digest import period_end_at_or_before
-from schemas.routes import DigestSchedule
+from domain.digest_plan import period_end_at_or_before
+from schemas.routing import DigestSchedule
 from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver, ReceivedRequest, SmtpReceiver

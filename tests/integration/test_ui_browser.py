@@ -1,7 +1,7 @@
 """The web UI in a real browser (headless Debian Chromium driven by Playwright): sign in,
 create a canary, check in, watch it go down and up without reloading, create a key, send
 events and see the chart change; the live indicator when the server stops answering; and a
-screenshot of every page into docs/screenshots/ (the README shows two)."""
+screenshot of every page into docs/screenshots/ (the README shows two, docs/web-ui.md all)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ class Up:
 
     def wait_ready(self) -> None:
         wait_for(
-            lambda: self.process.poll() is None and any("Coalmine is up at" in l for l in self.lines)
+            lambda: self.process.poll() is None and any("Coalmine is up at" in line for line in self.lines)
             or self._exited(),
             90,
             "coalmine up to print its URL",

@@ -1,4 +1,4 @@
-"""processors.abnormal through processors.heartbeat: runs far longer or shorter than the
+"""domain.abnormal_runs through domain.canary_state: runs far longer or shorter than the
 canary's own past runs, and successes too early for the schedule, each explained."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from processors.abnormal import human, percentile, run_verdict
-from processors.heartbeat import CanaryState, apply
+from domain.abnormal_runs import human, percentile, run_verdict
+from domain.canary_state import CanaryState, apply
 from schemas.canaries import AbnormalRuns, CanaryDefined, CheckIn, Flip
 
 CANARY = "can_00000000000000ab"

@@ -1,11 +1,11 @@
-"""processors.alert_payloads: error alerts and digests as webhook JSON, Slack message and
+"""domain.alert_texts: error alerts and digests as webhook JSON, Slack message and
 e-mail, with user text escaped for each medium."""
 
 from __future__ import annotations
 
 import json
 
-from processors.alert_payloads import change_text, rendered
+from domain.alert_texts import change_text, rendered
 from schemas.alerts import Digest, DigestError, DigestLine, ErrorAlert
 from schemas.canaries import EmailConfig
 

@@ -21,7 +21,7 @@ from coalmine.importer import (
 )
 from ingest_api.bulk import (
     BULK_MAX_EVENTS,
-    TooLarge,
+    DecompressedTooLarge,
     ValidLine,
     gunzip_capped,
     parse_ndjson,
@@ -40,13 +40,13 @@ def test_ndjson_lines_are_judged_one_by_one_with_their_numbers() -> None:
 
 
 def test_too_many_lines_are_refused_whole() -> None:
-    with pytest.raises(TooLarge):
+    with pytest.raises(DecompressedTooLarge):
         parse_ndjson(b'{"type":"event","name":"a"}\n' * (BULK_MAX_EVENTS + 1))
 
 
 def test_gzip_is_inflated_up_to_the_cap_and_a_bomb_is_stopped() -> None:
     assert gunzip_capped(gzip.compress(b"x" * 1000), 1000) == b"x" * 1000
-    with pytest.raises(TooLarge):
+    with pytest.raises(DecompressedTooLarge):
         gunzip_capped(gzip.compress(b"\0" * 10_000_000), 1_000_000)  # 10 KB of gzip
     with pytest.raises(ValueError, match="gzip"):
         gunzip_capped(b"plain text", 1000)

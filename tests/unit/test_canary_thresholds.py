@@ -1,4 +1,4 @@
-"""processors.heartbeat: failure_threshold, recovery_threshold, failure rate over the last runs,
+"""domain.canary_state: failure_threshold, recovery_threshold, failure rate over the last runs,
 run ids and /log check-ins, fed records with explicit times."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from processors.heartbeat import CanaryState, apply, deadline, evaluate
+from domain.canary_state import CanaryState, apply, deadline, evaluate
 from schemas.canaries import CanaryDefined, CheckIn, FailureRate, Flip
 
 CANARY = "can_00000000000000dd"

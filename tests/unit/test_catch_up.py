@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from ingest_api.catch_up import CatchUp
+from runtime.catch_up import CatchUp
 
 TP = TopicPartition("coalmine.keys", 0)
 

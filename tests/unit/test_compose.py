@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from coalmine.cli import build_parser
-from coalmine.settings import ENV_PREFIX, Settings
+from runtime.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -1,4 +1,4 @@
-"""processors.digest: period ends in a timezone (DST included), which digests the rules ask
+"""domain.digest_plan: period ends in a timezone (DST included), which digests the rules ask
 for, and what a digest says from the rollup rows of its period."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from processors.digest import build, period_end_at_or_before, plans, previous_end
-from schemas.routes import DigestSchedule, RouteDefined
+from domain.digest_plan import build, period_end_at_or_before, plans, previous_end
+from schemas.routing import DigestSchedule, RouteDefined
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
@@ -75,7 +75,7 @@ def test_a_digest_sums_keys_compares_with_the_period_before_and_keeps_the_last_e
     default = plans(rules, DAILY)[0]
     digest = build(default, START, END, ROWS, rules, DAILY)
     assert digest is not None and digest.id == f"digest:default:{int(END)}"
-    assert [(l.name, l.count, l.previous, l.first_seen) for l in digest.lines] == [
+    assert [(line.name, line.count, line.previous, line.first_seen) for line in digest.lines] == [
         ("page.view", 100, 100, False),
         ("db.timeout", 4, 0, True),
         ("gone.quiet", 0, 12, False),
@@ -84,7 +84,7 @@ def test_a_digest_sums_keys_compares_with_the_period_before_and_keeps_the_last_e
         ("db.timeout", 4, START + 900, "latest")
     ]
     hourly = build(plans(rules, DAILY)[1], START, END, ROWS, rules, DAILY)
-    assert hourly is not None and [l.name for l in hourly.lines] == ["a.hourly"] and hourly.channels == ["chn_x"]
+    assert hourly is not None and [line.name for line in hourly.lines] == ["a.hourly"] and hourly.channels == ["chn_x"]
 
 
 def test_nothing_happened_means_no_digest() -> None:

@@ -1,4 +1,4 @@
-"""Canaries over events (processors.heartbeat): windows of `interval` from creation, judged
+"""Canaries over events (domain.canary_state): windows of `interval` from creation, judged
 after their grace; down on too few events, up again as soon as a window has enough; and the
 error router's part (which batches count, for which canaries)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
-from processors.error_router import RoutedBatch, RoutedEvent, events_seen
-from processors.heartbeat import (
+from processors.agents.error_router import RoutedBatch, RoutedEvent, events_seen
+from domain.canary_state import (
     CanaryState,
     apply,
     deadline,

@@ -4,7 +4,7 @@ once, and `settled` only once a fetch from before the hurry has surely come back
 
 from __future__ import annotations
 
-from coalmine.log import BUSY_WAIT_MS, QUIET_BEFORE_REST_S, FetchPacer
+from runtime.kafka_client import BUSY_WAIT_MS, QUIET_BEFORE_REST_S, FetchPacer
 
 
 def held(idle_ms: int = 2_000) -> tuple[FetchPacer, list[int]]:
@@ -117,8 +117,8 @@ def test_consumers_rest_only_where_the_settings_say_the_broker_needs_it() -> Non
     Redpanda): held fetches, capped so a stop never waits long for one to come back."""
     import asyncio
 
-    from coalmine import log as kafka
-    from coalmine.settings import load_settings
+    from runtime import kafka_client as kafka
+    from runtime.settings import load_settings
 
     async def pacers() -> tuple[FetchPacer, FetchPacer]:
         made = []

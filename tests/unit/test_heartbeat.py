@@ -1,4 +1,4 @@
-"""processors/heartbeat.py: the dead man's switch as a pure state machine, fed records with
+"""domain/canary_state.py: the dead man's switch as a pure state machine, fed records with
 explicit times. Every boundary is checked on both sides (at the deadline, and just after)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.heartbeat import (
+from domain.canary_state import (
     CanaryState,
     apply,
     deadline,

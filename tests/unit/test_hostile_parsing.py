@@ -12,12 +12,12 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_api.canaries import _create_canary
+from ingest_api.admin_canaries import _create_canary
 from ingest_api.checkin import BadCheckin, checkin_message
-from ingest_api.routes_admin import _create_route, problems
+from ingest_api.admin_routing import _create_route, problems
 from queries.params import QueryError, parse_duration, parse_limit, parse_time
 from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
-from schemas.routes import RouteDefined
+from schemas.routing import RouteDefined
 
 NOW = dt.datetime(2026, 7, 2, 12, tzinfo=dt.UTC)
 JSON = st.recursive(
@@ -88,7 +88,7 @@ def test_admin_bodies_decode_or_are_refused_with_the_decoder_error(value: object
     st.one_of(st.none(), st.text(max_size=40)),
 )
 def test_a_route_with_any_timezone_is_judged_without_raising(mode: str, channels: list[str], zone: str | None) -> None:
-    from schemas.routes import DigestSchedule
+    from schemas.routing import DigestSchedule
 
     digest = None if zone is None else DigestSchedule(timezone=zone)
     route = RouteDefined("r", "any", "*", channels, mode, 1.0, 1.0, digest=digest)  # type: ignore[arg-type]
@@ -102,7 +102,7 @@ def test_unicode_digits_are_not_numbers_anywhere() -> None:
     import pytest
 
     from ingest_api.body import read_capped
-    from processors.notify_payloads import retry_delay_s
+    from domain.notification_texts import retry_delay_s
 
     with pytest.raises(QueryError):
         parse_limit({"limit": "²"}, 100, 1000)

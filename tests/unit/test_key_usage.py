@@ -1,8 +1,8 @@
-"""processors.key_usage.UsageFold: the latest use per key, published once per new use."""
+"""processors.agents.key_usage.UsageFold: the latest use per key, published once per new use."""
 
 from __future__ import annotations
 
-from processors.key_usage import UsageFold
+from processors.agents.key_usage import UsageFold
 from schemas.records import KeyUsed
 
 

@@ -1,4 +1,4 @@
-"""ingest_api.keys: key generation and hashing, the Authorization header, the key registry."""
+"""runtime.key_registry: key generation and hashing, the Authorization header, the key registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ingest_api.keys import KeyRegistry, bearer_key, generate_key, hash_key
+from runtime.key_registry import KeyRegistry, bearer_key, generate_key, hash_key
 from schemas.limits import API_KEY_PREFIX
 from schemas.records import KeyCreated, KeyRevoked, KeyUsed
 from schemas.topics import Topic
@@ -207,7 +207,7 @@ def test_it_reads_the_bearer_scheme_in_any_case(scheme: str) -> None:
 
 
 def test_only_a_well_formed_key_never_seen_is_unknown() -> None:
-    """What is worth a look at the log before a 401 (ingest_api.catch_up)."""
+    """What is worth a look at the log before a 401 (runtime.catch_up)."""
     revoked = registry_with(CREATED, KeyRevoked(id="key_1", revoked_at=200.0))
 
     assert registry_with(CREATED).unknown(f"Bearer {VALID_KEY}")

@@ -11,8 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest_api.ratelimit import REBASE_EVERY_S, UNCOVERED_HORIZON_S, RateLimiter
-from processors.ratelimit import KeyLevel, fold_admission, snapshot_of
-from processors.token_bucket import Limit
+from processors.agents.ratelimit_agent import KeyLevel, fold_admission, snapshot_of
+from domain.token_bucket import Limit
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 from schemas.records import BatchUsage, RateSnapshot, record_encoder
 

@@ -7,7 +7,8 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ingest_api import metrics
+from ingest_api import observed
+from runtime import metrics
 
 
 def samples(metric: Counter | Histogram, **labels: str) -> dict[str, float]:
@@ -54,6 +55,6 @@ def test_it_counts_increments_once_per_flush() -> None:
 
 
 def test_new_request_ids_are_plain_and_distinct() -> None:
-    ids = [metrics.new_request_id() for _ in range(1000)]
+    ids = [observed.new_request_id() for _ in range(1000)]
     assert len(set(ids)) == 1000
     assert all(re.fullmatch(r"[0-9a-f]{16}", rid) for rid in ids)

@@ -1,4 +1,4 @@
-"""processors.notify_payloads: webhook/Slack bodies, the signature, the e-mail and the retry
+"""domain.notification_texts: webhook/Slack bodies, the signature, the e-mail and the retry
 policy, from plain Flips."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.notify_payloads import (
+from domain.notification_texts import (
     BACKOFF_CAP_S,
     DELIVERY_HEADER,
     EVENT_HEADER,

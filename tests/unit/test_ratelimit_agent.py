@@ -1,4 +1,4 @@
-"""processors.ratelimit: the agent's pure fold of admissions into each key's authoritative
+"""processors.agents.ratelimit_agent: the agent's pure fold of admissions into each key's authoritative
 level, and the snapshots it publishes."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import json
 
 import msgspec
 
-from processors.ratelimit import (
+from processors.agents.ratelimit_agent import (
     SHARING_WINDOW_S,
     KeyLevel,
     fold_admission,
     forget_idle_origins,
     snapshot_of,
 )
-from processors.token_bucket import Bucket
+from domain.token_bucket import Bucket
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 from schemas.records import BatchUsage, RateSnapshot
 

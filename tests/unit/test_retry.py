@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from coalmine.retry import until_done
+from runtime.retry import until_done
 
 
 def test_it_retries_until_the_attempt_succeeds_and_returns_its_value(

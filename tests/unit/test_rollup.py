@@ -1,4 +1,4 @@
-"""processors.rollup: the rollup fold and the deltas it is cut into, tested with plain data."""
+"""domain.rollup_fold: the rollup fold and the deltas it is cut into, tested with plain data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.rollup import (
+from domain.rollup_fold import (
     MAX_DELTA_BYTES,
     DeltaBuilder,
     FlushDeltas,

@@ -1,8 +1,8 @@
-"""processors.rollup_sink: a delta -> rows of the `rollups` table."""
+"""processors.sinks.rollup_sink: a delta -> rows of the `rollups` table."""
 
 from __future__ import annotations
 
-from processors.rollup_sink import ROLLUP_COLUMNS, rollup_rows
+from processors.sinks.rollup_sink import ROLLUP_COLUMNS, rollup_rows
 from schemas.rollups import RollupDelta, RollupRow
 
 
@@ -19,7 +19,7 @@ def test_it_maps_each_row_to_the_table_columns() -> None:
 
 
 def test_its_columns_are_the_tables() -> None:
-    from coalmine.clickhouse import migration_files
+    from runtime.clickhouse_client import migration_files
 
     (sql,) = [sql for _, name, sql in migration_files() if name.endswith("_rollups")]
     sql = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))

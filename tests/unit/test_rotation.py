@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from coalmine import generations
+from runtime import generations
 from coalmine.rotation import (
     alerts_to_carry,
     changelog_in,
@@ -102,9 +102,10 @@ def _error(at: float, name: str = "boom", window: int = 600) -> bytes:
 
 
 def test_open_quiet_windows_and_the_last_digest_of_each_plan_are_carried() -> None:
-    digest = lambda plan, end: record_encoder.encode(
-        Digest(f"digest:{plan}:{end}", plan, [], "daily", "UTC", end - 86400, end, [], [])
-    )
+    def digest(plan: str, end: float) -> bytes:
+        return record_encoder.encode(
+            Digest(f"digest:{plan}:{end}", plan, [], "daily", "UTC", end - 86400, end, [], [])
+        )
     old = [
         (0, _error(100.0, "closed", window=60)),  # window ended at 160
         (1, _error(500.0)),

@@ -1,14 +1,14 @@
-"""processors.routing and the error router's pure part: which rule decides, when an
+"""domain.routing_rules and the error router's pure part: which rule decides, when an
 occurrence alerts, and the alerts a batch raises."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from processors.error_router import RoutedBatch, RoutedEvent, alerts_of, window_key
-from processors.routing import decide, opens_window, ordered, too_late_to_alert
+from processors.agents.error_router import RoutedBatch, RoutedEvent, alerts_of, window_key
+from domain.routing_rules import decide, opens_window, ordered, too_late_to_alert
 from schemas.ids import event_id
-from schemas.routes import DigestSchedule, RouteDefined
+from schemas.routing import DigestSchedule, RouteDefined
 
 DAILY = DigestSchedule()
 NOW = 1_800_000_000.0

@@ -1,4 +1,4 @@
-"""processors.rows: log records -> ClickHouse rows (events and api_keys), tested with plain data."""
+"""domain.store_rows: log records -> ClickHouse rows (events and api_keys), tested with plain data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import msgspec
 
-from processors.rows import (
+from domain.store_rows import (
     ms_ticks,
     EVENT_COLUMNS,
     KEY_COLUMNS,
@@ -385,7 +385,7 @@ def test_ms_ticks_are_what_clickhouse_connect_makes_of_a_datetime() -> None:
 
 # --- canaries: definitions re-seeded from the control table, check-ins with run ids ----------
 def test_a_cron_canary_with_thresholds_survives_the_control_table_and_reseeding() -> None:
-    from processors.rows import checkin_rows, control_rows
+    from domain.store_rows import checkin_rows, control_rows
     from schemas.canaries import CanaryDefined, CheckIn, CheckIns, FailureRate
     from schemas.control import control_decoder
     from schemas.records import record_encoder
@@ -399,7 +399,7 @@ def test_a_cron_canary_with_thresholds_survives_the_control_table_and_reseeding(
     raw = record_encoder.encode(canary)
     ((record_id, kind, text, deleted, version),) = control_rows(canary, raw)
     assert (record_id, kind, deleted, version) == (canary.id, "canary", False, 2500)
-    # The store writes `text` back onto an empty log (processors.control_sink): every field.
+    # The store writes `text` back onto an empty log (processors.sinks.control_sink): every field.
     assert control_decoder.decode(text.encode()) == canary
 
     checkins = CheckIns([CheckIn("c1", canary.id, "start", 10.0, "", "run-1"), CheckIn("c2", canary.id, "log", 11.0, "hi")])

@@ -1,8 +1,8 @@
-"""processors.runs: starts paired with their finishes, by run id or with the latest start."""
+"""domain.runs: starts paired with their finishes, by run id or with the latest start."""
 
 from __future__ import annotations
 
-from processors.runs import Ping, durations, pair_runs
+from domain.runs import Ping, durations, pair_runs
 
 
 def test_a_finish_ends_the_latest_start_without_run_ids() -> None:

@@ -1,4 +1,4 @@
-"""processors.schedule and cron canaries in processors.heartbeat: slots across DST changes and
+"""domain.schedule and cron canaries in domain.canary_state: slots across DST changes and
 month ends, "down" = the first slot after the last check-in plus grace, without I/O."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.heartbeat import CanaryState, apply, deadline, evaluate, next_due_at, status_at
-from processors.schedule import BadSchedule, check_schedule, explain, next_slot
+from domain.canary_state import CanaryState, apply, deadline, evaluate, next_due_at, status_at
+from domain.schedule import BadSchedule, check_schedule, explain, next_slot
 from schemas.canaries import CanaryDefined, CheckIn
 
 UTC = dt.UTC

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import re
 
-from ingest_api.control import CHECKIN_TOKEN_BYTES, could_be_token, generate_token, hash_token
-from ingest_api.keys import API_KEY_PREFIX, API_KEY_RANDOM_BYTES, generate_key, hash_key
+from runtime.control_registry import CHECKIN_TOKEN_BYTES, could_be_token, generate_token, hash_token
+from runtime.key_registry import API_KEY_PREFIX, API_KEY_RANDOM_BYTES, generate_key, hash_key
 
 URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -36,14 +36,15 @@ def test_comparisons_of_secrets_are_constant_time() -> None:
     only; a plain == on a secret would leak its prefix through timing."""
     import inspect
 
-    from ingest_api import keys, services
+    from ingest_api import services
+    from runtime import key_registry as keys
 
     assert "hmac.compare_digest" in inspect.getsource(keys.KeyRegistry.authenticate)
     assert "hmac.compare_digest" in inspect.getsource(services.Services.is_admin)
 
 
 def test_only_strings_of_a_tokens_shape_could_be_a_new_token() -> None:
-    """What is worth a look at the log before a check-in's 404 (ingest_api.catch_up)."""
+    """What is worth a look at the log before a check-in's 404 (runtime.catch_up)."""
     assert all(could_be_token(generate_token()) for _ in range(200))
     token = generate_token()
     assert not could_be_token(token[:-1])

@@ -1,4 +1,4 @@
-"""coalmine.settings.load_settings: one typed object from COALMINE_* variables and flags."""
+"""runtime.settings.load_settings: one typed object from COALMINE_* variables and flags."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from runtime.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 TOKEN = "t" * 16
 
@@ -179,7 +179,7 @@ def test_it_serves_https_once_given_a_certificate() -> None:
 
 
 def test_a_client_knows_whether_an_address_was_given_in_the_environment() -> None:
-    from coalmine.settings import address_in_environment
+    from runtime.settings import address_in_environment
 
     assert not address_in_environment({"COALMINE_DATA_DIR": "x", "COALMINE_URL": "http://h"})
     assert address_in_environment({"COALMINE_PORT": "18931"})

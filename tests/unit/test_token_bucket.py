@@ -1,4 +1,4 @@
-"""processors.token_bucket: the one token bucket the API enforces and the agent replays."""
+"""domain.token_bucket: the one token bucket the API enforces and the agent replays."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from processors.token_bucket import Bucket, Limit, debit, decide, full, refill, seconds_until
+from domain.token_bucket import Bucket, Limit, debit, decide, full, refill, seconds_until
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 
 LIMIT = Limit(DEFAULT_RATE_PER_MINUTE, DEFAULT_BURST)

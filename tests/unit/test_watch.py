@@ -50,7 +50,7 @@ def test_it_prints_the_list_then_each_change() -> None:
 
 
 def test_canary_gauges_count_each_status_and_mark_each_canary() -> None:
-    from ingest_api.metrics import canary_metrics_text
+    from runtime.metrics import canary_metrics_text
 
     text = canary_metrics_text([canary("a", "down"), canary("b", "up"), canary("c", "up")]).decode()
     assert 'coalmine_canaries{status="up"} 2.0' in text and 'coalmine_canaries{status="paused"} 0.0' in text

@@ -1,0 +1,109 @@
+"""/api/v1/admin/channels: where alerts go (webhook, Slack, e-mail), and a test of each.
+Every change is a record on the control topic first (event-sourced), applied locally at once."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import httpx
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ingest_api.admin_keys import AdminServices
+from ingest_api.admin_canaries import append_control
+from ingest_api.responses import error, json_response
+from domain.notification_texts import rendered_test
+from runtime.notify_senders import deliver
+from schemas.canaries import (
+    ChannelConfig,
+    ChannelDefined,
+    ChannelDeleted,
+    EmailConfig,
+    SlackConfig,
+    WebhookConfig,
+)
+from schemas.times import iso_utc
+
+router = APIRouter(prefix="/api/v1/admin")
+
+
+def channel_view(channel: ChannelDefined) -> dict[str, Any]:
+    """A channel without its secrets: no webhook secret, no SMTP password, and only the host
+    of a Slack URL (the URL itself is the credential)."""
+    config = channel.config
+    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": iso_utc(channel.created_at)}
+    if isinstance(config, WebhookConfig):
+        shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
+    elif isinstance(config, SlackConfig):
+        shown.update(kind="slack", url_host=config.url.split("/")[2] if "//" in config.url else "")
+    elif isinstance(config, EmailConfig):
+        shown.update(
+            kind="email",
+            to=config.to,
+            host=config.host,
+            port=config.port,
+            starttls=config.starttls,
+            username=config.username,
+            sender=config.sender,
+        )
+    return shown
+
+
+@router.post("/channels", status_code=201)
+async def create_channel(request: Request, services: AdminServices) -> Response:
+    try:
+        body = msgspec.json.decode(await request.body())
+        if not isinstance(body, dict):
+            raise ValueError("expected an object")
+        name = body.pop("name", None)
+        if not isinstance(name, str) or not 1 <= len(name) <= 200:
+            raise ValueError("`name` (1-200 characters) is required")
+        config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
+        if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
+            raise ValueError("`url` must be an http(s) URL")
+    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError) as exc:
+        return error(400, f"invalid channel: {exc}")
+    if isinstance(config, WebhookConfig) and not config.secret:
+        config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
+    record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
+    failed = await append_control(services, record)
+    if failed:
+        return failed
+    shown = channel_view(record)
+    if isinstance(config, WebhookConfig):
+        shown["secret"] = config.secret  # shown once, to verify signatures
+    return json_response(201, shown)
+
+
+@router.get("/channels")
+async def list_channels(services: AdminServices) -> Response:
+    channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
+    return json_response(200, {"channels": [channel_view(c) for c in channels]})
+
+
+@router.delete("/channels/{channel_id}")
+async def delete_channel(channel_id: str, services: AdminServices) -> Response:
+    if channel_id not in services.control.channels:
+        return error(404, f"no channel {channel_id!r}")
+    failed = await append_control(services, ChannelDeleted(channel_id, time.time()))
+    return failed or json_response(200, {"id": channel_id, "deleted": True})
+
+
+@router.post("/channels/{channel_id}/test")
+async def test_channel(channel_id: str, services: AdminServices) -> Response:
+    """Send a test notification through the channel now, once (no retries: the answer says
+    at once whether it arrived), and say what happened. Not stored, not an alert."""
+    channel = services.control.channels.get(channel_id)
+    if channel is None:
+        return error(404, f"no channel {channel_id!r}")
+    now = time.time()
+    notice = rendered_test(channel.id, channel.name, f"test:{channel.id}:{secrets.token_hex(4)}", now)
+    once = msgspec.structs.replace(channel.config, max_attempts=1)
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        [attempt] = await deliver(once, channel.id, notice, http)
+    return json_response(
+        200, {"id": channel.id, "ok": attempt.ok, "detail": attempt.detail, "delivery": notice.id}
+    )

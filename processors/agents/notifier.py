@@ -1,0 +1,156 @@
+"""notifier agents: every flip to each of its canary's channels, and every error alert and
+digest (Topic.ALERTS) to its route's channels (every channel for the defaults), once.
+
+Channel definitions come from the control topic (followed in memory: they are few, and every
+worker needs all of them). Every attempt of a delivery (with its retries, runtime.notify_senders)
+is published to the deliveries topic, which the store keeps in ClickHouse; that topic is also
+this agent's memory: at start it reads it to its end, and a (flip, channel) with any recorded
+attempt is not sent again when the flip is seen again after a restart. (A Faust table did the
+same job first, but a burst of alerts then queued behind its changelog writes: 200 alerts
+took seconds.) Flips are taken in batches and delivered concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import faust
+import httpx
+import msgspec
+
+from runtime import kafka_client as kafka
+from runtime.settings import Settings
+from processors.agents.batching import take_batches
+from runtime.catch_up import CatchUp
+from runtime.control_registry import ControlRegistry
+from runtime.metrics import NOTIFICATIONS
+from domain.alert_texts import rendered
+from domain.notification_texts import Rendered, rendered_flip
+from runtime.notify_senders import deliver
+from schemas.alerts import alert_decoder
+from schemas.canaries import DeliveryAttempt, attempt_decoder, flip_decoder
+from schemas.records import record_encoder
+from processors.agents.topics import log_topic
+from schemas.topics import Topic
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_FLIPS = 500
+BATCH_WITHIN_S = 0.02
+MAX_CONCURRENT_DELIVERIES = 50
+
+
+class Deliveries:
+    """What the notifier agents know, without I/O: the channels (from the control topic) and
+    the (notice, channel) pairs that have a recorded attempt, so each is sent once."""
+
+    def __init__(self, control: ControlRegistry | None = None) -> None:
+        self.control = control or ControlRegistry()
+        self.sent: set[tuple[str, str]] = set()  # (notice id, channel id)
+
+    def remember_attempt(self, value: bytes) -> None:
+        """A deliveries topic record: that pair was tried (at start, or by another worker)."""
+        attempt = attempt_decoder.decode(value)
+        self.sent.add((attempt.flip_id, attempt.channel_id))
+
+    def claim(self, notice_id: str, channel_id: str) -> bool:
+        """Whether the pair is still to be sent; once claimed, it is not again."""
+        key = (notice_id, channel_id)
+        if key in self.sent:
+            return False
+        self.sent.add(key)
+        return True
+
+    def alert_notices(self, value: bytes) -> list[tuple[Rendered, str]]:
+        alert = alert_decoder.decode(value)
+        notice = rendered(alert)
+        # No channels: a default route, which goes to every channel there is.
+        return [(notice, channel) for channel in alert.channels or sorted(self.control.channels)]
+
+    def flip_notices(self, value: bytes) -> list[tuple[Rendered, str]]:
+        flip = flip_decoder.decode(value)
+        notice = rendered_flip(flip)
+        return [(notice, channel) for channel in flip.channels]
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    flips = log_topic(app, Topic.FLIPS)
+    deliveries = log_topic(app, Topic.DELIVERIES)
+    alerts = log_topic(app, Topic.ALERTS)
+    known = Deliveries()
+    control = known.control
+    ready = asyncio.Event()
+    channels_caught_up: list[CatchUp] = []  # once the follower runs
+
+    @app.task
+    async def follow_channels_and_deliveries() -> None:
+        bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
+        channels = await kafka.start_follower(bootstrap, Topic.CONTROL)
+        deliveries_log = await kafka.start_follower(bootstrap, Topic.DELIVERIES)
+        offsets = kafka.consumer(bootstrap)  # the log's end for CatchUp, never polled
+        await offsets.start()
+        try:
+            await kafka.read_to_end(channels, control.apply_bytes, "control", timeout)
+            await kafka.read_to_end(deliveries_log, known.remember_attempt, "deliveries", timeout)
+            await deliveries_log.stop()
+            # A flip may name a channel created a moment ago, while the follower rests on a
+            # quiet log (runtime.kafka_client, "Pacing"): read to the end first.
+            channels_caught_up.append(CatchUp(channels, offsets))
+            ready.set()
+            await kafka.follow(channels, control.apply_bytes, "control")
+        finally:
+            await channels.stop()
+            await offsets.stop()
+
+    async def send(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+        if not known.claim(notice.id, channel_id):
+            return
+        channel = control.channels.get(channel_id)
+        if channel is None and channels_caught_up and await channels_caught_up[0].wait():
+            channel = control.channels.get(channel_id)
+        if channel is None:
+            attempts = [
+                DeliveryAttempt(notice.id, channel_id, "webhook", 1, notice.at, False, "channel deleted")
+            ]
+        else:
+            attempts = await deliver(channel.config, channel_id, notice, http)
+        final = attempts[-1]
+        NOTIFICATIONS.labels(final.channel_kind, "sent" if final.ok else "failed").inc()
+        for attempt in attempts:
+            await deliveries.send(key=notice.id.encode(), value=record_encoder.encode(attempt))
+
+    limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+
+    async def limited(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+        async with limit:
+            await send(notice, channel_id, http)
+
+    async def deliver_batches(
+        stream: faust.StreamT[bytes], what: str, notices: Callable[[bytes], list[tuple[Rendered, str]]]
+    ) -> None:
+        """Deliver each record's (notice, channel) pairs. A batch is delivered concurrently and
+        acknowledged (offsets committed) only when every delivery in it is done: a burst of
+        alerts does not queue one by one, and a crash mid-batch re-delivers only what the
+        deliveries log has not recorded."""
+        await ready.wait()
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            async for batch in take_batches(stream, BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
+                deliveries = []
+                for event in batch:
+                    try:
+                        pairs = notices(event.value)
+                    except msgspec.MsgspecError:
+                        log.warning("%s: unreadable record skipped", what)
+                        continue
+                    deliveries.extend(limited(notice, channel, http) for notice, channel in pairs)
+                await asyncio.gather(*deliveries)
+
+    @app.agent(alerts, name="alert_notifier")
+    async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
+        await deliver_batches(stream, "alert_notifier", known.alert_notices)
+
+    @app.agent(flips, name="notifier")
+    async def notifier(stream: faust.StreamT[bytes]) -> None:
+        await deliver_batches(stream, "notifier", known.flip_notices)

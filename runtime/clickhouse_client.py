@@ -1,0 +1,78 @@
+"""ClickHouse access: one client factory for chDB (embedded) and a server (production), and the
+migration runner for schemas/migrations/NNNN_*.sql."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from runtime.settings import Settings
+from schemas.errors import ClickHouseUnavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "migrations"
+
+
+def connect(settings: Settings) -> Client:
+    """A client for the configured ClickHouse, retried until settings.startup_timeout_s."""
+    deadline = time.monotonic() + settings.startup_timeout_s
+    if settings.embedded_clickhouse:
+        (settings.data_path / "clickhouse").mkdir(parents=True, exist_ok=True)
+    # A server session refuses concurrent queries, and the API queries from several threads:
+    # no session id (chDB has no sessions to speak of and warns about the option).
+    options = {} if settings.embedded_clickhouse else {"autogenerate_session_id": False}
+    while True:
+        try:
+            client = clickhouse_connect.get_client(dsn=settings.clickhouse_dsn, **options)
+            client.command("SELECT 1")
+            return client
+        except Exception as exc:  # the driver raises several unrelated types
+            if time.monotonic() > deadline:
+                raise ClickHouseUnavailable(f"ClickHouse unreachable: {exc}") from exc
+            log.info("waiting for ClickHouse: %s", exc)
+            time.sleep(0.5)
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every migration, in order."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        found.append((int(path.name[:4]), path.stem, path.read_text()))
+    return found
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+def migrate(client: Client) -> list[str]:
+    """Apply the migrations not yet applied; return their names. Safe to run again."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version UInt32, name String, applied_at DateTime DEFAULT now())"
+        " ENGINE = MergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    applied = []
+    for version, name, sql in migration_files():
+        if version in done:
+            continue
+        for statement in _statements(sql):
+            client.command(statement)
+        client.insert("schema_migrations", [[version, name]], column_names=["version", "name"])
+        applied.append(name)
+        log.info("applied migration %s", name)
+    return applied
+
+
+def query_dicts(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[dict]:
+    result = client.query(sql, parameters=parameters or {})
+    names = result.column_names
+    return [dict(zip(names, row)) for row in result.result_rows]

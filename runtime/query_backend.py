@@ -1,0 +1,96 @@
+"""Where the API's queries run: on ClickHouse directly, or through the store process when
+ClickHouse is chDB (only the process that owns the data directory may open it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Protocol
+
+import anyio.to_thread
+import httpx
+from clickhouse_connect.driver.client import Client
+
+from runtime.settings import Settings, SettingsError
+from queries import QueryError, run_query
+from schemas.errors import QueryBackendUnavailable
+
+
+class QueryBackend(Protocol):
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]: ...
+
+    def nudge(self) -> None:
+        """Records were appended after a quiet spell: a store whose readers rest while the
+        log is idle (Settings.fetch_rests) should read them now."""
+
+    async def close(self) -> None: ...
+
+
+class DirectQueries:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            return await anyio.to_thread.run_sync(run_query, self._client, name, params)
+        except QueryError:
+            raise
+        except Exception as exc:
+            raise QueryBackendUnavailable(f"ClickHouse query failed: {exc}") from exc
+
+    def nudge(self) -> None:
+        """The store has no socket here; its readers do not rest (Kafka answers at once)."""
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+class StoreQueries:
+    """Queries forwarded to the store process over its unix socket (see processors.sinks.store)."""
+
+    def __init__(self, socket_path: str, timeout_s: float = 30.0) -> None:
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=socket_path),
+            base_url="http://store",
+            timeout=timeout_s,
+        )
+        self._nudging: set[asyncio.Task[None]] = set()
+
+    def nudge(self) -> None:
+        """Fire and forget: the store reads a little later without it (its rest runs out)."""
+        task = asyncio.get_running_loop().create_task(self._nudge())
+        self._nudging.add(task)
+        task.add_done_callback(self._nudging.discard)
+
+    async def _nudge(self) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await self._http.post("/nudge")
+
+    async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            response = await self._http.post(f"/queries/{name}", json=params)
+        except httpx.HTTPError as exc:
+            raise QueryBackendUnavailable(f"store unreachable: {exc}") from exc
+        if response.status_code == 400:
+            raise QueryError(response.json()["error"])
+        if response.status_code != 200:
+            raise QueryBackendUnavailable(f"store answered {response.status_code}")
+        return response.json()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def query_backend_for(settings: Settings) -> QueryBackend:
+    """The store's socket when there is one (chDB: only the store may open it), else the
+    ClickHouse server itself."""
+    if settings.store_socket:
+        return StoreQueries(settings.store_socket)
+    if settings.embedded_clickhouse:
+        raise SettingsError(
+            "chDB can only be queried through the store: set COALMINE_STORE_SOCKET (coalmine up"
+            " does) or COALMINE_CLICKHOUSE_URL"
+        )
+    from runtime.clickhouse_client import connect
+
+    return DirectQueries(connect(settings))
