@@ -35,7 +35,9 @@ def timed(requests: int, one: Callable[[int], None]) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--api-workers", type=int, default=1)
     args = parser.parse_args()
@@ -57,7 +59,11 @@ def main() -> int:
 
         def create_canary(i: int) -> None:
             status, body = call(
-                base, "POST", "/api/v1/admin/canaries", token, {"name": f"b{i}", "interval_seconds": 60}
+                base,
+                "POST",
+                "/api/v1/admin/canaries",
+                token,
+                {"name": f"b{i}", "interval_seconds": 60},
             )
             expect(status, body, 201)
             canaries.append(body["id"])

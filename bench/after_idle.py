@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"after-idle-{round_}"
                 started = time.monotonic()
                 sent = client.post(
-                    "/api/v1/events", headers=ingest, json={"events": [{"type": "event", "name": name}]}
+                    "/api/v1/events",
+                    headers=ingest,
+                    json={"events": [{"type": "event", "name": name}]},
                 )
                 assert sent.status_code == 202, sent.text
                 params = {"name": name, "from": "-1h", "interval": "1h", "source": "events"}

@@ -39,8 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import Service, call, cpu_seconds, machine, percentile  # noqa: E402
 
 
-async def _get_load(host: str, port: int, paths: list[str], connections: int, seconds: float) -> dict[str, Any]:
-    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: coalmine-bench\r\n\r\n".encode() for p in paths]
+async def _get_load(
+    host: str, port: int, paths: list[str], connections: int, seconds: float
+) -> dict[str, Any]:
+    requests = [
+        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: coalmine-bench\r\n\r\n".encode()
+        for p in paths
+    ]
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     acked = [0] * len(paths)  # 200s per canary, to check against what was stored
@@ -114,22 +119,30 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
-def stored_checkins(base: str, token: str, canaries: list[dict[str, Any]], acked: list[int]) -> list[int]:
+def stored_checkins(
+    base: str, token: str, canaries: list[dict[str, Any]], acked: list[int]
+) -> list[int]:
     """Check-ins stored per canary, once they match what was acknowledged (or after 60 s)."""
     stored = [-1] * len(canaries)
     deadline = time.monotonic() + 60
     while stored != acked and time.monotonic() < deadline:
         for i, canary in enumerate(canaries):
             if stored[i] != acked[i]:
-                status, body = call(base, "GET", f"/api/v1/query/canaries/{canary['id']}/history?limit=10000&from=-1h",
-                                    token)
+                status, body = call(
+                    base,
+                    "GET",
+                    f"/api/v1/query/canaries/{canary['id']}/history?limit=10000&from=-1h",
+                    token,
+                )
                 stored[i] = len(body["checkins"]) if status == 200 else -1
         time.sleep(0.5)
     return stored
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=15.0)
     # Check-ins come from many independent jobs: 256 keep-alive connections stand for them.
     parser.add_argument("--connections", type=int, default=256)
@@ -147,18 +160,30 @@ def main() -> int:
         token = service.start()
         base = service.base
 
-        def create(name: str, interval: int, channels: list[str], schedule: str | None = None) -> dict[str, Any]:
+        def create(
+            name: str, interval: int, channels: list[str], schedule: str | None = None
+        ) -> dict[str, Any]:
             every = {"schedule": schedule} if schedule else {"interval_seconds": interval}
-            status, body = call(base, "POST", "/api/v1/admin/canaries", token,
-                                {"name": name, **every, "channels": channels})
+            status, body = call(
+                base,
+                "POST",
+                "/api/v1/admin/canaries",
+                token,
+                {"name": name, **every, "channels": channels},
+            )
             assert status == 201, (status, body)
             return body
 
         loaded = [create(f"load-{i}", 3600, []) for i in range(args.canaries)]
         paths = [canary["checkin_path"] for canary in loaded]
         parent, child = multiprocessing.Pipe()
-        conf = {"host": "127.0.0.1", "port": service.port, "paths": paths,
-                "connections": args.connections, "seconds": args.seconds}
+        conf = {
+            "host": "127.0.0.1",
+            "port": service.port,
+            "paths": paths,
+            "connections": args.connections,
+            "seconds": args.seconds,
+        }
         load = multiprocessing.Process(target=_load_process, args=(conf, child))
         load.start()
         servers = dict(service.descendants)
@@ -173,34 +198,56 @@ def main() -> int:
         load.join()
         ok = result["statuses"].get(200, 0)
         lat = sorted(result["latencies"])
-        print(f"\n== check-ins: GET /checkin/<token>, {args.connections} connections, "
-              f"{args.canaries} canaries, {args.api_workers} API processes ==")
-        print(f"{ok / args.seconds:,.0f} check-ins/s acknowledged (200) over {args.seconds:.0f}s; "
-              f"statuses {result['statuses']}")
-        print(f"latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms")
+        print(
+            f"\n== check-ins: GET /checkin/<token>, {args.connections} connections, "
+            f"{args.canaries} canaries, {args.api_workers} API processes =="
+        )
+        print(
+            f"{ok / args.seconds:,.0f} check-ins/s acknowledged (200) over {args.seconds:.0f}s; "
+            f"statuses {result['statuses']}"
+        )
+        print(
+            f"latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms"
+        )
         seconds = range(int(args.seconds) + 1)
         print("200s by second: " + " ".join(str(result["per_second"].get(s, 0)) for s in seconds))
         roles = {**servers, load.pid: "load generator"}
         spent_by_role: dict[str, float] = {}  # API processes summed: one figure per role
         for pid, role in roles.items():
             if cpu_before.get(pid) is not None and cpu_after.get(pid) is not None:
-                spent_by_role[role] = spent_by_role.get(role, 0.0) + cpu_after[pid] - cpu_before[pid]
+                spent_by_role[role] = (
+                    spent_by_role.get(role, 0.0) + cpu_after[pid] - cpu_before[pid]
+                )
         used = list(spent_by_role.items())
-        print("CPU, % of one core (µs per check-in): " + ", ".join(
-            f"{role} {spent / window * 100:.0f}% ({spent / max(ok, 1) * 1e6:.0f})" for role, spent in sorted(used)))
+        print(
+            "CPU, % of one core (µs per check-in): "
+            + ", ".join(
+                f"{role} {spent / window * 100:.0f}% ({spent / max(ok, 1) * 1e6:.0f})"
+                for role, spent in sorted(used)
+            )
+        )
 
         stored = stored_checkins(base, token, loaded, result["acked"])
-        print(f"stored in ClickHouse: {sum(stored):,} check-ins of {sum(result['acked']):,} acknowledged; "
-              f"every canary exact: {stored == result['acked']}")
+        print(
+            f"stored in ClickHouse: {sum(stored):,} check-ins of {sum(result['acked']):,} acknowledged; "
+            f"every canary exact: {stored == result['acked']}"
+        )
 
         receiver = Receiver()
-        status, channel = call(base, "POST", "/api/v1/admin/channels", token,
-                               {"name": "bench", "kind": "webhook", "url": receiver.url})
+        status, channel = call(
+            base,
+            "POST",
+            "/api/v1/admin/channels",
+            token,
+            {"name": "bench", "kind": "webhook", "url": receiver.url},
+        )
         assert status == 201, channel
         watched = []
         for i in range(args.delay_canaries):  # deadlines spread over the time this takes
             # "{i60}" in the schedule spreads the canaries over the seconds of a minute.
-            schedule = args.delay_schedule.replace("{i60}", str(i % 60)) if args.delay_schedule else None
+            schedule = (
+                args.delay_schedule.replace("{i60}", str(i % 60)) if args.delay_schedule else None
+            )
             canary = create(f"delay-{i}", args.delay_interval, [channel["id"]], schedule)
             call(base, "GET", canary["checkin_path"], token)
             watched.append(canary)
@@ -218,15 +265,23 @@ def main() -> int:
         delays = sorted(arrived - due(body) for arrived, body in missed)
         judged = sorted(decided(body) - due(body) for _, body in missed)
         delivered = sorted(arrived - decided(body) for arrived, body in missed)
-        print(f"\n== detection delay: deadline -> webhook received, {len(delays)}/{len(watched)} canaries"
-              f" ({receiver.received} alerts received) ==")
+        print(
+            f"\n== detection delay: deadline -> webhook received, {len(delays)}/{len(watched)} canaries"
+            f" ({receiver.received} alerts received) =="
+        )
         if delays:
-            print(f"p50 {percentile(delays, 0.5) * 1000:.0f} ms, p99 {percentile(delays, 0.99) * 1000:.0f} ms, "
-                  f"max {delays[-1] * 1000:.0f} ms (a 2 s polling loop averages 1,000 ms, up to 2,000)")
-            print(f"  deadline -> judged down (stream time): p50 {percentile(judged, 0.5) * 1000:.0f} ms,"
-                  f" p99 {percentile(judged, 0.99) * 1000:.0f} ms")
-            print(f"  judged -> webhook received: p50 {percentile(delivered, 0.5) * 1000:.0f} ms,"
-                  f" p99 {percentile(delivered, 0.99) * 1000:.0f} ms")
+            print(
+                f"p50 {percentile(delays, 0.5) * 1000:.0f} ms, p99 {percentile(delays, 0.99) * 1000:.0f} ms, "
+                f"max {delays[-1] * 1000:.0f} ms (a 2 s polling loop averages 1,000 ms, up to 2,000)"
+            )
+            print(
+                f"  deadline -> judged down (stream time): p50 {percentile(judged, 0.5) * 1000:.0f} ms,"
+                f" p99 {percentile(judged, 0.99) * 1000:.0f} ms"
+            )
+            print(
+                f"  judged -> webhook received: p50 {percentile(delivered, 0.5) * 1000:.0f} ms,"
+                f" p99 {percentile(delivered, 0.99) * 1000:.0f} ms"
+            )
         return 0 if len(delays) == len(watched) and stored == result["acked"] else 1
     finally:
         service.stop()

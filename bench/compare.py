@@ -110,8 +110,9 @@ def build(rev: str, cache: Path, extra: list[str]) -> Tree:
 
 def _install_extra(python: Path, extra: list[str]) -> None:
     if extra:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *extra], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *extra], check=True, capture_output=True
+        )
 
 
 def working_tree(python: str | None) -> Tree:
@@ -235,9 +236,7 @@ def summary(runs: list[Run], trees: list[Tree]) -> None:
                 b = [r.rate for r in mine if r.round == rnd and r.tree == new.name and r.rate]
                 if a and b:
                     per_round.append(b[0] / a[0])
-            spread = (
-                f", per round {min(per_round):.2f}–{max(per_round):.2f}" if per_round else ""
-            )
+            spread = f", per round {min(per_round):.2f}–{max(per_round):.2f}" if per_round else ""
             print(
                 f"{bench:8} ratio {new.name} / {old.name}: "
                 f"{means[new.name] / means[old.name]:.2f}x{spread}"
@@ -245,20 +244,37 @@ def summary(runs: list[Run], trees: list[Tree]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("revs", nargs="+", metavar="REV", help="revision(s) to compare against")
-    p.add_argument("--rounds", type=int, default=2, help="rounds (each tree once per bench), default 2")
+    p.add_argument(
+        "--rounds", type=int, default=2, help="rounds (each tree once per bench), default 2"
+    )
     p.add_argument("--only", choices=("ingest", "checkins"), help="one benchmark only")
     p.add_argument("--ingest-args", default="", help="extra arguments of bench/ingest.py")
     p.add_argument("--checkin-args", default="", help="extra arguments of bench/checkins.py")
-    p.add_argument("--python", help="the working tree's interpreter (default: .venv of the checkout)")
-    p.add_argument("--no-working-tree", action="store_true",
-                   help="compare the REVs among themselves (the last one is 'new')")
-    p.add_argument("--with", dest="extra", action="append", default=[], metavar="PKG",
-                   help="a package to add to every REV's venv (repeatable), e.g. prometheus-client")
+    p.add_argument(
+        "--python", help="the working tree's interpreter (default: .venv of the checkout)"
+    )
+    p.add_argument(
+        "--no-working-tree",
+        action="store_true",
+        help="compare the REVs among themselves (the last one is 'new')",
+    )
+    p.add_argument(
+        "--with",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="a package to add to every REV's venv (repeatable), e.g. prometheus-client",
+    )
     p.add_argument("--own-bench", action="store_true", help="run each tree's own bench scripts")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "coalmine-compare")
-    p.add_argument("--keep-logs", type=Path, help="directory for the runs' output (default: a temp dir)")
+    p.add_argument(
+        "--keep-logs", type=Path, help="directory for the runs' output (default: a temp dir)"
+    )
     args = p.parse_args(argv)
 
     trees = [build(rev, args.cache, args.extra) for rev in args.revs]

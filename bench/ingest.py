@@ -330,7 +330,13 @@ def stored_counts(
     counts = {}
     for name in names:
         query = urllib.parse.urlencode(
-            {"name": name, "from": str(since), "to": str(until), "interval": "1d", "source": "events"}
+            {
+                "name": name,
+                "from": str(since),
+                "to": str(until),
+                "interval": "1d",
+                "source": "events",
+            }
         )
         status, result = call(base, "GET", f"/api/v1/query/series?{query}", token)
         if status != 200:
@@ -589,7 +595,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--rate", type=float, help="open loop: requests per second in all (default: closed loop)"
     )
-    p.add_argument("--api-workers", type=int, default=1, help="API processes of the `coalmine up` started (default 1)")
+    p.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="API processes of the `coalmine up` started (default 1)",
+    )
     p.add_argument(
         "--admin-token",
         help="its admin token (required with --url; write "
@@ -782,7 +793,9 @@ def main(argv: list[str] | None = None) -> int:
             events = max(meas["accepted_events"], 1)
             print(
                 "CPU µs per event: "
-                + ", ".join(f"{role} {spent / events * 1e6:.2f}" for role, spent in sorted(by_role.items()))
+                + ", ".join(
+                    f"{role} {spent / events * 1e6:.2f}" for role, spent in sorted(by_role.items())
+                )
             )
         spent = {k: system_after[k] - system_before[k] for k in system_after}
         ticks = sum(spent.values()) or 1
@@ -863,7 +876,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stored == accepted: OK ({stored} events in ClickHouse)")
             ok = True
             window = {"from": str(wall_start + args.warmup), "to": str(time.time())}
-            status, fresh = call(base, "GET", "/api/v1/query/freshness?" + urllib.parse.urlencode(window), token)
+            status, fresh = call(
+                base, "GET", "/api/v1/query/freshness?" + urllib.parse.urlencode(window), token
+            )
             if status == 200 and fresh["events"]:
                 print(
                     f"freshness (accepted -> stored in ClickHouse), {fresh['events']:,} events after"

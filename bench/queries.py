@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest import machine, percentile
 
+from queries import run_query
 from runtime.clickhouse_client import connect, migrate
 from runtime.settings import load_settings
-from queries import run_query
 
 # Name k (0-based) is drawn log-uniformly: P(k) ~ 1/(k+1), like word frequencies.
 SEED_SQL = """
@@ -118,7 +118,9 @@ def settle(client: Any, timeout_s: float = 300.0) -> None:
     )
 
 
-def measure(client: Any, query: str, params: dict[str, str], now: dt.datetime, runs: int) -> dict[str, Any]:
+def measure(
+    client: Any, query: str, params: dict[str, str], now: dt.datetime, runs: int
+) -> dict[str, Any]:
     for _ in range(WARM_UP_RUNS):  # the first runs load marks and columns into caches
         result = run_query(client, query, params, now)
     timings = []
@@ -127,10 +129,16 @@ def measure(client: Any, query: str, params: dict[str, str], now: dt.datetime, r
         run_query(client, query, params, now)
         timings.append((time.perf_counter() - t0) * 1000)
     timings.sort()
-    return {"median": statistics.median(timings), "p95": percentile(timings, 0.95), "result": result}
+    return {
+        "median": statistics.median(timings),
+        "p95": percentile(timings, 0.95),
+        "result": result,
+    }
 
 
-def cases(names: list[str], now: dt.datetime) -> list[tuple[str, str, dict[str, str], float | None]]:
+def cases(
+    names: list[str], now: dt.datetime
+) -> list[tuple[str, str, dict[str, str], float | None]]:
     """(label, query, parameters, target in ms or None)."""
     top, middle = names[0], names[len(names) // 2]
     month = {"from": "-30d", "to": "now"}
@@ -195,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not met:
                     missed.append(label)
             source = figures["result"].get("source", "events")
-            print(f"{label:48} {figures['median']:7.1f}ms {figures['p95']:7.1f}ms  {verdict:14} {source}")
+            print(
+                f"{label:48} {figures['median']:7.1f}ms {figures['p95']:7.1f}ms  {verdict:14} {source}"
+            )
         print("\nall targets met (p95)" if not missed else f"\nMISSED: {', '.join(missed)}")
         return 1 if missed else 0
     finally:

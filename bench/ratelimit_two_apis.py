@@ -53,7 +53,9 @@ def worst_window(admissions: list[tuple[float, int]], rate_per_s: float, burst: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--threads", type=int, default=8)
@@ -62,7 +64,18 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="coalmine-rl-"))
     port = free_port()
     up = subprocess.Popen(
-        [sys.executable, "-m", "coalmine", "up", "--api-workers", "2", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "coalmine",
+            "up",
+            "--api-workers",
+            "2",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -80,7 +93,11 @@ def main() -> int:
         status, key = call(
             f"{base}/api/v1/admin/keys",
             token,
-            {"name": "hammered", "rate_per_minute": DEFAULT_RATE_PER_MINUTE, "burst": DEFAULT_BURST},
+            {
+                "name": "hammered",
+                "rate_per_minute": DEFAULT_RATE_PER_MINUTE,
+                "burst": DEFAULT_BURST,
+            },
         )
         assert status == 201, status
         admissions: list[tuple[float, int]] = []
@@ -110,9 +127,15 @@ def main() -> int:
         rate_per_s = DEFAULT_RATE_PER_MINUTE / 60
         ceiling = DEFAULT_BURST + rate_per_s * elapsed
         worst = worst_window(sorted(admissions), rate_per_s, DEFAULT_BURST)
-        print(f"two API processes, one key at {DEFAULT_RATE_PER_MINUTE}/min burst {DEFAULT_BURST}, batches of {args.batch}, {args.threads} threads")
-        print(f"elapsed {elapsed:.1f}s: admitted {total} events in {len(admissions)} requests, refused {refused} requests")
-        print(f"ceiling burst + rate x elapsed = {ceiling:.0f}; admitted - ceiling = {total - ceiling:+.0f}")
+        print(
+            f"two API processes, one key at {DEFAULT_RATE_PER_MINUTE}/min burst {DEFAULT_BURST}, batches of {args.batch}, {args.threads} threads"
+        )
+        print(
+            f"elapsed {elapsed:.1f}s: admitted {total} events in {len(admissions)} requests, refused {refused} requests"
+        )
+        print(
+            f"ceiling burst + rate x elapsed = {ceiling:.0f}; admitted - ceiling = {total - ceiling:+.0f}"
+        )
         print(f"worst window overshoot: {worst:+.0f} events")
         return 0
     finally:

@@ -80,7 +80,9 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
     statuses: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
     acked_events: Counter[str] = Counter()
     acked_checkins: list[int] = [0] * len(conf["paths"])
-    limits = httpx.Limits(max_connections=conf["connections"], max_keepalive_connections=conf["connections"])
+    limits = httpx.Limits(
+        max_connections=conf["connections"], max_keepalive_connections=conf["connections"]
+    )
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
 
         async def timed(kind: str, request: Any) -> httpx.Response | None:
@@ -100,8 +102,15 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
 
         async def ingest(i: int) -> None:
             name = NAMES[i % len(NAMES)]
-            body = {"events": [{"type": "error" if j == 0 else "event", "name": name, "value": j} for j in range(100)]}
-            response = await timed("ingest", http.post("/api/v1/events", json=body, headers=ingest_headers))
+            body = {
+                "events": [
+                    {"type": "error" if j == 0 else "event", "name": name, "value": j}
+                    for j in range(100)
+                ]
+            }
+            response = await timed(
+                "ingest", http.post("/api/v1/events", json=body, headers=ingest_headers)
+            )
             if response is not None and response.status_code == 202:
                 acked_events[name] += 100
 
@@ -142,8 +151,12 @@ def _span(result: dict[str, Any], kind: str, start: int, end: int) -> tuple[floa
     ok = 0
     for second in range(start, end):
         lat += result["latencies"].get((kind, second), [])
-        ok += sum(n for st, n in result["statuses"].get((kind, second), {}).items() if st.startswith("2"))
-    return ok * (100 if kind == "ingest" else 1) / max(1, end - start), percentile(sorted(lat), 0.99)
+        ok += sum(
+            n for st, n in result["statuses"].get((kind, second), {}).items() if st.startswith("2")
+        )
+    return ok * (100 if kind == "ingest" else 1) / max(1, end - start), percentile(
+        sorted(lat), 0.99
+    )
 
 
 def _load_process(conf: dict[str, Any], out: Any) -> None:
@@ -151,20 +164,32 @@ def _load_process(conf: dict[str, Any], out: Any) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--ingest-rate", type=float, default=200.0, help="100-event batches per second")
+    parser.add_argument(
+        "--ingest-rate", type=float, default=200.0, help="100-event batches per second"
+    )
     parser.add_argument("--checkin-rate", type=float, default=100.0, help="check-ins per second")
     parser.add_argument("--query-rate", type=float, default=2.0, help="queries per second")
     parser.add_argument("--canaries", type=int, default=100)
     parser.add_argument("--connections", type=int, default=96)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--sample-s", type=float, default=30.0)
-    parser.add_argument("--rotate-mb", type=int, default=None,
-                        help="COALMINE_LOG_ROTATE_MB for the service (default: its own, 256); "
-                             "small values force rotations of the embedded log")
-    parser.add_argument("--compare-minutes", type=float, default=5.0,
-                        help="the first and last spans whose p99, throughput and RSS are compared")
+    parser.add_argument(
+        "--rotate-mb",
+        type=int,
+        default=None,
+        help="COALMINE_LOG_ROTATE_MB for the service (default: its own, 256); "
+        "small values force rotations of the embedded log",
+    )
+    parser.add_argument(
+        "--compare-minutes",
+        type=float,
+        default=5.0,
+        help="the first and last spans whose p99, throughput and RSS are compared",
+    )
     args = parser.parse_args()
     if args.rotate_mb is not None:
         os.environ["COALMINE_LOG_ROTATE_MB"] = str(args.rotate_mb)
@@ -175,27 +200,46 @@ def main() -> int:
     try:
         token = service.start()
         base = service.base
-        status, key = call(base, "POST", "/api/v1/admin/keys", token,
-                           {"name": "soak", "rate_per_minute": 1_000_000, "burst": 1_000_000})
+        status, key = call(
+            base,
+            "POST",
+            "/api/v1/admin/keys",
+            token,
+            {"name": "soak", "rate_per_minute": 1_000_000, "burst": 1_000_000},
+        )
         assert status == 201, key
         canaries = []
         for i in range(args.canaries):
-            status, canary = call(base, "POST", "/api/v1/admin/canaries", token,
-                                  {"name": f"soak-{i}", "interval_seconds": 3600})
+            status, canary = call(
+                base,
+                "POST",
+                "/api/v1/admin/canaries",
+                token,
+                {"name": f"soak-{i}", "interval_seconds": 3600},
+            )
             assert status == 201, canary
             canaries.append(canary)
         since = int(time.time()) - 60
-        conf = {"base": base, "seconds": seconds, "key": key["key"], "token": token,
-                "paths": [c["checkin_path"] for c in canaries], "connections": args.connections,
-                "ingest_rate": args.ingest_rate, "checkin_rate": args.checkin_rate,
-                "query_rate": args.query_rate}
+        conf = {
+            "base": base,
+            "seconds": seconds,
+            "key": key["key"],
+            "token": token,
+            "paths": [c["checkin_path"] for c in canaries],
+            "connections": args.connections,
+            "ingest_rate": args.ingest_rate,
+            "checkin_rate": args.checkin_rate,
+            "query_rate": args.query_rate,
+        }
         parent, child = multiprocessing.Pipe()
         load = multiprocessing.Process(target=_load_process, args=(conf, child))
         load.start()
         roles = dict(service.descendants)
-        print(f"\n== soak: {args.minutes:g} min; per second: {args.ingest_rate:g} ingest batches "
-              f"({args.ingest_rate * 100:,.0f} events), {args.checkin_rate:g} check-ins, "
-              f"{args.query_rate:g} queries; {args.api_workers} API processes ==")
+        print(
+            f"\n== soak: {args.minutes:g} min; per second: {args.ingest_rate:g} ingest batches "
+            f"({args.ingest_rate * 100:,.0f} events), {args.checkin_rate:g} check-ins, "
+            f"{args.query_rate:g} queries; {args.api_workers} API processes =="
+        )
         rss: list[tuple[float, dict[str, float]]] = []
         started = time.monotonic()
         next_sample = started
@@ -208,12 +252,18 @@ def main() -> int:
                     if mb is not None:  # the largest process of each role (api: of N)
                         sample[role] = max(sample[role], mb)
                 rss.append((time.monotonic() - started, dict(sample)))
-                print(f"  t={rss[-1][0]:5.0f}s RSS MB: " + ", ".join(f"{r} {m:.0f}" for r, m in sorted(sample.items())), flush=True)
+                print(
+                    f"  t={rss[-1][0]:5.0f}s RSS MB: "
+                    + ", ".join(f"{r} {m:.0f}" for r, m in sorted(sample.items())),
+                    flush=True,
+                )
                 next_sample += args.sample_s
         result = parent.recv()
         load.join()
 
-        print("\n   window   | ingest ev/s  p99 ms | check-ins/s  p99 ms | queries/s  p99 ms | not 2xx / errors")
+        print(
+            "\n   window   | ingest ev/s  p99 ms | check-ins/s  p99 ms | queries/s  p99 ms | not 2xx / errors"
+        )
         window = int(args.sample_s)
         five_xx = 0
         for start in range(0, int(seconds), window):
@@ -232,26 +282,42 @@ def main() -> int:
                             five_xx += n if status.startswith("5") else 0
                 rate = ok * (100 if kind == "ingest" else 1) / window
                 cells.append(f"{rate:>11,.0f} {percentile(sorted(lat), 0.99) * 1000:7.1f}")
-            print(f" {start:4d}-{start + window:<4d}s |" + " |".join(cells) + " | "
-                  + (", ".join(f"{k}: {v}" for k, v in sorted(problems.items())) or "none"))
+            print(
+                f" {start:4d}-{start + window:<4d}s |"
+                + " |".join(cells)
+                + " | "
+                + (", ".join(f"{k}: {v}" for k, v in sorted(problems.items())) or "none")
+            )
         print(f"dropped at the generator (service saturated): {result['dropped']}")
         peak = {role: max(s.get(role, 0.0) for _, s in rss) for role in rss[0][1]} if rss else {}
         print("peak RSS MB: " + ", ".join(f"{r} {m:.0f}" for r, m in sorted(peak.items())))
         span = int(args.compare_minutes * 60)
         for kind in ("ingest", "checkin"):
-            first, last = _span(result, kind, 0, span), _span(result, kind, int(seconds) - span, int(seconds))
-            print(f"{kind}: first {args.compare_minutes:g} min p99 {first[1] * 1000:.1f} ms, {first[0]:,.0f}/s;"
-                  f" last {args.compare_minutes:g} min p99 {last[1] * 1000:.1f} ms, {last[0]:,.0f}/s;"
-                  f" p99 ratio last/first {last[1] / first[1] if first[1] else float('nan'):.2f},"
-                  f" throughput ratio {last[0] / first[0] if first[0] else float('nan'):.2f}")
+            first, last = (
+                _span(result, kind, 0, span),
+                _span(result, kind, int(seconds) - span, int(seconds)),
+            )
+            print(
+                f"{kind}: first {args.compare_minutes:g} min p99 {first[1] * 1000:.1f} ms, {first[0]:,.0f}/s;"
+                f" last {args.compare_minutes:g} min p99 {last[1] * 1000:.1f} ms, {last[0]:,.0f}/s;"
+                f" p99 ratio last/first {last[1] / first[1] if first[1] else float('nan'):.2f},"
+                f" throughput ratio {last[0] / first[0] if first[0] else float('nan'):.2f}"
+            )
         early = [s for t, s in rss if t <= span]
         late = [s for t, s in rss if t >= seconds - span]
         if early and late:
-            print("RSS MB, mean of the first / last span: " + ", ".join(
-                f"{r} {sum(x.get(r, 0) for x in early) / len(early):.0f} / {sum(x.get(r, 0) for x in late) / len(late):.0f}"
-                for r in sorted(early[-1])))
-        rotations = [line for line in service.log_path.read_text(errors="replace").splitlines()
-                     if line.startswith("log rotated to generation")]
+            print(
+                "RSS MB, mean of the first / last span: "
+                + ", ".join(
+                    f"{r} {sum(x.get(r, 0) for x in early) / len(early):.0f} / {sum(x.get(r, 0) for x in late) / len(late):.0f}"
+                    for r in sorted(early[-1])
+                )
+            )
+        rotations = [
+            line
+            for line in service.log_path.read_text(errors="replace").splitlines()
+            if line.startswith("log rotated to generation")
+        ]
         print(f"log rotations: {len(rotations)}")
         for line in rotations:
             print(f"  {line}")
@@ -261,14 +327,21 @@ def main() -> int:
         deadline = time.monotonic() + 180
         while True:
             stored = stored_counts(base, token, NAMES, since, until)
-            if all(stored.get(n, 0) == acked.get(n, 0) for n in NAMES) or time.monotonic() > deadline:
+            if (
+                all(stored.get(n, 0) == acked.get(n, 0) for n in NAMES)
+                or time.monotonic() > deadline
+            ):
                 break
             time.sleep(1)
         exact = all(stored.get(n, 0) == acked.get(n, 0) for n in NAMES)
-        print(f"events stored {sum(stored.values()):,} of {sum(acked.values()):,} acknowledged; exact: {exact}")
+        print(
+            f"events stored {sum(stored.values()):,} of {sum(acked.values()):,} acknowledged; exact: {exact}"
+        )
         status, fresh = call(base, "GET", f"/api/v1/query/freshness?from={since}&to={until}", token)
         if status == 200 and fresh["events"]:
-            print(f"freshness (accepted -> stored): p50 {fresh['p50_ms']:,.0f} ms, p99 {fresh['p99_ms']:,.0f} ms, max {fresh['max_ms']:,.0f} ms")
+            print(
+                f"freshness (accepted -> stored): p50 {fresh['p50_ms']:,.0f} ms, p99 {fresh['p99_ms']:,.0f} ms, max {fresh['max_ms']:,.0f} ms"
+            )
         status, listed = call(base, "GET", "/api/v1/admin/canaries", token)
         by_id = {c["id"]: c for c in listed["canaries"]}
         up = sum(1 for c in canaries if by_id[c["id"]]["status"] == "up")

@@ -33,9 +33,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from coalmine.broker import free_port
+from ingest_api.ui.pages import CANARY_VIEWS_TTL_S
 from runtime.clickhouse_client import connect, migrate
 from runtime.settings import load_settings
-from ingest_api.ui.pages import CANARY_VIEWS_TTL_S
 from schemas.canaries import CanaryDefined
 from schemas.records import record_encoder
 
@@ -78,23 +78,43 @@ def seed_canaries(client, canaries: int, days: int) -> None:
     rows = []
     for i in range(canaries):
         record = CanaryDefined(
-            id=f"can_bench{i:07d}", name=f"job {i}", token_hash=f"{i:064x}", interval_s=3600,
-            grace_s=600, channels=[], created_at=created, changed_at=created,
+            id=f"can_bench{i:07d}",
+            name=f"job {i}",
+            token_hash=f"{i:064x}",
+            interval_s=3600,
+            grace_s=600,
+            channels=[],
+            created_at=created,
+            changed_at=created,
         )
-        rows.append([record.id, "canary", record_encoder.encode(record).decode(), False, int(created * 1000)])
+        rows.append(
+            [
+                record.id,
+                "canary",
+                record_encoder.encode(record).decode(),
+                False,
+                int(created * 1000),
+            ]
+        )
     client.insert("control", rows, column_names=["id", "kind", "record", "deleted", "version"])
     t0 = time.perf_counter()
     parameters = {"canaries": canaries, "now_ms": int(now * 1000), "rows": canaries * days * 24}
     client.command(CHECKINS_SQL, parameters=parameters)
     client.command(FLIPS_SQL, parameters=parameters)
-    print(f"seeded {canaries:,} canaries, {canaries * days * 24:,} check-ins in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"seeded {canaries:,} canaries, {canaries * days * 24:,} check-ins in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def start_up(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COALMINE_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=HERE.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=HERE.parent,
     )
     deadline = time.monotonic() + 180
     assert process.stdout is not None
@@ -127,7 +147,11 @@ def measure(client: httpx.Client, path: str, runs: int) -> tuple[float, float, i
         answer = client.get(path)
         timings.append((time.perf_counter() - t0) * 1000)
     timings.sort()
-    return statistics.median(timings), timings[min(len(timings) - 1, round(0.95 * len(timings) + 0.5) - 1)], len(answer.content)
+    return (
+        statistics.median(timings),
+        timings[min(len(timings) - 1, round(0.95 * len(timings) + 0.5) - 1)],
+        len(answer.content),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--canaries", type=int, default=1000)
     p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--data-dir", help="a directory (default: a fresh temporary one); one seeded by an earlier run is reused")
+    p.add_argument(
+        "--data-dir",
+        help="a directory (default: a fresh temporary one); one seeded by an earlier run is reused",
+    )
     args = p.parse_args(argv)
     bench_queries = _bench_module("queries")
     print(_bench_module("ingest").machine())
@@ -173,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             (f"events {top}, 30 d", f"/events?names={top}&range=30d"),
             (f"events {top}, 7 d, 15m", f"/events?names={top}&range=7d&interval=15m"),
             ("admin", "/admin"),
-            ("live statuses of 100 canaries (every 2 s a page)", "/ui/live?ids=" + ",".join(f"can_bench{i:07d}" for i in range(100))),
+            (
+                "live statuses of 100 canaries (every 2 s a page)",
+                "/ui/live?ids=" + ",".join(f"can_bench{i:07d}" for i in range(100)),
+            ),
         ]
         print(f"\n{'page':44} {'median':>9} {'p95':>9}  {'bytes':>8}  target")
         missed = []
@@ -181,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             median, p95, size = measure(session, path, args.runs)
             met = p95 < TARGET_MS
             missed += [] if met else [label]
-            print(f"{label:44} {median:7.1f}ms {p95:7.1f}ms  {size:8,}  <{TARGET_MS:.0f} ms {'met' if met else 'MISSED'}")
+            print(
+                f"{label:44} {median:7.1f}ms {p95:7.1f}ms  {size:8,}  <{TARGET_MS:.0f} ms {'met' if met else 'MISSED'}"
+            )
         print("\nall pages under target (p95)" if not missed else f"\nMISSED: {', '.join(missed)}")
         return 1 if missed else 0
     finally:

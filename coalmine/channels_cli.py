@@ -21,19 +21,25 @@ def add_channels_commands(
 ) -> argparse.ArgumentParser:
     channels = sub.add_parser("channels", help="where alerts go: webhook, Slack, e-mail")
     channels_sub = channels.add_subparsers(dest="channels_command", required=True)
-    create = channels_sub.add_parser("create", help="create a channel (a webhook's secret is printed once)")
+    create = channels_sub.add_parser(
+        "create", help="create a channel (a webhook's secret is printed once)"
+    )
     create.add_argument("name")
     kind = create.add_mutually_exclusive_group(required=True)
     kind.add_argument("--webhook", metavar="URL", help="POST signed JSON to this URL")
     kind.add_argument("--slack", metavar="URL", help="a Slack incoming-webhook URL")
-    kind.add_argument("--email", metavar="ADDRESS", action="append", help="send e-mail to (repeatable)")
+    kind.add_argument(
+        "--email", metavar="ADDRESS", action="append", help="send e-mail to (repeatable)"
+    )
     create.add_argument("--secret", help="webhook: the signing secret (default: generated)")
     create.add_argument("--smtp-host", help="e-mail: the SMTP server")
     create.add_argument("--smtp-port", type=int, help="e-mail: its port (default 587)")
     create.add_argument("--smtp-user", help="e-mail: the SMTP user name")
     create.add_argument("--smtp-password-file", help="e-mail: a file holding the SMTP password")
     create.add_argument("--sender", help="e-mail: the From address")
-    create.add_argument("--no-starttls", action="store_true", help="e-mail: no STARTTLS (not advised)")
+    create.add_argument(
+        "--no-starttls", action="store_true", help="e-mail: no STARTTLS (not advised)"
+    )
     client_flags(create)
     client_flags(channels_sub.add_parser("list", help="channels (no secrets)"))
     for verb, text in (("delete", "remove a channel"), ("test", "send a test notification now")):
@@ -78,7 +84,9 @@ def run_channels(args: argparse.Namespace, client: Any) -> int:
         else:
             print(f"id:     {created['id']}")
             if "secret" in created:
-                print(f"secret: {created['secret']}\n(the secret is shown only once: it signs each webhook)")
+                print(
+                    f"secret: {created['secret']}\n(the secret is shown only once: it signs each webhook)"
+                )
             print(f"use it: coalmine canaries create NAME --interval 1h --channel {created['id']}")
     elif command == "list":
         channels = client.call("GET", PATH)["channels"]

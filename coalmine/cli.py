@@ -10,14 +10,14 @@ import logging
 import os
 import sys
 
-from runtime.private import SERVICE_UMASK
 from coalmine import __version__
 from coalmine.channels_cli import add_channels_commands, run_channels
 from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.routing_cli import add_routes_commands, run_routes
-from runtime.settings import Settings, SettingsError, address_in_environment, load_settings
 from coalmine.terminal import print_table as _print_table
+from runtime.private import SERVICE_UMASK
+from runtime.settings import Settings, SettingsError, address_in_environment, load_settings
 
 # Commands that run (part of) the service log at INFO; client commands print only results.
 SERVICE_COMMANDS = ("up", "api", "worker", "store", "migrate", "create-topics")
@@ -68,10 +68,10 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from runtime.http_server import QuietServer
     from coalmine.tls import check_server_tls
     from ingest_api.app import serve
     from ingest_api.linger import LingeringHttpProtocol
+    from runtime.http_server import QuietServer
 
     settings = _settings(args)
     check_server_tls(settings)
@@ -194,7 +194,9 @@ def cmd_canaries(args: argparse.Namespace) -> int:
                 zone = created["timezone"] or "UTC"
                 print(f"schedule: {created['schedule']} ({created['schedule_text']}, {zone})")
             print(f"check in: curl -fsS {_service_url(args)}{created['checkin_path']}")
-            print(f"      or: curl -fsS {_service_url(args)}{created['ping_path']}  (Healthchecks URLs)")
+            print(
+                f"      or: curl -fsS {_service_url(args)}{created['ping_path']}  (Healthchecks URLs)"
+            )
     elif command == "list":
         canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
         if args.json:
@@ -219,7 +221,12 @@ def cmd_canaries(args: argparse.Namespace) -> int:
     elif command == "watch":
         from coalmine.watch import watch
 
-        watch(lambda: client.call("GET", "/api/v1/admin/canaries")["canaries"], sys.stdout, args.json, args.every)
+        watch(
+            lambda: client.call("GET", "/api/v1/admin/canaries")["canaries"],
+            sys.stdout,
+            args.json,
+            args.every,
+        )
     elif command in ("pause", "resume"):
         changed = client.call(
             "PATCH", f"/api/v1/admin/canaries/{args.id}", json={"paused": command == "pause"}
@@ -242,9 +249,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     from coalmine.importer import ImportFailed, import_files
     from coalmine.tls import client_verify
 
-    key = args.key or (Path(args.key_file).read_text().strip() if args.key_file else _settings(args).ingest_key)
+    key = args.key or (
+        Path(args.key_file).read_text().strip() if args.key_file else _settings(args).ingest_key
+    )
     if not key:
-        print("coalmine import: an ingest key is needed: --key-file, --key or COALMINE_INGEST_KEY", file=sys.stderr)
+        print(
+            "coalmine import: an ingest key is needed: --key-file, --key or COALMINE_INGEST_KEY",
+            file=sys.stderr,
+        )
         return 2
     if not 1 <= args.chunk <= 100_000:
         print("coalmine import: --chunk must be between 1 and 100,000", file=sys.stderr)
@@ -252,7 +264,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     url = _service_url(args)
     try:
         summary = import_files(
-            [Path(f) for f in args.files], url, key, args.chunk, args.restart, args.max_chunks,
+            [Path(f) for f in args.files],
+            url,
+            key,
+            args.chunk,
+            args.restart,
+            args.max_chunks,
             verify=client_verify(_settings(args)),
         )
     except (ImportFailed, OSError) as exc:
@@ -269,7 +286,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(
             f"{summary['files']} file(s): {summary['accepted']:,} events accepted, {summary['rejected']:,} rejected"
             f" in {summary['seconds']:.1f}s ({summary['events_per_s']:,} events/s)"
-            + (f"; {summary['skipped_lines']:,} lines were done by an earlier run" if summary["skipped_lines"] else "")
+            + (
+                f"; {summary['skipped_lines']:,} lines were done by an earlier run"
+                if summary["skipped_lines"]
+                else ""
+            )
         )
         for line in summary["first_rejections"]:
             print(f"  rejected {line}")
@@ -299,7 +320,11 @@ def cmd_import_healthchecks(args: argparse.Namespace) -> int:
     else:
         for o in outcomes:
             if o["outcome"] == "created":
-                kept = " (its Healthchecks UUID)" if o["kept_uuid"] else " (a new token: update the job)"
+                kept = (
+                    " (its Healthchecks UUID)"
+                    if o["kept_uuid"]
+                    else " (a new token: update the job)"
+                )
                 print(f"created {o['name']}: {o['ping_url']}{kept}\n        or {o['slug_url']}")
             else:
                 print(f"{o['outcome']} {o['name']}: {o['reason']}")
@@ -362,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     def client_flags(p: argparse.ArgumentParser) -> None:
         recorded = "where the `coalmine up` of --data-dir listens"
         p.add_argument("--host", help=f"the service's host (default: {recorded}, else 127.0.0.1)")
-        p.add_argument("--port", type=int, help=f"the service's port (default: {recorded}, else 8000)")
+        p.add_argument(
+            "--port", type=int, help=f"the service's port (default: {recorded}, else 8000)"
+        )
         p.add_argument(
             "--data-dir",
             help="the data dir of the `coalmine up` to talk to: its URL, its admin token"
@@ -402,20 +429,32 @@ def build_parser() -> argparse.ArgumentParser:
     every_flags.add_argument(
         "--interval", type=duration, help="time between check-ins: 90, 90s, 10m, 1h, 1d, 1w"
     )
-    every_flags.add_argument("--schedule", help='a cron expression instead: "0 3 * * *" (5 or 6 fields)')
-    create_canary.add_argument("--tz", help="the schedule's IANA timezone, e.g. Europe/Paris (default UTC)")
-    create_canary.add_argument("--grace", type=duration, default=0, help="grace after it (default 0), as --interval")
-    create_canary.add_argument("--max-runtime", type=duration, help="how long a /start may run, as --interval")
+    every_flags.add_argument(
+        "--schedule", help='a cron expression instead: "0 3 * * *" (5 or 6 fields)'
+    )
+    create_canary.add_argument(
+        "--tz", help="the schedule's IANA timezone, e.g. Europe/Paris (default UTC)"
+    )
+    create_canary.add_argument(
+        "--grace", type=duration, default=0, help="grace after it (default 0), as --interval"
+    )
+    create_canary.add_argument(
+        "--max-runtime", type=duration, help="how long a /start may run, as --interval"
+    )
     from coalmine.canary_flags import add_threshold_flags
 
     add_threshold_flags(create_canary)
     create_canary.add_argument(
-        "--channel", action="append", help="a channel to alert (repeatable; `coalmine channels create`)"
+        "--channel",
+        action="append",
+        help="a channel to alert (repeatable; `coalmine channels create`)",
     )
     client_flags(create_canary)
     client_flags(canaries_sub.add_parser("list", help="canaries and their status"))
     watching = canaries_sub.add_parser("watch", help="print each status change as it happens")
-    watching.add_argument("--every", type=float, default=1.0, help="seconds between looks (default 1)")
+    watching.add_argument(
+        "--every", type=float, default=1.0, help="seconds between looks (default 1)"
+    )
     client_flags(watching)
     for verb, text in (("pause", "stop alerting"), ("resume", "alert again"), ("delete", "remove")):
         p = canaries_sub.add_parser(verb, help=text)
@@ -429,18 +468,30 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("files", nargs="+", help=".ndjson/.jsonl/.json/.csv, optionally .gz")
     imports.add_argument("--key", help="an ingest key (or --key-file, or COALMINE_INGEST_KEY)")
     imports.add_argument("--key-file", help="a file holding the ingest key")
-    imports.add_argument("--chunk", type=int, default=10_000, help="lines per request (default 10,000)")
-    imports.add_argument("--restart", action="store_true", help="ignore the progress of an earlier run")
+    imports.add_argument(
+        "--chunk", type=int, default=10_000, help="lines per request (default 10,000)"
+    )
+    imports.add_argument(
+        "--restart", action="store_true", help="ignore the progress of an earlier run"
+    )
     imports.add_argument("--max-chunks", type=int, help=argparse.SUPPRESS)  # tests: interrupt
     client_flags(imports)
     imports.set_defaults(func=cmd_import)
-    hc = sub.add_parser("import-healthchecks", help="canaries from a Healthchecks API v3 checks export")
+    hc = sub.add_parser(
+        "import-healthchecks", help="canaries from a Healthchecks API v3 checks export"
+    )
     hc.add_argument("file", help="the JSON of GET /api/v3/checks/")
-    hc.add_argument("--channel", action="append", help="a channel for every imported canary (repeatable)")
+    hc.add_argument(
+        "--channel", action="append", help="a channel for every imported canary (repeatable)"
+    )
     client_flags(hc)
     hc.set_defaults(func=cmd_import_healthchecks)
-    add_routes_commands(sub, client_flags).set_defaults(func=lambda args: run_routes(args, _client(args)))
-    add_channels_commands(sub, client_flags).set_defaults(func=lambda args: run_channels(args, _client(args)))
+    add_routes_commands(sub, client_flags).set_defaults(
+        func=lambda args: run_routes(args, _client(args))
+    )
+    add_channels_commands(sub, client_flags).set_defaults(
+        func=lambda args: run_channels(args, _client(args))
+    )
     return parser
 
 
@@ -478,7 +529,11 @@ def main(argv: list[str] | None = None) -> int:
             use_metrics_dir(settings)
     except SettingsError:
         log_format = "auto"  # the command itself reports the bad setting
-    configure(args.command, log_format, logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING)
+    configure(
+        args.command,
+        log_format,
+        logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING,
+    )
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

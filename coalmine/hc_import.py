@@ -30,7 +30,9 @@ def read_export(path: Path) -> list[dict[str, Any]]:
         raise ExportUnreadable(f"{path}: {exc}") from None
     checks = export.get("checks") if isinstance(export, dict) else export
     if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
-        raise ExportUnreadable(f'{path}: expected {{"checks": [...]}} as GET /api/v3/checks/ answers')
+        raise ExportUnreadable(
+            f'{path}: expected {{"checks": [...]}} as GET /api/v3/checks/ answers'
+        )
     return checks
 
 
@@ -39,7 +41,11 @@ def canary_spec(check: dict[str, Any], channels: list[str]) -> dict[str, Any] | 
     name = check.get("name") or check.get("slug")
     if not name:
         return "a check without a name or slug"
-    spec: dict[str, Any] = {"name": name, "grace_seconds": int(check.get("grace") or 0), "channels": channels}
+    spec: dict[str, Any] = {
+        "name": name,
+        "grace_seconds": int(check.get("grace") or 0),
+        "channels": channels,
+    }
     schedule = check.get("schedule")
     if schedule:
         if "\n" in schedule.strip() or len(schedule.split()) != 5:
@@ -58,7 +64,9 @@ def canary_spec(check: dict[str, Any], channels: list[str]) -> dict[str, Any] | 
     return spec
 
 
-def import_checks(client: Any, checks: list[dict[str, Any]], channels: list[str]) -> list[dict[str, Any]]:
+def import_checks(
+    client: Any, checks: list[dict[str, Any]], channels: list[str]
+) -> list[dict[str, Any]]:
     """Create a canary per check; one outcome per check: created (with its token and slug),
     or skipped/failed with the reason."""
     outcomes = []
@@ -70,10 +78,18 @@ def import_checks(client: Any, checks: list[dict[str, Any]], channels: list[str]
         try:
             created = client.call("POST", "/api/v1/admin/canaries", json=spec)
             if check.get("status") == "paused":
-                client.call("PATCH", f"/api/v1/admin/canaries/{created['id']}", json={"paused": True})
+                client.call(
+                    "PATCH", f"/api/v1/admin/canaries/{created['id']}", json={"paused": True}
+                )
         except ServiceError as exc:
             exists = str(exc).startswith("409")
-            outcomes.append({"name": spec["name"], "outcome": "exists" if exists else "failed", "reason": str(exc)})
+            outcomes.append(
+                {
+                    "name": spec["name"],
+                    "outcome": "exists" if exists else "failed",
+                    "reason": str(exc),
+                }
+            )
             continue
         outcomes.append(
             {"name": created["name"], "outcome": "created", "id": created["id"], "token": created["token"],

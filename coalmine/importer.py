@@ -32,8 +32,8 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from schemas.wire import Event
 from schemas.errors import ImportFailed
+from schemas.wire import Event
 
 BULK_PATH = "/api/v1/events/bulk"
 DEFAULT_CHUNK_LINES = 10_000
@@ -47,10 +47,17 @@ STATE_SUFFIX = ".coalmine-import"
 # --- reading, pure --------------------------------------------------------------------------
 def kind_of(path: Path) -> str:
     name = path.name.removesuffix(".gz")
-    for suffix, kind in ((".ndjson", "ndjson"), (".jsonl", "ndjson"), (".json", "json"), (".csv", "csv")):
+    for suffix, kind in (
+        (".ndjson", "ndjson"),
+        (".jsonl", "ndjson"),
+        (".json", "json"),
+        (".csv", "csv"),
+    ):
         if name.endswith(suffix):
             return kind
-    raise ImportFailed(f"{path}: unknown format (use .ndjson, .jsonl, .json or .csv, optionally .gz)")
+    raise ImportFailed(
+        f"{path}: unknown format (use .ndjson, .jsonl, .json or .csv, optionally .gz)"
+    )
 
 
 def csv_header_problem(columns: list[str]) -> str | None:
@@ -132,7 +139,9 @@ class EventFile:
                 yield (line.removeprefix(b"\xef\xbb\xbf") if number == 0 else line).rstrip(b"\r\n")
             return
         # newline="": the csv module's own quoting handles line breaks inside cells.
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="" if self.kind == "csv" else None)
+        text = io.TextIOWrapper(
+            stream, encoding="utf-8-sig", newline="" if self.kind == "csv" else None
+        )
         if self.kind == "csv":
             rows = csv.DictReader(text)
             header_problem = csv_header_problem(rows.fieldnames or [])
@@ -214,7 +223,9 @@ def _json_of(response: httpx.Response) -> dict[str, Any]:
     return answer if isinstance(answer, dict) else {}
 
 
-def send_chunk(client: httpx.Client, lines: list[bytes], wait: Any = time.sleep) -> tuple[int, dict[str, Any]]:
+def send_chunk(
+    client: httpx.Client, lines: list[bytes], wait: Any = time.sleep
+) -> tuple[int, dict[str, Any]]:
     """POST one chunk until the server takes it: (lines of it settled, the server's answer).
     Fewer lines than sent when the log acknowledged only part of it (a 503 naming the line):
     the rest is sent again as the next chunk."""
@@ -222,13 +233,19 @@ def send_chunk(client: httpx.Client, lines: list[bytes], wait: Any = time.sleep)
     failures = 0
     while True:
         try:
-            response = client.post(BULK_PATH, content=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"})
+            response = client.post(
+                BULK_PATH,
+                content=body,
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
+            )
         except httpx.TransportError as exc:
             # Sent again: after a connection lost mid-request the chunk may have been stored,
             # and is then stored twice (the one case; the server cannot tell a resend).
             failures += 1
             if failures > TRANSPORT_RETRIES:
-                raise ImportFailed(f"cannot reach {client.base_url} ({type(exc).__name__}: {exc}); run again to go on") from None
+                raise ImportFailed(
+                    f"cannot reach {client.base_url} ({type(exc).__name__}: {exc}); run again to go on"
+                ) from None
             wait(TRANSPORT_RETRY_S, f"{type(exc).__name__}: {exc}")
             continue
         answer = _json_of(response)
@@ -291,7 +308,9 @@ def import_files(
     """Import every file; a summary. `accepted`/`rejected` count each file's whole import,
     earlier runs included; `events_per_s` is this run's pace. `max_chunks` stops after that
     many requests (tests use it to interrupt an import)."""
-    for path in paths:  # every file readable, of a known kind, with a good header, before anything is sent
+    for (
+        path
+    ) in paths:  # every file readable, of a known kind, with a good header, before anything is sent
         if not path.is_file():
             raise ImportFailed(f"{path}: not a file")
         if kind_of(path) == "csv":
@@ -306,7 +325,9 @@ def import_files(
     with httpx.Client(base_url=url, headers=auth, timeout=300, verify=verify) as client:
         for path in paths:
             screen.source = EventFile(path)
-            screen.progress = progress = Progress(size=path.stat().st_size) if restart else Progress.load(path)
+            screen.progress = progress = (
+                Progress(size=path.stat().st_size) if restart else Progress.load(path)
+            )
             totals["skipped_lines"] += progress.lines
             for first, lines in chunks(screen.source.lines(), chunk_lines, progress.lines):
                 while lines:  # more than once when the log took only part of the chunk (503)
@@ -320,7 +341,9 @@ def import_files(
                     progress.save(path)
                     screen.accepted += answer.get("accepted", 0)
                     for item in answer.get("rejected", [])[: SHOWN_REJECTIONS - len(shown)]:
-                        shown.append(f"{screen.source.place(first + item['line'] - 1)}: {item['error']}")
+                        shown.append(
+                            f"{screen.source.place(first + item['line'] - 1)}: {item['error']}"
+                        )
                     screen.show()
                     first, lines = first + done, lines[done:]
             screen.show(end="\n")

@@ -27,17 +27,17 @@ from pathlib import Path
 import httpx
 
 from coalmine import rotation
-from runtime import generations
-from runtime import kafka_client as kafka
 from coalmine.broker import die_with_parent, free_port, start_tansu
-from runtime.private import private_dir
 from coalmine.running import UNCLEAN_STOP_WARNING, record_clean_stop, record_start
-from runtime.settings import Settings
 from coalmine.tls import check_server_tls, client_verify
 from processors.agents.app import ready_path
 from processors.agents.rollup_agent import unrolled
-from schemas.topics import set_generation
+from runtime import generations
+from runtime import kafka_client as kafka
+from runtime.private import private_dir
+from runtime.settings import Settings
 from schemas.errors import LaunchError, RotationAborted
+from schemas.topics import set_generation
 
 BROKER_RESTART_WARNING = (
     "the embedded broker restarted with an empty log: events acknowledged in the moments"
@@ -223,7 +223,9 @@ class Supervisor:
             time.sleep(0.1)
         raise LaunchError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
-    def stop(self, grace_s: float = 15.0, before: Callable[[str], None] = lambda name: None) -> None:
+    def stop(
+        self, grace_s: float = 15.0, before: Callable[[str], None] = lambda name: None
+    ) -> None:
         for name, process in reversed(self.children):
             if process.poll() is None:
                 before(name)
@@ -298,7 +300,9 @@ class LogRotation:
             behind.update(asyncio.run(rotation.worker_behind(bootstrap, old)))
             return not behind and asyncio.run(unrolled(bootstrap)) == 0
 
-        self._wait(lambda: f"the worker to drain generation {old} (behind: {behind})", on_restart, drained)
+        self._wait(
+            lambda: f"the worker to drain generation {old} (behind: {behind})", on_restart, drained
+        )
         self.supervisor.stop_child("worker")
         counts = asyncio.run(rotation.carry(bootstrap, old, new, time.time()))
         self._publish(generations.Generations(current=new, retiring=old, worker=new))
@@ -351,7 +355,10 @@ class LogRotation:
         self._wait(f"the {' and '.join(roles)} to move to {stamp}", on_restart, all_there)
 
     def _wait(
-        self, what: str | Callable[[], str], on_restart: Callable[[str], None], ready: Callable[[], bool]
+        self,
+        what: str | Callable[[], str],
+        on_restart: Callable[[str], None],
+        ready: Callable[[], bool],
     ) -> None:
         """Poll `ready` (restarting crashed children meanwhile) until it holds."""
         logged, restarts = time.monotonic(), self.broker_restarts
@@ -434,9 +441,13 @@ def up(settings: Settings) -> int:
         if settings.embedded_clickhouse and not store_socket:
             store_socket = str((settings.data_path / "store.sock").resolve())
         # The embedded log starts empty, in generation 0; it rotates (coalmine.rotation).
-        generation_file = str((settings.data_path / "log-generation").resolve()) if embedded_log else ""
+        generation_file = (
+            str((settings.data_path / "log-generation").resolve()) if embedded_log else ""
+        )
         child = settings.replace(
-            kafka_bootstrap=bootstrap, store_socket=store_socket, admin_token=token,
+            kafka_bootstrap=bootstrap,
+            store_socket=store_socket,
+            admin_token=token,
             data_dir=str(settings.data_path.resolve()),
             fetch_rests=settings.fetch_rests or embedded_log,
             generation_file=generation_file,

@@ -139,7 +139,9 @@ def generation_topics(existing: Iterable[str], generation: int) -> list[str]:
     return sorted(n for n in existing if n in registry or n.startswith(worker))
 
 
-async def read_all(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, list[ConsumerRecord]]:
+async def read_all(
+    bootstrap: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, list[ConsumerRecord]]:
     """Every record of these partitions up to their end as of now."""
     found: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in tps}
     if not tps:
@@ -156,7 +158,9 @@ async def read_all(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicParti
     return found
 
 
-async def _highwaters(probe: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+async def _highwaters(
+    probe: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
     """From fetch answers: the embedded broker's ListOffsets(latest) reads low (runtime.kafka_client)."""
     probe.assign(tps)
     await probe.seek_to_end()
@@ -196,7 +200,9 @@ async def carry(bootstrap: str, old: int, new: int, now: float) -> dict[str, int
     counts: dict[str, int] = {}
     try:
         for topic, identity in CARRIED_TOPICS:
-            counts[topic.name.lower()] = await _carry_latest(bootstrap, producer, topic, identity, old, new)
+            counts[topic.name.lower()] = await _carry_latest(
+                bootstrap, producer, topic, identity, old, new
+            )
         counts["changelogs"] = await _carry_changelogs(bootstrap, producer, old, new)
         counts["alerts"] = await _carry_alerts(bootstrap, producer, old, new, now)
         await producer.send_and_wait(Topic.SEEDED.name_in(new), b"seeded")
@@ -230,18 +236,22 @@ async def _carry_latest(
     last = None
     for offset in offsets:
         record = by_offset[offset]
-        last = await producer.send_and_wait(new_tp.topic, record.value, key=record.key, headers=CARRIED)
+        last = await producer.send_and_wait(
+            new_tp.topic, record.value, key=record.key, headers=CARRIED
+        )
     # A record appended to the new generation while this copied (an admin request of that
     # moment) may now sit before an older copy of the same id: append it again, after them.
     assert last is not None
-    between = (await read_all_range(bootstrap, new_tp, seen_end, last.offset + 1))
+    between = await read_all_range(bootstrap, new_tp, seen_end, last.offset + 1)
     for record in between:
         if not carried(record.headers) and _identity_or_none(identity, record.value) in copied:
             await producer.send_and_wait(new_tp.topic, record.value, key=record.key)
     return len(offsets)
 
 
-async def read_all_range(bootstrap: str, tp: TopicPartition, start: int, end: int) -> list[ConsumerRecord]:
+async def read_all_range(
+    bootstrap: str, tp: TopicPartition, start: int, end: int
+) -> list[ConsumerRecord]:
     probe = kafka.consumer(bootstrap)
     await probe.start()
     try:
@@ -282,7 +292,9 @@ async def _carry_changelogs(bootstrap: str, producer: AIOKafkaProducer, old: int
     return copied
 
 
-async def _carry_alerts(bootstrap: str, producer: AIOKafkaProducer, old: int, new: int, now: float) -> int:
+async def _carry_alerts(
+    bootstrap: str, producer: AIOKafkaProducer, old: int, new: int, now: float
+) -> int:
     # What the old generation sent, and what it had itself carried over from the one before.
     tps = [*kafka.partitions_of(Topic.CARRIED, old), *kafka.partitions_of(Topic.ALERTS, old)]
     records = [r for records in (await read_all(bootstrap, tps)).values() for r in records]

@@ -28,7 +28,11 @@ def add_routes_commands(
     add.add_argument("--period", choices=["hourly", "daily"], help="digest period")
     add.add_argument("--at", help="digest time of day HH:MM (hourly: its minutes)")
     add.add_argument("--timezone", help="IANA timezone of --at (default UTC)")
-    add.add_argument("--quiet-window", type=duration, help="time between immediate alerts (1h): 3600, 30m, 1h, 1d")
+    add.add_argument(
+        "--quiet-window",
+        type=duration,
+        help="time between immediate alerts (1h): 3600, 30m, 1h, 1d",
+    )
     add.add_argument("--priority", type=int, help="lower is tried first (default 100)")
     client_flags(add)
     client_flags(routes_sub.add_parser("list", help="rules in the order they are tried"))
@@ -49,7 +53,11 @@ def route_body(args: argparse.Namespace) -> dict[str, Any]:
     schedule = {"period": args.period, "at": args.at, "timezone": args.timezone}
     if any(v is not None for v in schedule.values()):
         body["digest"] = {k: v for k, v in schedule.items() if v is not None}
-    optional = {"key_id": args.key_id, "quiet_window_seconds": args.quiet_window, "priority": args.priority}
+    optional = {
+        "key_id": args.key_id,
+        "quiet_window_seconds": args.quiet_window,
+        "priority": args.priority,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
@@ -73,7 +81,9 @@ def run_routes(args: argparse.Namespace, client: Any) -> int:
                 }
                 for r in routes
             ]
-            print_table(rows, ["id", "priority", "type", "name", "key_id", "mode", "digest", "channels"])
+            print_table(
+                rows, ["id", "priority", "type", "name", "key_id", "mode", "digest", "channels"]
+            )
     else:
         client.call("DELETE", f"{PATH}/{args.id}")
         print(json.dumps({"id": args.id, "deleted": True}) if args.json else f"deleted {args.id}")

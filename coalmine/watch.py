@@ -62,10 +62,16 @@ def watch(
         if first and not as_json:
             print(f"watching {len(current)} canaries (Ctrl-C to stop)", file=out)
             for canary in current.values():
-                print(f"{iso_utc(at)}  {canary['name']} ({canary['id']})  {canary['status']}", file=out)
+                print(
+                    f"{iso_utc(at)}  {canary['name']} ({canary['id']})  {canary['status']}",
+                    file=out,
+                )
         else:
             for change in status_changes(known, current):
-                print(json.dumps({"at": iso_utc(at), **change}) if as_json else line_of(change, at), file=out)
+                print(
+                    json.dumps({"at": iso_utc(at), **change}) if as_json else line_of(change, at),
+                    file=out,
+                )
         out.flush()
         known, first = current, False
         sleep(every_s)

@@ -138,6 +138,7 @@ ORDER BY time, name""",
     ),
 )
 
+
 def _rename(pattern: str, display_name: str, unit: str = "") -> dict[str, Any]:
     """A field override: the columns matching `pattern` shown as `display_name`."""
     properties = [{"id": "displayName", "value": display_name}]

@@ -26,7 +26,9 @@ def human(seconds: float) -> str:
     return f"{minutes / 60:.1f} h"
 
 
-def run_verdict(rules: AbnormalRuns, past: list[float], took: float) -> tuple[FlipReason, str] | None:
+def run_verdict(
+    rules: AbnormalRuns, past: list[float], took: float
+) -> tuple[FlipReason, str] | None:
     """A finished run of `took` seconds against the durations of the canary's past runs."""
     if len(past) < rules.min_runs:
         return None

@@ -123,7 +123,9 @@ def error_webhook_body(alert: ErrorAlert) -> bytes:
 
 def error_slack_body(alert: ErrorAlert) -> bytes:
     text = f":rotating_light: *{slack_escape(one_line(alert.name))}*: first {alert.event_type} in {window_text(alert.quiet_window_s)}"
-    blocks: list[dict[str, object]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    blocks: list[dict[str, object]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    ]
     if alert.message:
         quoted = "\n".join(f"> {line}" for line in slack_escape(alert.message).splitlines())
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quoted}})
@@ -134,17 +136,29 @@ def error_slack_body(alert: ErrorAlert) -> bytes:
 
 def error_email(alert: ErrorAlert, config: EmailConfig) -> EmailMessage:
     message = EmailMessage()
-    set_email_headers(message, f"[Coalmine] {alert.event_type}: {alert.name}", config, alert.id, alert.at, EVENT_ERROR)
+    set_email_headers(
+        message,
+        f"[Coalmine] {alert.event_type}: {alert.name}",
+        config,
+        alert.id,
+        alert.at,
+        EVENT_ERROR,
+    )
     facts = [
         ("Name", alert.name),
         ("At", human_utc(alert.at)),
         ("Message", alert.message or "(none)"),
         ("Key", alert.key_id),
         ("Event id", alert.event_id),
-        ("Next alert", f"not before {window_text(alert.quiet_window_s)} of quiet; until then in the digest"),
+        (
+            "Next alert",
+            f"not before {window_text(alert.quiet_window_s)} of quiet; until then in the digest",
+        ),
     ]
     width = max(len(label) for label, _ in facts) + 2
-    plain = [error_headline(alert), ""] + [f"{label + ':':<{width}}{value}" for label, value in facts]
+    plain = [error_headline(alert), ""] + [
+        f"{label + ':':<{width}}{value}" for label, value in facts
+    ]
     message.set_content("\n".join(plain) + "\n")
     rows = "\n".join(
         f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
@@ -197,7 +211,9 @@ def digest_webhook_body(digest: Digest) -> bytes:
 
 def digest_slack_body(digest: Digest) -> bytes:
     title = f":bar_chart: *{digest_title(digest)}* — {_totals(digest)}"
-    blocks: list[dict[str, object]] = [{"type": "section", "text": {"type": "mrkdwn", "text": title}}]
+    blocks: list[dict[str, object]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title}}
+    ]
     lines = [
         f"• `{slack_escape(one_line(line.name))}` {line.count:,} ({change_text(line)})"
         for line in digest.lines[:SLACK_MAX_LINES]
@@ -210,7 +226,9 @@ def digest_slack_body(digest: Digest) -> bytes:
             f"• *{slack_escape(one_line(e.name))}* ×{e.count:,} — last: {slack_escape(one_line(e.last_message)) or '(no message)'}"
             for e in digest.errors[:SLACK_MAX_ERRORS]
         ]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Errors*\n" + "\n".join(shown)}})
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*Errors*\n" + "\n".join(shown)}}
+        )
     return _json.encode({"text": f"{digest_title(digest)} — {_totals(digest)}", "blocks": blocks})
 
 
@@ -255,7 +273,9 @@ def digest_html(digest: Digest) -> str:
 
 def digest_email(digest: Digest, config: EmailConfig) -> EmailMessage:
     message = EmailMessage()
-    set_email_headers(message, f"[Coalmine] {digest_title(digest)}", config, digest.id, digest.end, EVENT_DIGEST)
+    set_email_headers(
+        message, f"[Coalmine] {digest_title(digest)}", config, digest.id, digest.end, EVENT_DIGEST
+    )
     message.set_content(digest_plain_text(digest))
     message.add_alternative(digest_html(digest), subtype="html")
     return message

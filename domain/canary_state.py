@@ -38,6 +38,7 @@ from schemas.canaries import (
     CanaryDeleted,
     CanaryStatus,
     CheckIn,
+    CheckIns,
     EventsSeen,
     Flip,
     FlipReason,
@@ -179,6 +180,8 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
         return None
     if isinstance(record, EventsSeen):
         return _apply_events(state, record)
+    if isinstance(record, CheckIns):  # a group: its caller unpacks it (schemas.canaries.unpacked)
+        raise TypeError("apply takes the check-ins of a group one by one")
     return _apply_checkin(state, record)
 
 
@@ -261,7 +264,9 @@ def _apply_checkin(state: CanaryState, checkin: CheckIn) -> Flip | None:
             return None  # below its thresholds: stays up
         state.status = "down"
         counted: FlipReason = abnormal[0] if abnormal is not None else "failed"
-        return _flip(state, "down", counted if reason == "count" else "failure_rate", checkin.at, checkin.id)
+        return _flip(
+            state, "down", counted if reason == "count" else "failure_rate", checkin.at, checkin.id
+        )
     _count_success(state)
     if state.status == "down" and _can_flip(state):
         if d is not None and state.successes < d.recovery_threshold:

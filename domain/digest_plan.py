@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterable
+from typing import cast
 
 import msgspec
 
 from domain.routing_rules import decide
 from schemas.alerts import Digest, DigestError, DigestLine
 from schemas.routing import DigestSchedule, RouteDefined
+from schemas.wire import EventType
 
 DEFAULT_DIGEST_KEY = "default"
 # What one digest lists at most: enough for a reader, and far below a message's 1 MB.
@@ -80,10 +82,21 @@ def plans(rules: Iterable[RouteDefined], default: DigestSchedule) -> list[Digest
     return found
 
 
-def belongs(plan: DigestPlan, rules: list[RouteDefined], type_: str, name: str, key_id: str, default: DigestSchedule) -> bool:
+def belongs(
+    plan: DigestPlan,
+    rules: list[RouteDefined],
+    type_: str,
+    name: str,
+    key_id: str,
+    default: DigestSchedule,
+) -> bool:
     """Whether the rules send (type, name, key)'s events to this plan's digest."""
     decision = decide(rules, type_, name, key_id, default)
-    return decision.mode != "silent" and decision.digest is not None and decision.route_id == plan.route_id
+    return (
+        decision.mode != "silent"
+        and decision.digest is not None
+        and decision.route_id == plan.route_id
+    )
 
 
 def build(
@@ -112,7 +125,9 @@ def build(
             error[1], error[2] = max((error[1], error[2]), (last_at, last_message))
     if not lines:
         return None
-    ordered = sorted(lines.items(), key=lambda item: (-item[1][0], -item[1][1], item[0][1], item[0][0]))
+    ordered = sorted(
+        lines.items(), key=lambda item: (-item[1][0], -item[1][1], item[0][1], item[0][0])
+    )
     return Digest(
         id=f"digest:{plan.key}:{int(end)}",
         route_id=plan.route_id,
@@ -122,7 +137,7 @@ def build(
         start=start,
         end=end,
         lines=[
-            DigestLine(type_, name, count, previous, first_seen >= start)
+            DigestLine(cast(EventType, type_), name, count, previous, first_seen >= start)
             for (type_, name), (count, previous, first_seen) in ordered[:MAX_LINES]
         ],
         errors=[

@@ -247,7 +247,9 @@ def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float)
 
     def email(config: EmailConfig) -> EmailMessage:
         message = EmailMessage()
-        set_email_headers(message, "[Coalmine] test notification", config, notice_id, at, EVENT_TEST)
+        set_email_headers(
+            message, "[Coalmine] test notification", config, notice_id, at, EVENT_TEST
+        )
         message.set_content(text + "\n")
         return message
 
@@ -256,8 +258,13 @@ def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float)
         at,
         EVENT_TEST,
         lambda: _json.encode(
-            {"event": EVENT_TEST, "id": notice_id, "channel": {"id": channel_id, "name": channel_name},
-             "at": iso_utc(at), "message": text}
+            {
+                "event": EVENT_TEST,
+                "id": notice_id,
+                "channel": {"id": channel_id, "name": channel_name},
+                "at": iso_utc(at),
+                "message": text,
+            }
         ),  # fmt: skip
         lambda: _json.encode({"text": f":white_check_mark: {slack_escape(text)}"}),
         email,

@@ -64,7 +64,9 @@ def decide(
     """The decision for one (type, name, key); `rules` as returned by `ordered`."""
     for rule in rules:
         if matches(rule, event_type, name, key_id):
-            return Decision(rule.mode, tuple(rule.channels), rule.quiet_window_s, rule.digest, rule.id)
+            return Decision(
+                rule.mode, tuple(rule.channels), rule.quiet_window_s, rule.digest, rule.id
+            )
     return default_decision(event_type, default_digest)
 
 

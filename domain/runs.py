@@ -22,8 +22,15 @@ def pair_runs(pings: list[Ping]) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     open_runs: list[dict[str, Any]] = []  # started, not yet finished, oldest first
     for ping in pings:
+        run: dict[str, Any] | None
         if ping.kind == "start":
-            run = {"started_at": ping.at, "ended_at": None, "duration_s": None, "outcome": "unfinished", "rid": ping.rid}
+            run = {
+                "started_at": ping.at,
+                "ended_at": None,
+                "duration_s": None,
+                "outcome": "unfinished",
+                "rid": ping.rid,
+            }
             runs.append(run)
             open_runs.append(run)
         elif ping.kind in FINISHES and open_runs:

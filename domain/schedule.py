@@ -15,6 +15,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
+
 from schemas.errors import BadSchedule
 
 DEFAULT_TIMEZONE = "UTC"

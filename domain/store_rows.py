@@ -60,6 +60,7 @@ KEY_COLUMNS = (
 
 REJECTION_COLUMNS = ("id", "origin", "start", "end", "key_id", "reason", "requests", "events")
 
+
 def ms_ticks(moment: dt.datetime) -> int:
     """A DateTime64(3) value as clickhouse-connect computes it from a datetime (an aware one
     by its offset, a naive one in local time, sub-millisecond digits dropped): given ints, it
@@ -112,8 +113,19 @@ class EventColumns:
         n = len(ids)
         if not n:
             return
-        (c_id, c_key, c_type, c_name, c_message, c_value, c_meta, c_ts, c_received, c_partition,
-         c_offset) = self.columns
+        (
+            c_id,
+            c_key,
+            c_type,
+            c_name,
+            c_message,
+            c_value,
+            c_meta,
+            c_ts,
+            c_received,
+            c_partition,
+            c_offset,
+        ) = self.columns
         c_id.extend(ids)
         c_key.extend([batch.key_id] * n)
         c_type.extend(types)
@@ -140,6 +152,7 @@ def _epoch(moment: object) -> float | None:
 def fold_key_record(states: dict[str, KeyState], record: KeyRecord) -> list[object] | None:
     """Apply a key record to the per-key states; return the key's api_keys row, or None if the
     record names a key never created."""
+    state: KeyState | None
     if isinstance(record, KeyCreated):
         state = states.setdefault(record.id, KeyState(record))
     else:

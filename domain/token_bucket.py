@@ -44,7 +44,9 @@ def full(limit: Limit, now: float) -> Bucket:
 def refill(bucket: Bucket, limit: Limit, now: float) -> Bucket:
     """The bucket at `now`; time running backwards (clock skew between processes) adds nothing."""
     elapsed = max(0.0, now - bucket.at)
-    return Bucket(min(float(limit.burst), bucket.level + elapsed * limit.rate_per_s), max(now, bucket.at))
+    return Bucket(
+        min(float(limit.burst), bucket.level + elapsed * limit.rate_per_s), max(now, bucket.at)
+    )
 
 
 def seconds_until(level: float, wanted: float, limit: Limit) -> int:
@@ -55,7 +57,9 @@ def seconds_until(level: float, wanted: float, limit: Limit) -> int:
     return math.ceil(missing / limit.rate_per_s)
 
 
-def decide(bucket: Bucket, n: int, limit: Limit, now: float, available: float | None = None) -> Decision:
+def decide(
+    bucket: Bucket, n: int, limit: Limit, now: float, available: float | None = None
+) -> Decision:
     """Admit n events if the bucket (refilled to now) holds n tokens, taking them; otherwise
     refuse and take nothing. `available` caps what may be spent (a process's share of the
     level when several API processes spend one key's tokens); it defaults to the level."""

@@ -12,13 +12,13 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ingest_api.admin_keys import AdminServices
-from runtime.control_registry import generate_token, hash_token, is_uuid, ping_key
-from runtime.query_backend import QueryBackendUnavailable
-from ingest_api.responses import error, json_response
-from ingest_api.services import AppendFailed, Services
 from domain.canary_state import CanaryState, deadline, next_due_at, status_at
 from domain.schedule import BadSchedule, check_schedule, explain
+from ingest_api.admin_keys import AdminServices
+from ingest_api.responses import error, json_response
+from ingest_api.services import AppendFailed, Services
+from runtime.control_registry import generate_token, hash_token, is_uuid, ping_key
+from runtime.query_backend import QueryBackendUnavailable
 from schemas.canaries import (
     AbnormalRuns,
     CanaryDefined,
@@ -149,7 +149,9 @@ def definition_problem(canary: CanaryDefined) -> str | None:
     elif canary.timezone is not None:
         return "`timezone` goes with a `schedule`"
     if canary.events is not None and (
-        canary.start_margin_s is not None or canary.failure_rate is not None or canary.abnormal is not None
+        canary.start_margin_s is not None
+        or canary.failure_rate is not None
+        or canary.abnormal is not None
     ):
         return "`start_margin_seconds`, `failure_rate` and `abnormal` need check-ins, not `events`"
     if canary.failure_rate is not None and canary.failure_rate.failures > canary.failure_rate.runs:
@@ -200,7 +202,9 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "start_margin_seconds": canary.start_margin_s,
         "failure_threshold": canary.failure_threshold,
         "recovery_threshold": canary.recovery_threshold,
-        "failure_rate": None if canary.failure_rate is None else msgspec.to_builtins(canary.failure_rate),
+        "failure_rate": None
+        if canary.failure_rate is None
+        else msgspec.to_builtins(canary.failure_rate),
         "slug": slug_of(canary),
         "abnormal": None if canary.abnormal is None else msgspec.to_builtins(canary.abnormal),
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
@@ -212,7 +216,9 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "last_message": state.last_message or None,
         "next_due_at": None if canary.paused else iso_or_none(next_due_at(state)),
         # When it goes down unless it checks in; while down, when it went down.
-        "down_after": iso_or_none(facts.get("last_flip_at") if status == "down" else deadline(state)),
+        "down_after": iso_or_none(
+            facts.get("last_flip_at") if status == "down" else deadline(state)
+        ),
     }
 
 
@@ -275,7 +281,9 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
     return json_response(201, {**view, "token": token, **paths})
 
 
-async def checked_append(services: Services, record: CanaryDefined, invalid: str) -> Response | None:
+async def checked_append(
+    services: Services, record: CanaryDefined, invalid: str
+) -> Response | None:
     """Append a canary's definition once it is whole and its slug free; else the refusal."""
     problem = definition_problem(record)
     if problem:

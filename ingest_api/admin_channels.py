@@ -12,10 +12,10 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ingest_api.admin_keys import AdminServices
-from ingest_api.admin_canaries import append_control
-from ingest_api.responses import error, json_response
 from domain.notification_texts import rendered_test
+from ingest_api.admin_canaries import append_control
+from ingest_api.admin_keys import AdminServices
+from ingest_api.responses import error, json_response
 from runtime.notify_senders import deliver
 from schemas.canaries import (
     ChannelConfig,
@@ -34,7 +34,11 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
     """A channel without its secrets: no webhook secret, no SMTP password, and only the host
     of a Slack URL (the URL itself is the credential)."""
     config = channel.config
-    shown: dict[str, Any] = {"id": channel.id, "name": channel.name, "created_at": iso_utc(channel.created_at)}
+    shown: dict[str, Any] = {
+        "id": channel.id,
+        "name": channel.name,
+        "created_at": iso_utc(channel.created_at),
+    }
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
     elif isinstance(config, SlackConfig):
@@ -100,7 +104,9 @@ async def test_channel(channel_id: str, services: AdminServices) -> Response:
     if channel is None:
         return error(404, f"no channel {channel_id!r}")
     now = time.time()
-    notice = rendered_test(channel.id, channel.name, f"test:{channel.id}:{secrets.token_hex(4)}", now)
+    notice = rendered_test(
+        channel.id, channel.name, f"test:{channel.id}:{secrets.token_hex(4)}", now
+    )
     once = msgspec.structs.replace(channel.config, max_attempts=1)
     async with httpx.AsyncClient(follow_redirects=False) as http:
         [attempt] = await deliver(once, channel.id, notice, http)

@@ -10,9 +10,10 @@ import msgspec
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from runtime.key_registry import ApiKey, generate_key, generate_key_id, hash_key
 from ingest_api.responses import error, json_response
 from ingest_api.services import AppendFailed, Services
+from runtime.key_registry import ApiKey, generate_key, generate_key_id, hash_key
+from schemas.errors import AdminDenied
 from schemas.limits import (
     DEFAULT_BURST,
     DEFAULT_RATE_PER_MINUTE,
@@ -23,7 +24,6 @@ from schemas.limits import (
 from schemas.records import KeyCreated, KeyLimitsChanged, KeyRevoked, KeyScope
 from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
-from schemas.errors import AdminDenied
 
 
 async def admin_services(request: Request) -> Services:

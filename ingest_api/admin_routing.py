@@ -15,10 +15,10 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ingest_api.admin_keys import AdminServices
-from ingest_api.admin_canaries import append_control, decode_body, unknown_channels
-from ingest_api.responses import error, json_response
 from domain.routing_rules import ordered
+from ingest_api.admin_canaries import append_control, decode_body, unknown_channels
+from ingest_api.admin_keys import AdminServices
+from ingest_api.responses import error, json_response
 from schemas.canaries import ChannelIds
 from schemas.routing import (
     DEFAULT_PRIORITY,
@@ -163,7 +163,9 @@ async def change_route(route_id: str, request: Request, services: AdminServices)
         )
         if value is not UNSET
     }
-    changed = msgspec.structs.replace(route, changed_at=max(time.time(), route.changed_at), **changes)
+    changed = msgspec.structs.replace(
+        route, changed_at=max(time.time(), route.changed_at), **changes
+    )
     return await _checked_append(services, changed, 200)
 
 

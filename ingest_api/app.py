@@ -17,28 +17,27 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from runtime import __version__
-from runtime import generations
-from runtime import kafka_client as kafka
-from runtime.logging_setup import quiet_client_loggers
-from runtime.settings import Settings, SettingsError
-from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query, ui
-from ingest_api import admin_keys as admin
 from ingest_api import admin_canaries as canaries
 from ingest_api import admin_channels as channels
+from ingest_api import admin_keys as admin
 from ingest_api import admin_routing as routes_admin
+from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query, ui
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
-from runtime.catch_up import CatchUp
-from runtime.control_registry import ControlRegistry
-from runtime.key_registry import KeyRegistry
 from ingest_api.observed import Observed
-from runtime.metrics import canary_metrics_text, flush_every, metrics_text
-from runtime.query_backend import QueryBackendUnavailable, query_backend_for
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter, publish_rejections
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
+from runtime import __version__, generations
+from runtime import kafka_client as kafka
+from runtime.catch_up import CatchUp
+from runtime.control_registry import ControlRegistry
+from runtime.key_registry import KeyRegistry
+from runtime.logging_setup import quiet_client_loggers
+from runtime.metrics import canary_metrics_text, flush_every, metrics_text
+from runtime.query_backend import QueryBackendUnavailable, query_backend_for
+from runtime.settings import Settings, SettingsError
 from schemas.records import record_encoder
 from schemas.topics import Topic, set_generation
 
@@ -206,7 +205,9 @@ def create_app(settings: Settings) -> FastAPI:
         }
         parts = {name: await _reachable(check) for name, check in checks.items()}
         ready = all(state == "ok" for state in parts.values())
-        return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", **parts})
+        return json_response(
+            200 if ready else 503, {"status": "ready" if ready else "not ready", **parts}
+        )
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
@@ -256,7 +257,9 @@ class HotPathsFirst:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
-    def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> Awaitable[None]:
+    def __call__(
+        self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+    ) -> Awaitable[None]:
         # A plain function returning the handler's coroutine: no frame of its own for every
         # resumption of the request's task to pass through.
         if scope["type"] == "http":

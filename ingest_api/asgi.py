@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+
 from schemas.errors import ClientGone
 
 Scope = MutableMapping[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
 from schemas.errors import BodyTooLarge, BodyTooSlow
 
 # A client that sends its headers and then trickles (or stalls) its body would otherwise hold

@@ -31,12 +31,12 @@ from starlette.responses import Response
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
 from ingest_api.services import AppendFailed, Services
+from schemas.errors import DecompressedTooLarge
 from schemas.ids import MAX_EVENTS_PER_BATCH_ID, new_batch_id
 from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
 from schemas.wire import Event, event_problem
-from schemas.errors import DecompressedTooLarge
 
 PATH = "/api/v1/events/bulk"
 BULK_MAX_EVENTS = 100_000
@@ -99,7 +99,9 @@ def parse_ndjson(body: bytes) -> tuple[list[ValidLine], list[tuple[int, str]]]:
     return valid, rejected
 
 
-def records_of(valid: list[ValidLine], max_events: int, max_bytes: int) -> Iterator[list[ValidLine]]:
+def records_of(
+    valid: list[ValidLine], max_events: int, max_bytes: int
+) -> Iterator[list[ValidLine]]:
     """The valid lines cut, in order, into records of at most `max_events` events and about
     `max_bytes` (a single larger line makes a record of its own). Pure."""
     record: list[ValidLine] = []
@@ -138,9 +140,13 @@ async def accept(
     refused = services.backpressure.refusal()
     if refused is not None:
         services.rejections.count(key.id, "overloaded")
-        return _answer(503, {"error": refused}, {"Retry-After": str(services.backpressure.retry_after_s)})
+        return _answer(
+            503, {"error": refused}, {"Retry-After": str(services.backpressure.retry_after_s)}
+        )
     try:
-        body = await read_capped(headers["content-length"], chunks, BULK_MAX_BYTES, BULK_BODY_TIMEOUT_S)
+        body = await read_capped(
+            headers["content-length"], chunks, BULK_MAX_BYTES, BULK_BODY_TIMEOUT_S
+        )
         encoding = (headers["content-encoding"] or "").strip().lower()
         if encoding == "gzip":
             body = gunzip_capped(body, BULK_MAX_BYTES)
@@ -150,14 +156,25 @@ async def accept(
     except (BodyTooLarge, DecompressedTooLarge) as exc:
         services.rejections.count(key.id, "too_large")
         limit = str(exc) or f"over {BULK_MAX_BYTES} bytes"
-        return _answer(413, {"error": f"bulk request {limit}: split it (at most {BULK_MAX_EVENTS} events, {BULK_MAX_BYTES} bytes)"})
+        return _answer(
+            413,
+            {
+                "error": f"bulk request {limit}: split it (at most {BULK_MAX_EVENTS} events, {BULK_MAX_BYTES} bytes)"
+            },
+        )
     except BodyTooSlow:
-        return _answer(408, {"error": f"the body did not arrive within {BULK_BODY_TIMEOUT_S:g}s"}, {"Connection": "close"})
+        return _answer(
+            408,
+            {"error": f"the body did not arrive within {BULK_BODY_TIMEOUT_S:g}s"},
+            {"Connection": "close"},
+        )
     except ValueError as exc:
         return _answer(400, {"error": str(exc)})
     if not valid:
         services.rejections.count(key.id, "invalid", len(rejected))
-        return _answer(400, {"error": "no valid event in the request", "accepted": 0, **_report(rejected)})
+        return _answer(
+            400, {"error": "no valid event in the request", "accepted": 0, **_report(rejected)}
+        )
     budget = services.bulk_budget
     if len(valid) > budget.max_request:
         # Like the normal lane's batch over its burst: no wait makes it pass, so no Retry-After.
@@ -212,7 +229,9 @@ async def _append(services: Services, key: Any, valid: list[ValidLine]) -> int:
             historical=True,
         )
         try:
-            await services.append(Topic.EVENTS, record_encoder.encode(record), key.partition, key.key_id_bytes)
+            await services.append(
+                Topic.EVENTS, record_encoder.encode(record), key.partition, key.key_id_bytes
+            )
         except AppendFailed:
             break
         acknowledged += len(chunk)
@@ -226,21 +245,39 @@ router = APIRouter()
     PATH,
     status_code=202,
     responses={
-        202: {"description": 'Stored: {"accepted": n, "rejected": [{"line": i, "error": "..."}], "rejected_count": k}'},
-        400: {"description": "No valid line, or a body that is not NDJSON (or not gzip as declared)"},
+        202: {
+            "description": 'Stored: {"accepted": n, "rejected": [{"line": i, "error": "..."}], "rejected_count": k}'
+        },
+        400: {
+            "description": "No valid line, or a body that is not NDJSON (or not gzip as declared)"
+        },
         401: {"description": "Missing, unknown or revoked API key"},
-        413: {"description": f"Over {BULK_MAX_EVENTS} events or {BULK_MAX_BYTES} bytes (sent or decompressed)"},
-        429: {"description": "Bulk budget exhausted (see Retry-After), or more events than it ever allows one request (no Retry-After; see max_events)"},
-        503: {"description": "Log unavailable or pipeline behind; see acknowledged_through_line and Retry-After"},
+        413: {
+            "description": f"Over {BULK_MAX_EVENTS} events or {BULK_MAX_BYTES} bytes (sent or decompressed)"
+        },
+        429: {
+            "description": "Bulk budget exhausted (see Retry-After), or more events than it ever allows one request (no Retry-After; see max_events)"
+        },
+        503: {
+            "description": "Log unavailable or pipeline behind; see acknowledged_through_line and Retry-After"
+        },
     },
-    openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def post_bulk(request: Request) -> Response:
     """The documented route (OpenAPI); requests reach `handle` first (ingest_api.app)."""
     status, body, headers = await accept(
         request.app.state.services,
         request.headers.get("authorization"),
-        {"content-length": request.headers.get("content-length"), "content-encoding": request.headers.get("content-encoding")},
+        {
+            "content-length": request.headers.get("content-length"),
+            "content-encoding": request.headers.get("content-encoding"),
+        },
         request.stream(),
     )
     return Response(body, status, headers, media_type="application/json")

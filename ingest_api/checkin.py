@@ -22,8 +22,8 @@ import msgspec
 from ingest_api.asgi import JSON, ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BodyTooLarge, BodyTooSlow, read_prefix
 from ingest_api.group_append import AppendCancelled, GroupAppend
-from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
+from runtime.metrics import CHECKINS, count
 from schemas.canaries import (
     CHECKIN_MESSAGE_MAX_CHARS,
     CHECKINS_PER_RECORD_MAX,
@@ -31,11 +31,11 @@ from schemas.canaries import (
     CheckinKind,
     CheckIns,
 )
+from schemas.errors import BadCheckin
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.topics import Topic
-from schemas.errors import BadCheckin
 
 PREFIX = "/checkin/"
 # A form or JSON body is parsed only up to this size; a raw body's message is its beginning.
@@ -148,7 +148,10 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
         return await _respond(send, method, 404, {"status": "error", "message": "Not found"})
     if method not in METHODS:
         return await _respond(
-            send, method, 405, {"status": "error", "message": "Method not allowed"},
+            send,
+            method,
+            405,
+            {"status": "error", "message": "Method not allowed"},
             {"Allow": ", ".join(METHODS)},
         )
     # A known token is answered from memory; only an unknown one awaits the log (services).
@@ -166,7 +169,10 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
     try:
         await services.checkins.add(canary_partition(canary.id), checkin)
     except (AppendFailed, AppendCancelled) as exc:
-        answer = {"status": "error", "message": f"{exc}; the check-in was not recorded, retry later"}
+        answer = {
+            "status": "error",
+            "message": f"{exc}; the check-in was not recorded, retry later",
+        }
         return await _respond(send, method, 503, answer)
     if message is None:
         count(CHECKINS, _ACCEPTED)
@@ -210,4 +216,10 @@ async def _respond(
 
 
 # Check-in answers by status, as the coalmine_checkins_total metric names them.
-CHECKIN_RESULTS = {200: "accepted", 400: "invalid", 404: "not_found", 405: "not_allowed", 503: "unavailable"}
+CHECKIN_RESULTS = {
+    200: "accepted",
+    400: "invalid",
+    404: "not_found",
+    405: "not_allowed",
+    503: "unavailable",
+}

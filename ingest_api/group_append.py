@@ -19,6 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
 from schemas.errors import AppendCancelled
 
 T = TypeVar("T")

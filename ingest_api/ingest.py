@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from domain.token_bucket import Decision, Limit
 from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
 from ingest_api.body import BODY_TIMEOUT_S, BodyTooLarge, BodyTooSlow, read_capped
-from runtime.metrics import EVENTS_ACCEPTED, count
 from ingest_api.openapi import INGEST_REQUEST_REF
 from ingest_api.responses import error_body
 from ingest_api.services import AppendFailed, Services
-from domain.token_bucket import Decision, Limit
+from runtime.metrics import EVENTS_ACCEPTED, count
 from schemas.ids import new_batch_id
 from schemas.limits import MAX_BODY_BYTES
 from schemas.records import EventBatch, record_encoder
@@ -114,7 +114,9 @@ async def accept(
         return _error(413, f"body over {MAX_BODY_BYTES} bytes")
     except BodyTooSlow:
         services.rejections.count(key.id, "invalid")
-        return _error(408, f"the body did not arrive within {BODY_TIMEOUT_S:g}s", {"Connection": "close"})
+        return _error(
+            408, f"the body did not arrive within {BODY_TIMEOUT_S:g}s", {"Connection": "close"}
+        )
     try:
         events = decode_batch(body)
     except InvalidBatch as exc:

@@ -65,7 +65,10 @@ WIRE_SCHEMAS: dict[str, Any] = {
 
 # Query string parameters of GET /api/v1/query/{name}; which query reads which.
 QUERY_PARAMETERS: list[tuple[str, str]] = [
-    ("from", "start of the range: ISO 8601 with an offset, epoch seconds, `now` or `-7d` (default -24h)"),
+    (
+        "from",
+        "start of the range: ISO 8601 with an offset, epoch seconds, `now` or `-7d` (default -24h)",
+    ),
     ("to", "end of the range, excluded, as `from` (default now)"),
     ("name", "series, percentiles, events: the event name"),
     ("interval", "series: bucket width, `60`, `5m`, `1h`, `1d` (default 1h)"),
@@ -83,7 +86,13 @@ def query_route_openapi() -> dict[str, Any]:
     """openapi_extra of GET /api/v1/query/{name}: its names and parameters."""
     return {
         "parameters": [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": text,
+            }
             for name, text in QUERY_PARAMETERS
         ],
         "responses": {
@@ -119,9 +128,15 @@ def _checkin_operation(method: str, signal: str) -> dict[str, Any]:
         ],
         "responses": {
             "200": {"description": "Recorded (after the log acknowledged it)", "content": answer},
-            "400": {"description": "A message over 500 characters, malformed JSON, a body too large", "content": answer},
+            "400": {
+                "description": "A message over 500 characters, malformed JSON, a body too large",
+                "content": answer,
+            },
             "404": {"description": "Invalid token", "content": answer},
-            "503": {"description": "The log is unavailable; not recorded, retry", "content": answer},
+            "503": {
+                "description": "The log is unavailable; not recorded, retry",
+                "content": answer,
+            },
         },
     }
     if method == "POST":
@@ -137,7 +152,9 @@ def _checkin_operation(method: str, signal: str) -> dict[str, Any]:
                 "application/x-www-form-urlencoded": {
                     "schema": {"type": "object", "properties": {"message": message}}
                 },
-                "application/json": {"schema": {"type": "object", "properties": {"message": message}}},
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"message": message}}
+                },
                 "text/plain": {"schema": {"type": "string"}},
             },
         }
@@ -174,8 +191,14 @@ def _ping_operation(method: str, with_signal: bool) -> dict[str, Any]:
         "parameters": parameters,
         "responses": {
             "200": {"description": "OK: recorded", "content": text},
-            "201": {"description": "Created: the canary of a slug, on its first ping with ?create=1", "content": text},
-            "400": {"description": "invalid url format (exit status over 255), invalid uuid format (rid)", "content": text},
+            "201": {
+                "description": "Created: the canary of a slug, on its first ping with ?create=1",
+                "content": text,
+            },
+            "400": {
+                "description": "invalid url format (exit status over 255), invalid uuid format (rid)",
+                "content": text,
+            },
             "404": {"description": "not found", "content": text},
             "409": {"description": "ambiguous slug", "content": text},
             "503": {"description": "The log is unavailable; not recorded, retry", "content": text},

@@ -30,13 +30,20 @@ import secrets
 import time
 from urllib.parse import parse_qs
 
-from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks
 from ingest_api.admin_canaries import append_control
-from runtime.control_registry import could_be_token, generate_token, hash_token, is_uuid, ping_key
+from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks
 from ingest_api.group_append import AppendCancelled
-from runtime.metrics import CHECKINS, count
 from ingest_api.services import AppendFailed, Services
-from schemas.canaries import CHECKINS_PER_RECORD_MAX, CanaryDefined, CheckIn, CheckinKind, CheckIns, slug_of
+from runtime.control_registry import could_be_token, generate_token, hash_token, is_uuid, ping_key
+from runtime.metrics import CHECKINS, count
+from schemas.canaries import (
+    CHECKINS_PER_RECORD_MAX,
+    CanaryDefined,
+    CheckIn,
+    CheckinKind,
+    CheckIns,
+    slug_of,
+)
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
@@ -121,14 +128,20 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
             canary, created = answer, True
     if canary is None or canary.events is not None:
         return await _answer(send, method, 404, "not found")
-    message = await _body_message(receive, services.settings.ping_body_max_bytes) if method == "POST" else ""
+    message = (
+        await _body_message(receive, services.settings.ping_body_max_bytes)
+        if method == "POST"
+        else ""
+    )
     if not message and ping.exit_status:
         message = f"exit status {ping.exit_status}"
     checkin = CheckIn(new_batch_id(), canary.id, ping.kind, time.time(), message, rid.lower())
     partition = canary_partition(canary.id)
     try:
         if len(message) > GROUPED_MESSAGE_MAX_CHARS:
-            await services.append(Topic.CHECKINS, record_encoder.encode(CheckIns([checkin])), partition)
+            await services.append(
+                Topic.CHECKINS, record_encoder.encode(CheckIns([checkin])), partition
+            )
         else:
             await services.checkins.add(partition, checkin)
     except (AppendFailed, AppendCancelled) as exc:
@@ -211,4 +224,12 @@ async def _answer(
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
 
-_RESULTS = {200: "accepted", 201: "accepted", 400: "invalid", 404: "not_found", 405: "not_allowed", 409: "invalid", 503: "unavailable"}
+_RESULTS = {
+    200: "accepted",
+    201: "accepted",
+    400: "invalid",
+    404: "not_found",
+    405: "not_allowed",
+    409: "invalid",
+    503: "unavailable",
+}

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from ingest_api.openapi import QUERY_NAMES, query_route_openapi
-from runtime.query_backend import QueryBackendUnavailable
 from ingest_api.responses import error, json_response
 from ingest_api.services import Services
 from queries import PUBLIC_QUERIES, QUERY_ALIASES, QueryError
+from runtime.query_backend import QueryBackendUnavailable
 
 router = APIRouter(prefix="/api/v1/query")
 

@@ -73,7 +73,8 @@ class RateLimiter:
         own = bucket.own
         horizon = now - UNCOVERED_HORIZON_S
         while own and (
-            (own[0].offset is not None and own[0].offset <= bucket.base_offset) or own[0].at < horizon
+            (own[0].offset is not None and own[0].offset <= bucket.base_offset)
+            or own[0].at < horizon
         ):
             own.popleft()
         view = bucket.base
@@ -83,7 +84,9 @@ class RateLimiter:
         bucket.view, bucket.view_base = view, bucket.base
         bucket.stale, bucket.rebuilt_at = False, now
 
-    def take(self, key_id: str, n: int, limit: Limit, now: float) -> tuple[Decision, Admission | None]:
+    def take(
+        self, key_id: str, n: int, limit: Limit, now: float
+    ) -> tuple[Decision, Admission | None]:
         """Admit n events for the key now, or refuse without taking anything."""
         bucket = self._bucket(key_id, limit, now)
         if bucket.stale and now - bucket.rebuilt_at >= REBASE_EVERY_S:

@@ -13,21 +13,20 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from runtime.settings import Settings
 from ingest_api.backpressure import Backpressure
 from ingest_api.bulk_budget import BulkBudget
-from runtime.catch_up import CatchUp
-from runtime.control_registry import ControlRegistry, could_be_token
 from ingest_api.group_append import GroupAppend
-from runtime.key_registry import ApiKey, KeyRegistry
-from runtime.query_backend import QueryBackend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
+from runtime.catch_up import CatchUp
+from runtime.control_registry import ControlRegistry, could_be_token
+from runtime.key_registry import ApiKey, KeyRegistry
+from runtime.query_backend import QueryBackend
+from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CheckIn
+from schemas.errors import AppendFailed
 from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic, generation_of, position
-from schemas.errors import AppendFailed
-
 
 # Longer than the quiet spell after which a store's reader starts to rest (runtime.kafka_client).
 STORE_NUDGE_AFTER_S = 1.0
@@ -91,9 +90,9 @@ class Services:
         value = record_encoder.encode(record)
         metadata = await self.append_record(topic, value, key=key)
         apply(record)
-        {Topic.KEYS: self.keys_caught_up, Topic.CONTROL: self.control_caught_up}[topic].applied_here(
-            metadata.offset, metadata.topic_partition
-        )
+        {Topic.KEYS: self.keys_caught_up, Topic.CONTROL: self.control_caught_up}[
+            topic
+        ].applied_here(metadata.offset, metadata.topic_partition)
         return value
 
     def is_admin(self, authorization: str | None) -> bool:
@@ -112,7 +111,11 @@ class Services:
         here is looked up again once this process has read the keys' log to its end: another
         API process may have created it a moment ago (runtime.catch_up)."""
         key = self.registry.authenticate(authorization, scope)
-        if key is None and self.registry.unknown(authorization) and await self.keys_caught_up.wait():
+        if (
+            key is None
+            and self.registry.unknown(authorization)
+            and await self.keys_caught_up.wait()
+        ):
             key = self.registry.authenticate(authorization, scope)
         return key
 

@@ -63,7 +63,9 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def canary_facts(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     facts: dict[str, dict[str, Any]] = {}
-    for canary_id, last_checkin, last_message, last_start in client.query(CHECKIN_FACTS_SQL).result_rows:
+    for canary_id, last_checkin, last_message, last_start in client.query(
+        CHECKIN_FACTS_SQL
+    ).result_rows:
         checkin, start = _epoch(last_checkin), _epoch(last_start)
         facts[canary_id] = {
             "canary_id": canary_id,
@@ -96,13 +98,23 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
     flips = client.query(HISTORY_FLIPS_SQL, parameters=bounds).result_rows
     # A finish's run duration, from the starts within the same page (domain.runs).
     pings = [Ping(_epoch(at) or 0.0, kind, rid) for at, kind, _msg, rid in reversed(checkins)]
-    took = {run["ended_at"]: run["duration_s"] for run in pair_runs(pings) if run["ended_at"] is not None}
+    took = {
+        run["ended_at"]: run["duration_s"]
+        for run in pair_runs(pings)
+        if run["ended_at"] is not None
+    }
     return {
         "canary_id": canary_id,
         "from": iso_utc(start.timestamp()),
         "to": iso_utc(end.timestamp()),
         "checkins": [
-            {"at": _iso(at), "kind": kind, "message": msg, "rid": rid or None, "duration_s": took.get(_epoch(at))}
+            {
+                "at": _iso(at),
+                "kind": kind,
+                "message": msg,
+                "rid": rid or None,
+                "duration_s": took.get(_epoch(at)),
+            }
             for at, kind, msg, rid in checkins
         ],
         "flips": [{"at": _iso(at), "status": st, "reason": reason} for at, st, reason in flips],
@@ -136,8 +148,12 @@ def canary_runs(client: Client, params: dict[str, str], now: dt.datetime) -> dic
         "from": iso_utc(start.timestamp()),
         "to": iso_utc(end.timestamp()),
         "runs": [
-            {**run, "started_at": iso_utc(run["started_at"]), "ended_at": iso_or_none(run["ended_at"]),
-             "rid": run["rid"] or None}
+            {
+                **run,
+                "started_at": iso_utc(run["started_at"]),
+                "ended_at": iso_or_none(run["ended_at"]),
+                "rid": run["rid"] or None,
+            }
             for run in runs
         ],  # fmt: skip
         "summary": {
@@ -168,7 +184,9 @@ LIMIT 1000
 """
 
 
-def canary_notifications(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+def canary_notifications(
+    client: Client, params: dict[str, str], now: dt.datetime
+) -> dict[str, Any]:
     """Every delivery attempt of a canary's alerts (flip ids begin with the canary id)."""
     canary_id = required(params, "canary_id")
     start, end = time_range(params, now, default_from="-7d")
@@ -180,7 +198,17 @@ def canary_notifications(client: Client, params: dict[str, str], now: dt.datetim
             "to_ms": int(end.timestamp() * 1000),
         },
     ).result_rows
-    columns = ("flip_id", "status", "reason", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
+    columns = (
+        "flip_id",
+        "status",
+        "reason",
+        "channel_id",
+        "channel_kind",
+        "attempt",
+        "at",
+        "ok",
+        "detail",
+    )
     attempts = [dict(zip(columns, row)) for row in rows]
     for attempt in attempts:
         attempt["at"] = _iso(attempt["at"])

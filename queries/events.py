@@ -57,7 +57,9 @@ def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         ts_ms, event_id = raw.split(":")
-        if not (ts_ms.isascii() and ts_ms.isdigit() and len(ts_ms) <= 15):  # epoch ms beyond 2100 are not ours
+        if not (
+            ts_ms.isascii() and ts_ms.isdigit() and len(ts_ms) <= 15
+        ):  # epoch ms beyond 2100 are not ours
             raise ValueError(ts_ms)
         return int(ts_ms), uuid.UUID(event_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):

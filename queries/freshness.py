@@ -26,7 +26,9 @@ WHERE received_at >= fromUnixTimestamp64Milli({from_ms:Int64})
 def freshness(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     start, end = time_range(params, now, default_from="-5m")
     from_ms, to_ms = stored_range_ms(start, end)
-    count, (p50, p99), worst = client.query(SQL, parameters={"from_ms": from_ms, "to_ms": to_ms}).result_rows[0]
+    count, (p50, p99), worst = client.query(
+        SQL, parameters={"from_ms": from_ms, "to_ms": to_ms}
+    ).result_rows[0]
     return {
         "from": iso(start),
         "to": iso(end),

@@ -127,7 +127,13 @@ def recent_flips(client: Client, params: dict[str, str], now: dt.datetime) -> di
     attempts = client.query(RECENT_ATTEMPTS_SQL, parameters=bounds).result_rows
     return {
         "flips": [
-            {"canary_id": c, "canary_name": n, "status": s, "reason": r, "at": iso_or_none(_epoch(at))}
+            {
+                "canary_id": c,
+                "canary_name": n,
+                "status": s,
+                "reason": r,
+                "at": iso_or_none(_epoch(at)),
+            }
             for c, n, s, r, at in flips
         ],
         "attempts": [

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from schemas.wire import TS_MAX, TS_MIN
 from schemas.errors import QueryError
+from schemas.wire import TS_MAX, TS_MIN
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)

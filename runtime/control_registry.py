@@ -9,8 +9,8 @@ import hmac
 import math
 import secrets
 
-from runtime.settings import Settings
 from runtime.key_registry import URLSAFE_CHARS
+from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
 from schemas.control import ControlRecord, control_decoder
 from schemas.routing import RouteDefined, RouteDeleted

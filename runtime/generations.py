@@ -19,6 +19,8 @@ from pathlib import Path
 
 import msgspec
 
+from schemas.errors import MoveStalled
+
 log = logging.getLogger(__name__)
 
 
@@ -114,10 +116,6 @@ def watch_as_worker(path: str, generation: int) -> None:
 STEP_TIMEOUT_S = 10.0
 
 
-class MoveStalled(RuntimeError):
-    """A step of moving to a new generation did not finish in time."""
-
-
 async def step(what: str, awaitable: Awaitable[object], timeout_s: float = STEP_TIMEOUT_S) -> None:
     """Await one step of a move, or raise MoveStalled saying which one stalled."""
     try:
@@ -143,7 +141,9 @@ def on_signal(path: str, move: Callable[[Generations], Awaitable[None]]) -> asyn
             state = read(path)
             try:
                 await move(state)
-            except MoveStalled as exc:  # the launcher waits for the acknowledgement, and signals again
+            except (
+                MoveStalled
+            ) as exc:  # the launcher waits for the acknowledgement, and signals again
                 log.warning("moving to log generation %s: %s; trying again", state.stamp, exc)
             except Exception:
                 log.exception("could not move to log generation %s", state.stamp)

@@ -18,11 +18,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from schemas.topics import Topic, generation_of
 from schemas.errors import LogUnavailable
+from schemas.topics import Topic, generation_of
 
 log = logging.getLogger(__name__)
-
 
 
 # Pacing. On an idle log a broker holds each fetch for its wait. The embedded broker polls
@@ -377,7 +376,9 @@ async def rewind_if_restarted(consumer: AIOKafkaConsumer, what: str) -> None:
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
         if highwater is not None and highwater < await consumer.position(tp):
-            log.warning("the %s log restarted (its end fell below our position): rereading it", what)
+            log.warning(
+                "the %s log restarted (its end fell below our position): rereading it", what
+            )
             await consumer.seek_to_beginning(tp)
 
 

@@ -19,7 +19,11 @@ import msgspec
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _encode = msgspec.json.Encoder().encode
 # LogRecord attributes that are not `extra=` fields.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +35,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "role": self.role,
@@ -44,7 +50,9 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = self.formatException(record.exc_info)
         for name, value in vars(record).items():
             if name not in _STANDARD and not name.startswith("_"):
-                line[name] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+                line[name] = (
+                    value if isinstance(value, str | int | float | bool | None) else repr(value)
+                )
         return _encode(line).decode()
 
 

@@ -60,7 +60,9 @@ CONSUMER_LAG = Gauge(
     multiprocess_mode="mostrecent",
 )
 NOTIFICATIONS = Counter(
-    "coalmine_notifications", "Notification deliveries, by channel kind and result", ["channel_kind", "result"]
+    "coalmine_notifications",
+    "Notification deliveries, by channel kind and result",
+    ["channel_kind", "result"],
 )
 
 CANARY_STATUSES = get_args(CanaryStatus)
@@ -91,7 +93,9 @@ def canary_metrics_text(canaries: list[dict[str, Any]]) -> bytes:
     )
     for canary in canaries:
         for status in CANARY_STATUSES:
-            each.add_metric([canary["id"], canary["name"], status], float(canary["status"] == status))
+            each.add_metric(
+                [canary["id"], canary["name"], status], float(canary["status"] == status)
+            )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families([counts, each]))  # type: ignore[arg-type]
     return generate_latest(registry)

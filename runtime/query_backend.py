@@ -11,8 +11,8 @@ import anyio.to_thread
 import httpx
 from clickhouse_connect.driver.client import Client
 
-from runtime.settings import Settings, SettingsError
 from queries import QueryError, run_query
+from runtime.settings import Settings, SettingsError
 from schemas.errors import QueryBackendUnavailable
 
 

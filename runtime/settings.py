@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from schemas.errors import SettingsError
 
 ENV_PREFIX = "COALMINE_"
@@ -156,7 +157,10 @@ def load_settings(
         raise SettingsError(f"invalid setting: {exc}") from None
     if settings.admin_token and len(settings.admin_token) < 16:
         raise SettingsError("COALMINE_ADMIN_TOKEN must be at least 16 characters")
-    if settings.ping_key and not (16 <= len(settings.ping_key) <= 30 and settings.ping_key.replace("-", "").replace("_", "").isalnum()):
+    if settings.ping_key and not (
+        16 <= len(settings.ping_key) <= 30
+        and settings.ping_key.replace("-", "").replace("_", "").isalnum()
+    ):
         # Not 32 characters nor a UUID: /ping/<x>/... would read it as a check-in token.
         raise SettingsError("COALMINE_PING_KEY must be 16-30 URL-safe characters (A-Z a-z 0-9 - _)")
     if not 0 <= settings.ping_body_max_bytes <= 100_000:
@@ -165,7 +169,9 @@ def load_settings(
         raise SettingsError("api_workers must be between 1 and 64")
     _check_digest_default(settings)
     if settings.log_format not in ("auto", "json", "text"):
-        raise SettingsError(f"COALMINE_LOG_FORMAT must be auto, json or text, got {settings.log_format!r}")
+        raise SettingsError(
+            f"COALMINE_LOG_FORMAT must be auto, json or text, got {settings.log_format!r}"
+        )
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port {settings.port} is out of range")
     return settings
@@ -180,7 +186,9 @@ def _check_digest_default(settings: Settings) -> None:
     try:
         zoneinfo.ZoneInfo(settings.digest_timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"COALMINE_DIGEST_TIMEZONE: unknown timezone {settings.digest_timezone!r}") from None
+        raise SettingsError(
+            f"COALMINE_DIGEST_TIMEZONE: unknown timezone {settings.digest_timezone!r}"
+        ) from None
 
 
 def address_in_environment(environ: Mapping[str, str] | None = None) -> bool:

@@ -36,7 +36,9 @@ ChannelIds = Annotated[list[str], msgspec.Meta(max_length=MAX_CHANNELS_PER_CANAR
 
 
 # --- notification channels -------------------------------------------------------------------
-class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="webhook", tag_field="kind"):
+class WebhookConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="webhook", tag_field="kind"
+):
     """A JSON POST to `url`, signed: header `X-Coalmine-Signature: sha256=<hex HMAC-SHA256 of
     the body with `secret`>`. Retried with exponential backoff on failure."""
 
@@ -46,7 +48,9 @@ class WebhookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag
     max_attempts: int = 5
 
 
-class SlackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="slack", tag_field="kind"):
+class SlackConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="slack", tag_field="kind"
+):
     """A Slack-compatible incoming webhook: POST {"text": ..., "blocks": [...]} to `url`."""
 
     url: str
@@ -54,7 +58,9 @@ class SlackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="
     max_attempts: int = 5
 
 
-class EmailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="email", tag_field="kind"):
+class EmailConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="email", tag_field="kind"
+):
     """E-mail over SMTP (plain text and HTML parts)."""
 
     to: list[str]
@@ -96,6 +102,7 @@ def slugify(name: str) -> str:
 
 def slug_of(canary: CanaryDefined) -> str:
     return canary.slug or slugify(canary.name)
+
 
 THRESHOLD_MAX = 1000
 FAILURE_WINDOW_MAX_RUNS = 1000
@@ -168,7 +175,6 @@ class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_fie
     deleted_at: float
 
 
-
 class CheckIn(msgspec.Struct, frozen=True, tag="checkin", tag_field="type", omit_defaults=True):
     """One check-in. The API appends them in CheckIns groups; a lone one is read the same."""
 
@@ -216,7 +222,9 @@ class EventsSeen(msgspec.Struct, frozen=True, tag="events.seen", tag_field="type
     at: float
 
 
-HeartbeatRecord = CheckIn | CheckIns | StateRestored | CanaryDefined | CanaryDeleted | Tick | EventsSeen
+HeartbeatRecord = (
+    CheckIn | CheckIns | StateRestored | CanaryDefined | CanaryDeleted | Tick | EventsSeen
+)
 
 
 def unpacked(record: HeartbeatRecord) -> list[HeartbeatRecord] | tuple[HeartbeatRecord]:

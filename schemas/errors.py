@@ -155,6 +155,10 @@ class AppendCancelled(Interrupted, RuntimeError):
     """The service is stopping: a group that was not appended is not acknowledged."""
 
 
+class MoveStalled(Interrupted, RuntimeError):
+    """A step of moving to a new log generation did not finish in time (tried again)."""
+
+
 class RotationAborted(Interrupted, RuntimeError):
     """The log a rotation was moving went away (the broker restarted): nothing to finish."""
 

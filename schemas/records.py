@@ -109,6 +109,7 @@ class Rejections(msgspec.Struct, frozen=True):
     end: float
     counts: list[RejectionCount]
 
+
 record_encoder = msgspec.json.Encoder()
 batch_decoder = msgspec.json.Decoder(EventBatch)
 key_record_decoder = msgspec.json.Decoder(KeyRecord)  # type: ignore[arg-type]

@@ -8,7 +8,11 @@ import datetime as dt
 
 def iso_utc(epoch: float) -> str:
     """Machine form, fixed width: 2026-07-02T10:00:00.250Z."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(epoch, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def iso_or_none(epoch: float | None) -> str | None:

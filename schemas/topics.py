@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 # The Faust app's id, which is its consumer group: the API reads its lag (ingest_api.backpressure).
@@ -32,10 +33,10 @@ POSITION_GENERATION_SHIFT = 40
 CARRIED_HEADER = "coalmine-carried"
 
 
-def carried(headers: object) -> bool:
+def carried(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> bool:
     """Whether a record's headers (aiokafka's list of pairs, or Faust's mapping) mark it carried."""
-    pairs = headers.items() if isinstance(headers, dict) else headers or ()
-    return any(name == CARRIED_HEADER for name, _ in pairs)  # type: ignore[union-attr]
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return any(name == CARRIED_HEADER for name, _ in pairs)
 
 
 def set_generation(generation: int) -> None:

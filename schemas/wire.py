@@ -19,13 +19,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from schemas.errors import InvalidBatch
 from schemas.limits import (
     MAX_EVENTS_PER_BATCH,
     MESSAGE_MAX_CHARS,
     META_MAX_BYTES,
     NAME_MAX_CHARS,
 )
-from schemas.errors import InvalidBatch
 
 EventType = Literal["event", "error"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_CHARS)]
@@ -84,7 +84,9 @@ def event_problem(event: Event, at: str) -> str | None:
         if meta[0] != _OPEN_BRACE:
             return f"Expected `object` - at `{at}.meta`"
         if len(meta) > META_MAX_BYTES:
-            return f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit - at `{at}.meta`"
+            return (
+                f"meta is {len(meta)} bytes, over the {META_MAX_BYTES}-byte limit - at `{at}.meta`"
+            )
         try:  # msgspec checks the syntax of a Raw value but not its encoding
             str(meta, "utf-8")
         except UnicodeDecodeError:

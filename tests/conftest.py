@@ -26,7 +26,9 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, every_s: f
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+            raise AssertionError(
+                f"timed out after {timeout_s}s waiting for {what} (last: {last!r})"
+            )
         time.sleep(every_s)
 
 

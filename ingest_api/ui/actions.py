@@ -21,7 +21,9 @@ router = APIRouter(include_in_schema=False)
 ADMIN = "/api/v1/admin"
 
 
-async def admin_api(request: Request, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+async def admin_api(
+    request: Request, method: str, path: str, body: Any = None
+) -> tuple[int, dict[str, Any]]:
     """Call the admin API of this very process (no network) and return (status, JSON)."""
     services: Services = request.app.state.services
     transport = httpx.ASGITransport(app=request.app)
@@ -73,9 +75,13 @@ def canary_body(form: Form, creating: bool) -> dict[str, Any]:
 
 def _form_values(form: Form) -> dict[str, Any]:
     return {
-        "name": form.get("name"), "interval": form.get("interval"), "grace": form.get("grace"),
-        "max_runtime": form.get("max_runtime"), "channels": form.getlist("channels"),
-        "event_name": form.get("event_name"), "min_count": form.get("min_count"),
+        "name": form.get("name"),
+        "interval": form.get("interval"),
+        "grace": form.get("grace"),
+        "max_runtime": form.get("max_runtime"),
+        "channels": form.getlist("channels"),
+        "event_name": form.get("event_name"),
+        "min_count": form.get("min_count"),
     }
 
 
@@ -89,12 +95,22 @@ async def create_canary(request: Request) -> Response:
     except (QueryError, ValueError) as exc:
         status, answer = 400, {"error": str(exc)}
     if status != 201:
-        context = _canary_form_context(request, who, services, None, _form_values(form), answer["error"])
+        context = _canary_form_context(
+            request, who, services, None, _form_values(form), answer["error"]
+        )
         return render.page("canary_form.html", context, status)
     # The token is shown on this page only: it is stored as a hash and never shown again.
     context = _context(
-        request, who, answer["name"], "canaries", canary=answer, history=None, attempts=None,
-        strip=None, durations=[], channel_names={},
+        request,
+        who,
+        answer["name"],
+        "canaries",
+        canary=answer,
+        history=None,
+        attempts=None,
+        strip=None,
+        durations=[],
+        channel_names={},
         ping_url=f"{str(request.base_url).rstrip('/')}/checkin/{answer.get('token', '<token>')}",
         token=answer.get("token"),
     )
@@ -107,26 +123,45 @@ async def edit_canary(canary_id: str, request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         body = canary_body(form, creating=False)
-        if services.control.canaries.get(canary_id) is not None and services.control.canaries[canary_id].events is not None:
+        if (
+            services.control.canaries.get(canary_id) is not None
+            and services.control.canaries[canary_id].events is not None
+        ):
             body.pop("max_runtime_seconds", None)
         status, answer = await admin_api(request, "PATCH", f"/canaries/{canary_id}", body)
     except (QueryError, ValueError) as exc:
         status, answer = 400, {"error": str(exc)}
     if status != 200:
         view = {"id": canary_id, "name": form.get("name")}
-        context = _canary_form_context(request, who, services, view, _form_values(form), answer["error"])
+        context = _canary_form_context(
+            request, who, services, view, _form_values(form), answer["error"]
+        )
         return render.page("canary_form.html", context, status)
     return done(f"/canaries/{canary_id}", "saved")
 
 
 @router.post("/canaries/{canary_id}/pause")
 async def pause_canary(canary_id: str, request: Request) -> Response:
-    return await _simple(request, "PATCH", f"/canaries/{canary_id}", {"paused": True}, f"/canaries/{canary_id}", "paused")
+    return await _simple(
+        request,
+        "PATCH",
+        f"/canaries/{canary_id}",
+        {"paused": True},
+        f"/canaries/{canary_id}",
+        "paused",
+    )
 
 
 @router.post("/canaries/{canary_id}/resume")
 async def resume_canary(canary_id: str, request: Request) -> Response:
-    return await _simple(request, "PATCH", f"/canaries/{canary_id}", {"paused": False}, f"/canaries/{canary_id}", "resumed")
+    return await _simple(
+        request,
+        "PATCH",
+        f"/canaries/{canary_id}",
+        {"paused": False},
+        f"/canaries/{canary_id}",
+        "resumed",
+    )
 
 
 @router.post("/canaries/{canary_id}/delete")
@@ -134,7 +169,9 @@ async def delete_canary(canary_id: str, request: Request) -> Response:
     return await _simple(request, "DELETE", f"/canaries/{canary_id}", None, "/canaries", "deleted")
 
 
-async def _simple(request: Request, method: str, path: str, body: Any, to: str, what: str) -> Response:
+async def _simple(
+    request: Request, method: str, path: str, body: Any, to: str, what: str
+) -> Response:
     who, _ = await form_of(request)
     status, answer = await admin_api(request, method, path, body)
     if status >= 300:
@@ -151,12 +188,17 @@ def _failed(request: Request, who: Viewer, status: int, answer: dict[str, Any]) 
 @router.post("/admin/keys")
 async def create_key(request: Request) -> Response:
     who, form = await form_of(request)
-    body: dict[str, Any] = {"name": form.get("name").strip(), "scope": form.get("scope") or "ingest"}
+    body: dict[str, Any] = {
+        "name": form.get("name").strip(),
+        "scope": form.get("scope") or "ingest",
+    }
     for field in ("rate_per_minute", "burst"):
         if form.get(field).strip().isdigit():
             body[field] = int(form.get(field))
     status, answer = await admin_api(request, "POST", "/keys", body)
-    return await _admin_result(request, who, status, answer, created_key=answer if status == 201 else None)
+    return await _admin_result(
+        request, who, status, answer, created_key=answer if status == 201 else None
+    )
 
 
 @router.post("/admin/keys/{key_id}/revoke")
@@ -174,14 +216,18 @@ async def create_channel(request: Request) -> Response:
     else:
         body["url"] = form.get("url").strip()
     status, answer = await admin_api(request, "POST", "/channels", body)
-    return await _admin_result(request, who, status, answer, created_channel=answer if status == 201 else None)
+    return await _admin_result(
+        request, who, status, answer, created_channel=answer if status == 201 else None
+    )
 
 
 @router.post("/admin/channels/{channel_id}/test")
 async def test_channel(channel_id: str, request: Request) -> Response:
     who, _ = await form_of(request)
     status, answer = await admin_api(request, "POST", f"/channels/{channel_id}/test")
-    return await _admin_result(request, who, status, answer, tested=answer if status == 200 else None)
+    return await _admin_result(
+        request, who, status, answer, tested=answer if status == 200 else None
+    )
 
 
 @router.post("/admin/channels/{channel_id}/delete")
@@ -209,11 +255,18 @@ async def delete_route(route_id: str, request: Request) -> Response:
     return await _simple(request, "DELETE", f"/routes/{route_id}", None, "/admin", "deleted")
 
 
-async def _admin_result(request: Request, who: Viewer, status: int, answer: dict[str, Any], **shown: Any) -> Response:
+async def _admin_result(
+    request: Request, who: Viewer, status: int, answer: dict[str, Any], **shown: Any
+) -> Response:
     services: Services = request.app.state.services
     error = answer.get("error", "") if status >= 300 else ""
     context = await admin_context(request, who, services, **shown)
     context["error"] = error
-    if not error and not shown.get("created_key") and not shown.get("created_channel") and not shown.get("tested"):
+    if (
+        not error
+        and not shown.get("created_key")
+        and not shown.get("created_channel")
+        and not shown.get("tested")
+    ):
         return done("/admin", "created")
     return render.page("admin.html", context, status if error else 200)

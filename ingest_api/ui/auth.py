@@ -148,7 +148,9 @@ async def login(request: Request) -> Response:
     response = RedirectResponse("/", 303, headers=render.SECURITY_HEADERS)
     response.headers.append(
         "set-cookie",
-        cookie_header(SESSION_COOKIE, sign_session(secret, session), SESSION_TTL_S, _secure(request)),
+        cookie_header(
+            SESSION_COOKIE, sign_session(secret, session), SESSION_TTL_S, _secure(request)
+        ),
     )
     response.headers.append("set-cookie", cookie_header(LOGIN_COOKIE, "", 0, _secure(request)))
     return response

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from domain.routing_rules import ordered
 from ingest_api import admin_canaries as canary_admin
-from ingest_api.admin_keys import key_view
 from ingest_api.admin_channels import channel_view
-from runtime.query_backend import QueryBackendUnavailable
+from ingest_api.admin_keys import key_view
 from ingest_api.admin_routing import route_view
 from ingest_api.services import Services
 from ingest_api.ui import render, svg
@@ -33,8 +33,8 @@ from ingest_api.ui.views import (
     status_counts,
     whole_hours,
 )
-from domain.routing_rules import ordered
 from queries import QueryError
+from runtime.query_backend import QueryBackendUnavailable
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,7 +47,9 @@ async def run(services: Services, name: str, params: dict[str, str]) -> dict[str
         return None
 
 
-def _context(request: Request, who: Viewer | None, title: str, nav: str, **more: Any) -> dict[str, Any]:
+def _context(
+    request: Request, who: Viewer | None, title: str, nav: str, **more: Any
+) -> dict[str, Any]:
     done = request.query_params.get("done", "")
     return {
         "viewer": who,
@@ -118,10 +120,15 @@ async def overview(request: Request) -> Response:
         "shedding": services.backpressure.shedding,
     }
     context = _context(
-        request, who, "Overview", "overview",
+        request,
+        who,
+        "Overview",
+        "overview",
         canaries=None if views is None else sorted_by_status(views),
         counts=status_counts(views or []),
-        flips=flips, chart=chart, health=health,
+        flips=flips,
+        chart=chart,
+        health=health,
     )
     return render.page("overview.html", context)
 
@@ -131,7 +138,8 @@ async def canary_list(request: Request) -> Response:
     who = await viewer(request)
     services: Services = request.app.state.services
     views, recent = await asyncio.gather(
-        _canaries(services), run(services, "recent_checkins", {"from": "-3d", "per": str(STRIP_CELLS)})
+        _canaries(services),
+        run(services, "recent_checkins", {"from": "-3d", "per": str(STRIP_CELLS)}),
     )
     ordered_views = None if views is None else sorted_by_status(views)
     page_number, shown = paged(ordered_views or [], request.query_params.get("page", "1"))
@@ -141,13 +149,21 @@ async def canary_list(request: Request) -> Response:
         if canary_id not in shown_ids:
             continue
         strips[canary_id] = svg.strip(
-            [c["kind"] for c in checkins], [f"{c['at']} {c['kind']} {c['message']}" for c in checkins]
+            [c["kind"] for c in checkins],
+            [f"{c['at']} {c['kind']} {c['message']}" for c in checkins],
         )
     context = _context(
-        request, who, "Canaries", "canaries",
-        canaries=None if views is None else shown, total=len(views or []),
-        page=page_number, pages=-(-len(views or []) // PAGE_SIZE), first=(page_number - 1) * PAGE_SIZE,
-        counts=status_counts(views or []), strips=strips,
+        request,
+        who,
+        "Canaries",
+        "canaries",
+        canaries=None if views is None else shown,
+        total=len(views or []),
+        page=page_number,
+        pages=-(-len(views or []) // PAGE_SIZE),
+        first=(page_number - 1) * PAGE_SIZE,
+        counts=status_counts(views or []),
+        strips=strips,
     )
     return render.page("canaries.html", context)
 
@@ -156,17 +172,28 @@ async def canary_list(request: Request) -> Response:
 async def canary_new(request: Request) -> Response:
     who = await viewer(request, admin=True)
     services: Services = request.app.state.services
-    return render.page("canary_form.html", _canary_form_context(request, who, services, None, {}, ""))
+    return render.page(
+        "canary_form.html", _canary_form_context(request, who, services, None, {}, "")
+    )
 
 
 def _canary_form_context(
-    request: Request, who: Viewer, services: Services, canary: dict[str, Any] | None,
-    values: dict[str, Any], error: str,
+    request: Request,
+    who: Viewer,
+    services: Services,
+    canary: dict[str, Any] | None,
+    values: dict[str, Any],
+    error: str,
 ) -> dict[str, Any]:
     channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
     return _context(
-        request, who, "Edit canary" if canary else "New canary", "canaries",
-        canary=canary, values=values, error=error,
+        request,
+        who,
+        "Edit canary" if canary else "New canary",
+        "canaries",
+        canary=canary,
+        values=values,
+        error=error,
         channels=[channel_view(c) for c in channels],
     )
 
@@ -186,7 +213,9 @@ async def canary_edit(canary_id: str, request: Request) -> Response:
         "max_runtime": render.duration(canary.max_runtime_s) if canary.max_runtime_s else "",
         "channels": list(canary.channels),
     }
-    return render.page("canary_form.html", _canary_form_context(request, who, services, view, values, ""))
+    return render.page(
+        "canary_form.html", _canary_form_context(request, who, services, view, values, "")
+    )
 
 
 @router.get("/canaries/{canary_id}")
@@ -206,9 +235,17 @@ async def canary_detail(canary_id: str, request: Request) -> Response:
     view = canary_admin.canary_view(canary, fact, time.time())
     checkins = list(reversed((history or {}).get("checkins", [])))  # oldest first
     context = _context(
-        request, who, canary.name, "canaries",
-        canary=view, history=history, attempts=attempts,
-        strip=svg.strip([c["kind"] for c in checkins[-60:]], [f"{c['at']} {c['kind']} {c['message']}" for c in checkins[-60:]]),
+        request,
+        who,
+        canary.name,
+        "canaries",
+        canary=view,
+        history=history,
+        attempts=attempts,
+        strip=svg.strip(
+            [c["kind"] for c in checkins[-60:]],
+            [f"{c['at']} {c['kind']} {c['message']}" for c in checkins[-60:]],
+        ),
         durations=run_durations(checkins)[-20:],
         ping_url=f"{str(request.base_url).rstrip('/')}/checkin/<token>",
         channel_names={c.id: c.name for c in services.control.channels.values()},
@@ -229,7 +266,9 @@ async def events_page(request: Request) -> Response:
     if form["names"]:  # the chart and the newest events need not wait for the top names
         names = form["names"]
         top, newest, quantiles, *series = await asyncio.gather(
-            top_query, _newest(services, form, names[0]), _quantiles(services, form, names[0]),
+            top_query,
+            _newest(services, form, names[0]),
+            _quantiles(services, form, names[0]),
             *(run(services, "series", {**window, "name": n}) for n in names),
         )
     else:
@@ -246,9 +285,18 @@ async def events_page(request: Request) -> Response:
         f"{stat} per {render.duration(interval)}, last {form['range']}",
     )
     context = _context(
-        request, who, "Events", "events",
-        form=form, names=names, interval=interval, chart=chart, top=top,
-        quantiles=quantiles, newest=newest, ranges=list(RANGES),
+        request,
+        who,
+        "Events",
+        "events",
+        form=form,
+        names=names,
+        interval=interval,
+        chart=chart,
+        top=top,
+        quantiles=quantiles,
+        newest=newest,
+        ranges=list(RANGES),
     )
     return render.page("events.html", context)
 
@@ -270,7 +318,9 @@ async def _quantiles(services: Services, form: dict[str, Any], name: str) -> dic
     """Exact quantiles read every value of the range from raw events: on request only."""
     if not name or not form["quantiles"]:
         return None
-    return await run(services, "percentiles", {"from": f"-{form['range']}", "name": name, "q": "0.5,0.95,0.99"})
+    return await run(
+        services, "percentiles", {"from": f"-{form['range']}", "name": name, "q": "0.5,0.95,0.99"}
+    )
 
 
 @router.get("/events/errors")
@@ -279,7 +329,9 @@ async def errors_page(request: Request) -> Response:
     services: Services = request.app.state.services
     form = events_form(dict(request.query_params))
     errors = await run(services, "errors", {"from": f"-{form['range']}", "limit": "100"})
-    context = _context(request, who, "Errors", "errors", form=form, errors=errors, ranges=list(RANGES))
+    context = _context(
+        request, who, "Errors", "errors", form=form, errors=errors, ranges=list(RANGES)
+    )
     return render.page("errors.html", context)
 
 
@@ -290,13 +342,19 @@ async def admin_page(request: Request) -> Response:
     return render.page("admin.html", await admin_context(request, who, services))
 
 
-async def admin_context(request: Request, who: Viewer, services: Services, **more: Any) -> dict[str, Any]:
+async def admin_context(
+    request: Request, who: Viewer, services: Services, **more: Any
+) -> dict[str, Any]:
     rejected = await run(services, "rejections", {"from": "-24h"})
     keys = [key_view(k) for k in services.registry.all()]
     channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
     return _context(
-        request, who, "Admin", "admin",
-        keys=keys, key_names={k["id"]: k["name"] for k in keys},
+        request,
+        who,
+        "Admin",
+        "admin",
+        keys=keys,
+        key_names={k["id"]: k["name"] for k in keys},
         channels=[channel_view(c) for c in channels],
         channel_names={c.id: c.name for c in channels},
         routes=[route_view(r) for r in ordered(services.control.routes.values())],

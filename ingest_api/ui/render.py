@@ -100,12 +100,21 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         finalize=visible_controls,
     )
-    env.filters.update(json_text=json_text, ago=ago, duration=duration, short_time=short_time, clip=clip, number=svg.format_number)
+    env.filters.update(
+        json_text=json_text,
+        ago=ago,
+        duration=duration,
+        short_time=short_time,
+        clip=clip,
+        number=svg.format_number,
+    )
     env.globals.update(assets=ASSETS)
     return env
 
 
-def page(template: str, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+def page(
+    template: str, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     html = environment().get_template(template).render(**{**PAGE_DEFAULTS, **context})
     return HTMLResponse(html, status, {**SECURITY_HEADERS, **(headers or {})})
 

@@ -67,7 +67,9 @@ def new_session(role: Role, key_id: str, now: float, ttl_s: float = SESSION_TTL_
 
 
 def sign_session(secret: bytes, session: Session) -> str:
-    payload = _encode.encode(_Payload(session.role, session.key_id, session.expires_at, session.nonce))
+    payload = _encode.encode(
+        _Payload(session.role, session.key_id, session.expires_at, session.nonce)
+    )
     body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     return f"{body}.{_mac(secret, 'session', body)}"
 

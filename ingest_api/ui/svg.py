@@ -19,7 +19,10 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 12, 28
 MAX_SERIES_CLASSES = 6
 # Bidirectional controls (U+202A-U+202E, U+2066-U+2069, LRM/RLM/ALM) in user text could make
 # a name read backwards or pull the text after it along: shown as visible code points instead.
-BIDI_CONTROLS = {cp: f"[U+{cp:04X}]" for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+BIDI_CONTROLS = {
+    cp: f"[U+{cp:04X}]"
+    for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+}
 
 
 @dataclass(frozen=True)
@@ -74,30 +77,44 @@ def line_chart(series: Sequence[Series], title: str, unit: str = "") -> Markup:
         return PAD_TOP + plot_h - (v - bottom) / (top - bottom) * plot_h
 
     parts = [
-        Markup('<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" '
-               'xmlns="http://www.w3.org/2000/svg">').format(w=WIDTH, h=HEIGHT, t=title.translate(BIDI_CONTROLS)),
+        Markup(
+            '<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" '
+            'xmlns="http://www.w3.org/2000/svg">'
+        ).format(w=WIDTH, h=HEIGHT, t=title.translate(BIDI_CONTROLS)),
         Markup("<title>{}</title>").format(title.translate(BIDI_CONTROLS)),
     ]
     for i in range(5):  # horizontal grid lines and their values
         value = bottom + (top - bottom) * i / 4
         gy = y(value)
         parts.append(
-            Markup('<line class="grid" x1="{a}" x2="{b}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                   '<text class="axis" x="{tx}" y="{ty:.1f}" text-anchor="end">{label}</text>').format(
-                a=PAD_LEFT, b=WIDTH - PAD_RIGHT, y=gy, tx=PAD_LEFT - 6, ty=gy + 4,
+            Markup(
+                '<line class="grid" x1="{a}" x2="{b}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                '<text class="axis" x="{tx}" y="{ty:.1f}" text-anchor="end">{label}</text>'
+            ).format(
+                a=PAD_LEFT,
+                b=WIDTH - PAD_RIGHT,
+                y=gy,
+                tx=PAD_LEFT - 6,
+                ty=gy + 4,
                 label=format_number(value) + unit,
             )
         )
     if times:
         for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
             parts.append(
-                Markup('<text class="axis" x="{x:.1f}" y="{y}" text-anchor="{a}">{label}</text>').format(
-                    x=PAD_LEFT + frac * plot_w, y=HEIGHT - 8, a=anchor,
+                Markup(
+                    '<text class="axis" x="{x:.1f}" y="{y}" text-anchor="{a}">{label}</text>'
+                ).format(
+                    x=PAD_LEFT + frac * plot_w,
+                    y=HEIGHT - 8,
+                    a=anchor,
                     label=_time_label(t0 + frac * span, span),
                 )
             )
     for index, one in enumerate(series):
-        path = _path([(x(t), y(v)) if v is not None and math.isfinite(v) else None for t, v in one.points])
+        path = _path(
+            [(x(t), y(v)) if v is not None and math.isfinite(v) else None for t, v in one.points]
+        )
         css = f"series s{index % MAX_SERIES_CLASSES}"
         parts.append(
             Markup('<path class="{c}" d="{d}"><title>{label}</title></path>').format(
@@ -106,9 +123,9 @@ def line_chart(series: Sequence[Series], title: str, unit: str = "") -> Markup:
         )
     if not values:
         parts.append(
-            Markup('<text class="empty" x="{x}" y="{y}" text-anchor="middle">no data</text>').format(
-                x=WIDTH / 2, y=HEIGHT / 2
-            )
+            Markup(
+                '<text class="empty" x="{x}" y="{y}" text-anchor="middle">no data</text>'
+            ).format(x=WIDTH / 2, y=HEIGHT / 2)
         )
     parts.append(Markup("</svg>"))
     return Markup("").join(parts)

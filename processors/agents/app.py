@@ -16,9 +16,9 @@ from pathlib import Path
 import faust
 from faust.types import TP
 
-from runtime.settings import Settings
 from processors.agents import faust_transport
 from runtime import generations
+from runtime.settings import Settings
 from schemas.topics import current_generation, processors_group
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,10 @@ def partitions_text(partitions: Iterable[TP]) -> str:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     if not by_topic:
         return "none"
-    return " ".join(f"{topic}[{','.join(map(str, sorted(numbers)))}]" for topic, numbers in sorted(by_topic.items()))
+    return " ".join(
+        f"{topic}[{','.join(map(str, sorted(numbers)))}]"
+        for topic, numbers in sorted(by_topic.items())
+    )
 
 
 def ready_path(settings: Settings) -> Path:
@@ -122,5 +125,7 @@ def run_worker(settings: Settings) -> None:
         "handlers": {"coalmine": {"()": lambda: handler("worker", settings.log_format)}},
         "root": {"level": settings.log_level.upper(), "handlers": ["coalmine"]},
     }
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logging_config)
+    worker = Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logging_config
+    )
     worker.execute_from_commandline()

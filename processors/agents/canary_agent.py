@@ -37,10 +37,6 @@ import faust
 import msgspec
 from faust.types import EventT
 
-from runtime import generations
-from runtime import kafka_client as kafka
-from runtime.settings import Settings
-from processors.agents.batching import take_batches
 from domain.canary_state import (
     CanaryState,
     apply,
@@ -49,6 +45,11 @@ from domain.canary_state import (
     state_decoder,
     state_encoder,
 )
+from processors.agents.batching import take_batches
+from processors.agents.topics import log_topic
+from runtime import generations
+from runtime import kafka_client as kafka
+from runtime.settings import Settings
 from schemas.canaries import (
     CanaryDefined,
     CanaryDeleted,
@@ -61,7 +62,6 @@ from schemas.canaries import (
 from schemas.control import control_decoder
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
-from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)

@@ -25,17 +25,17 @@ from pathlib import Path
 import faust
 import msgspec
 
-from runtime import kafka_client as kafka
-from runtime.settings import Settings
-from runtime.control_registry import ControlRegistry
-from runtime.query_backend import QueryBackendUnavailable, query_backend_for
 from domain.digest_plan import DigestPlan, build, period_end_at_or_before, plans, previous_end
 from domain.routing_rules import ordered
+from processors.agents.topics import log_topic
 from queries import QueryError
+from runtime import kafka_client as kafka
+from runtime.control_registry import ControlRegistry
+from runtime.query_backend import QueryBackendUnavailable, query_backend_for
+from runtime.settings import Settings
 from schemas.alerts import Digest, alert_decoder
 from schemas.records import record_encoder
 from schemas.routing import DigestSchedule, RouteDefined
-from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,14 @@ def register(app: faust.App, settings: Settings) -> None:
                 return  # the next tick tries again
             digest = build(plan, start, end, rows, rules, default)
             if digest is not None:
-                delivery = await alerts.send(key=digest.id.encode(), value=record_encoder.encode(digest))
+                delivery = await alerts.send(
+                    key=digest.id.encode(), value=record_encoder.encode(digest)
+                )
                 await delivery
-                log.info("digests: %s (%d names, %d errors)", digest.id, len(digest.lines), len(digest.errors))
+                log.info(
+                    "digests: %s (%d names, %d errors)",
+                    digest.id,
+                    len(digest.lines),
+                    len(digest.errors),
+                )
             timer.sent(plan, end)

@@ -26,12 +26,13 @@ from collections.abc import Callable
 import faust
 import msgspec
 
-from runtime import kafka_client as kafka
-from runtime.retry import until_done
-from runtime.settings import Settings
-from runtime.control_registry import ControlRegistry
 from domain.notification_texts import one_line
 from domain.routing_rules import decide, opens_window, ordered, too_late_to_alert
+from processors.agents.topics import log_topic
+from runtime import kafka_client as kafka
+from runtime.control_registry import ControlRegistry
+from runtime.retry import until_done
+from runtime.settings import Settings
 from schemas.alerts import ErrorAlert, alert_decoder
 from schemas.canaries import EventsSeen
 from schemas.ids import event_id
@@ -39,7 +40,6 @@ from schemas.partitions import canary_partition
 from schemas.records import record_encoder
 from schemas.rollups import RollupBatch, RollupEvent
 from schemas.routing import DigestSchedule, RouteDefined
-from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 # record once, for both): type, name, message, ts; the batch's id, key, arrival and lane.
 RoutedEvent = RollupEvent
 RoutedBatch = RollupBatch
-
 
 
 def alerts_of(
@@ -176,7 +175,9 @@ class ErrorRouter:
                 )  # fmt: skip
             for seen in events_seen(batch, self.control.event_canaries):
                 value = record_encoder.encode(seen)
-                await _sent(self.checkins, seen.canary_id.encode(), value, canary_partition(seen.canary_id))
+                await _sent(
+                    self.checkins, seen.canary_id.encode(), value, canary_partition(seen.canary_id)
+                )
 
 
 async def _sent(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None) -> None:

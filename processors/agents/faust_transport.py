@@ -18,7 +18,12 @@ from typing import Any
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 
-from runtime.kafka_client import CONSUMER_TIMEOUT_MS, IDLE_WAIT_WORKER_MS, FetchPacer, set_fetch_wait
+from runtime.kafka_client import (
+    CONSUMER_TIMEOUT_MS,
+    IDLE_WAIT_WORKER_MS,
+    FetchPacer,
+    set_fetch_wait,
+)
 
 SCHEME = "coalmine-kafka"
 

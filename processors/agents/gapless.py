@@ -97,7 +97,10 @@ class Gapless:
         tps = [TopicPartition(self.topic.topic_name, p) for p in sorted(partitions)]
 
         async def read(consumer: AIOKafkaConsumer) -> dict[int, int | None]:
-            return {tp.partition: offset for tp, offset in (await consumer.beginning_offsets(tps)).items()}
+            return {
+                tp.partition: offset
+                for tp, offset in (await consumer.beginning_offsets(tps)).items()
+            }
 
         return await self.with_consumer("the first offsets", read)
 
@@ -110,7 +113,12 @@ class Gapless:
         )
         log.warning(
             "%s: Faust did not deliver %s[%d] offsets %d..%d; read %d from the log",
-            self.name, self.topic.topic_name, partition, start, end - 1, len(records),
+            self.name,
+            self.topic.topic_name,
+            partition,
+            start,
+            end - 1,
+            len(records),
         )
         return records
 

@@ -12,10 +12,9 @@ import logging
 
 import faust
 
-from runtime.settings import Settings
-
-from schemas.records import KeyUsed, batch_origin_decoder, record_encoder
 from processors.agents.topics import log_topic
+from runtime.settings import Settings
+from schemas.records import KeyUsed, batch_origin_decoder, record_encoder
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)

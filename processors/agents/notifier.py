@@ -20,19 +20,19 @@ import faust
 import httpx
 import msgspec
 
-from runtime import kafka_client as kafka
-from runtime.settings import Settings
+from domain.alert_texts import rendered
+from domain.notification_texts import Rendered, rendered_flip
 from processors.agents.batching import take_batches
+from processors.agents.topics import log_topic
+from runtime import kafka_client as kafka
 from runtime.catch_up import CatchUp
 from runtime.control_registry import ControlRegistry
 from runtime.metrics import NOTIFICATIONS
-from domain.alert_texts import rendered
-from domain.notification_texts import Rendered, rendered_flip
 from runtime.notify_senders import deliver
+from runtime.settings import Settings
 from schemas.alerts import alert_decoder
 from schemas.canaries import DeliveryAttempt, attempt_decoder, flip_decoder
 from schemas.records import record_encoder
-from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,9 @@ def register(app: faust.App, settings: Settings) -> None:
             channel = control.channels.get(channel_id)
         if channel is None:
             attempts = [
-                DeliveryAttempt(notice.id, channel_id, "webhook", 1, notice.at, False, "channel deleted")
+                DeliveryAttempt(
+                    notice.id, channel_id, "webhook", 1, notice.at, False, "channel deleted"
+                )
             ]
         else:
             attempts = await deliver(channel.config, channel_id, notice, http)
@@ -128,7 +130,9 @@ def register(app: faust.App, settings: Settings) -> None:
             await send(notice, channel_id, http)
 
     async def deliver_batches(
-        stream: faust.StreamT[bytes], what: str, notices: Callable[[bytes], list[tuple[Rendered, str]]]
+        stream: faust.StreamT[bytes],
+        what: str,
+        notices: Callable[[bytes], list[tuple[Rendered, str]]],
     ) -> None:
         """Deliver each record's (notice, channel) pairs. A batch is delivered concurrently and
         acknowledged (offsets committed) only when every delivery in it is done: a burst of

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 import faust
 
-from runtime.settings import Settings
-from processors.agents.batching import take_batches
-
 from domain.token_bucket import Bucket, Limit, debit, full
-from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
+from processors.agents.batching import take_batches
 from processors.agents.topics import log_topic
+from runtime.settings import Settings
+from schemas.records import BatchUsage, RateSnapshot, batch_usage_decoder, record_encoder
 from schemas.topics import Topic, position
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,9 @@ class KeyLevel:
         return cls(Bucket(float(level), float(at)), int(partition), int(offset), dict(origins))  # type: ignore[arg-type,call-overload]
 
 
-def fold_admission(state: KeyLevel | None, usage: BatchUsage, partition: int, offset: int) -> KeyLevel:
+def fold_admission(
+    state: KeyLevel | None, usage: BatchUsage, partition: int, offset: int
+) -> KeyLevel:
     """The key's level after one admitted batch; a batch already folded changes nothing."""
     limit = Limit(usage.rate_per_minute, usage.burst)
     if state is None:
@@ -117,4 +118,6 @@ def register(app: faust.App, settings: Settings) -> None:
                 forget_idle_origins(state, now)
                 key = key_id.encode()
                 levels[key] = state.to_json()
-                await snapshots.send(key=key, value=record_encoder.encode(snapshot_of(key_id, state, now)))
+                await snapshots.send(
+                    key=key, value=record_encoder.encode(snapshot_of(key_id, state, now))
+                )

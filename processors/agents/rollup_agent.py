@@ -21,12 +21,13 @@ import faust
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from domain.rollup_fold import FlushDeltas
+from processors.agents.error_router import ErrorRouter
+from processors.agents.gapless import Gapless
+from processors.agents.topics import log_topic
 from runtime import kafka_client as kafka
 from runtime.retry import until_done
 from runtime.settings import Settings
-from processors.agents.error_router import ErrorRouter
-from processors.agents.gapless import Gapless
-from domain.rollup_fold import FlushDeltas
 from schemas.rollups import (
     RollupBatch,
     RollupDelta,
@@ -34,7 +35,6 @@ from schemas.rollups import (
     delta_head_decoder,
     rollup_batch_decoder,
 )
-from processors.agents.topics import log_topic
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,10 @@ def register(app: faust.App, settings: Settings) -> None:
         # `finally`): so the body must not raise; errors are retried inside.
         async for batch in stream.take_events(FLUSH_MAX_RECORDS, within=ROLLUP_FLUSH_S):
             flush = FlushDeltas()
-            read = [fold(flush, partition, offset, value) for partition, offset, value in await guard.records(batch)]
+            read = [
+                fold(flush, partition, offset, value)
+                for partition, offset, value in await guard.records(batch)
+            ]
             await router.route([b for b in read if b is not None])
             for delta in flush.deltas():
                 await publish(delta)

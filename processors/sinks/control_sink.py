@@ -28,7 +28,9 @@ async def reseed_control(client: Client, producer: AIOKafkaProducer) -> int:
     each canary's state; return how many definitions."""
     rows = client.query(LIVE_CONTROL_SQL).result_rows
     for record_id, _kind, record in rows:
-        await producer.send_and_wait(Topic.CONTROL.topic_name, record.encode(), key=record_id.encode())
+        await producer.send_and_wait(
+            Topic.CONTROL.topic_name, record.encode(), key=record_id.encode()
+        )
     now = time.time()
     facts = {
         row["canary_id"]: row

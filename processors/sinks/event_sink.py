@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
+from domain.store_rows import EVENT_COLUMNS, EventColumns
 from runtime.kafka_client import drained, partitions_of
 from runtime.retry import until_done
-from domain.store_rows import EVENT_COLUMNS, EventColumns
 from schemas.records import EventBatch, batch_decoder
 from schemas.topics import Topic
 

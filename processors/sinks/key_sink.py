@@ -10,9 +10,9 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
-from runtime.clickhouse_client import query_dicts
-from processors.sinks.topic_sink import ToRows
 from domain.store_rows import KeyState, fold_key_record, key_records_from_row
+from processors.sinks.topic_sink import ToRows
+from runtime.clickhouse_client import query_dicts
 from schemas.records import key_record_decoder, record_encoder
 from schemas.topics import Topic
 

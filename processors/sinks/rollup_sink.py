@@ -44,8 +44,19 @@ ROLLUP_COLUMNS = (
 def rollup_rows(delta: RollupDelta) -> list[list[object]]:
     """The delta's rows in ROLLUP_COLUMNS order. Pure."""
     return [
-        [r.grain, r.name, r.type, r.key_id, r.bucket, r.count, r.value_count, r.value_sum,
-         r.value_min, r.value_max, (r.last_at, r.last_message)]
+        [
+            r.grain,
+            r.name,
+            r.type,
+            r.key_id,
+            r.bucket,
+            r.count,
+            r.value_count,
+            r.value_sum,
+            r.value_min,
+            r.value_max,
+            (r.last_at, r.last_message),
+        ]
         for r in delta.rows
     ]
 

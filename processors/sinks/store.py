@@ -23,17 +23,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runtime import generations
-from runtime import kafka_client as kafka
-from runtime.clickhouse_client import connect, migrate
-from runtime.http_server import QuietServer
-from runtime.logging_setup import quiet_client_loggers
-from runtime.private import OwnerOnlyProtocol, private_unix_socket
-from runtime.settings import Settings
-from processors.sinks.control_sink import reseed_control
-from processors.sinks.event_sink import EventSink
-from processors.sinks.key_sink import key_rows, reseed_keys
-from processors.sinks.rollup_sink import RollupSink
 from domain.store_rows import (
     ATTEMPT_COLUMNS,
     CHECKIN_COLUMNS,
@@ -47,8 +36,19 @@ from domain.store_rows import (
     flip_rows,
     rejection_rows,
 )
+from processors.sinks.control_sink import reseed_control
+from processors.sinks.event_sink import EventSink
+from processors.sinks.key_sink import key_rows, reseed_keys
+from processors.sinks.rollup_sink import RollupSink
 from processors.sinks.topic_sink import ToRows, resume, sink_topic
 from queries import QueryError, run_query
+from runtime import generations
+from runtime import kafka_client as kafka
+from runtime.clickhouse_client import connect, migrate
+from runtime.http_server import QuietServer
+from runtime.logging_setup import quiet_client_loggers
+from runtime.private import OwnerOnlyProtocol, private_unix_socket
+from runtime.settings import Settings
 from schemas.canaries import attempt_decoder, flip_decoder, heartbeat_decoder
 from schemas.control import control_decoder
 from schemas.records import rejections_decoder
@@ -277,7 +277,9 @@ async def serve_store(settings: Settings) -> None:
         set_generation(state.current)
         for generation in state.live:
             if generation not in sinks and not stop.is_set():
-                sinks[generation] = await start_sinks(settings, generation, client, executor, producer)
+                sinks[generation] = await start_sinks(
+                    settings, generation, client, executor, producer
+                )
                 if stop.is_set():  # stopped while these started: drain them too
                     sinks[generation].drain()
         for generation in [g for g in sinks if g not in state.live]:
@@ -316,7 +318,9 @@ async def serve_store(settings: Settings) -> None:
                     continue
                 task.result()  # a task that fails is a bug: surface it to the launcher
                 owner = next((s for s in sinks.values() if task in s.tasks), None)
-                if (task in others and not stop.is_set()) or (owner is not None and not owner.stop.is_set()):
+                if (task in others and not stop.is_set()) or (
+                    owner is not None and not owner.stop.is_set()
+                ):
                     raise RuntimeError(f"{task.get_name()} stopped unexpectedly")
         stored = sum(s.events.stored for s in sinks.values() if s.events is not None)
         log.info("drained the log into ClickHouse (%d events stored this run)", stored)

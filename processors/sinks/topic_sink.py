@@ -47,14 +47,18 @@ async def sink_topic(
         until: float | None = None
         while len(rows) < GATHER_ROWS_MAX:
             # A paced consumer returns early when a stop hurries it (processors.sinks.store).
-            wait_s = (0.2 if stop.is_set() else IDLE_POLL_S) if until is None else until - loop.time()
+            wait_s = (
+                (0.2 if stop.is_set() else IDLE_POLL_S) if until is None else until - loop.time()
+            )
             fetched = await consumer.getmany(timeout_ms=max(0, int(wait_s * 1000)))
             for messages in fetched.values():
                 for message in messages:
                     try:
                         rows.extend(to_rows(message.value))
                     except Exception:
-                        log.exception("%s: skipping unreadable record at offset %d", table, message.offset)
+                        log.exception(
+                            "%s: skipping unreadable record at offset %d", table, message.offset
+                        )
             if fetched:
                 fetched_any = True
                 until = until or loop.time() + gather_s

@@ -25,12 +25,20 @@ def chromium_or_reason() -> tuple[str | None, str]:
     if path:
         return path, ""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None, "no chromium on PATH, and apt-get cannot install it here (not root or not Debian)"
+        return (
+            None,
+            "no chromium on PATH, and apt-get cannot install it here (not root or not Debian)",
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-qq", "chromium"], ["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for command in (
+        ["apt-get", "install", "-y", "-qq", "chromium"],
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "chromium"],
+    ):
         try:
-            subprocess.run(command, env=env, capture_output=True, timeout=INSTALL_TIMEOUT_S, check=False)
+            subprocess.run(
+                command, env=env, capture_output=True, timeout=INSTALL_TIMEOUT_S, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"installing chromium failed: {exc}"
         path = _found()

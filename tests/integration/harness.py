@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from runtime import kafka_client as kafka
 from coalmine.broker import free_port, start_tansu
-from runtime.settings import Settings, load_settings
 from processors.agents.app import ready_path
+from runtime import kafka_client as kafka
+from runtime.settings import Settings, load_settings
 from schemas.limits import MAX_BURST, MAX_RATE_PER_MINUTE
 from tests.conftest import wait_for
 
@@ -64,8 +64,11 @@ class Stack:
         if role == "store":
             transport = httpx.HTTPTransport(uds=self.settings.store_socket)
             wait_for(
-                lambda: self._alive(name)
-                and httpx.Client(transport=transport).get("http://store/ready").status_code == 200,
+                lambda: (
+                    self._alive(name)
+                    and httpx.Client(transport=transport).get("http://store/ready").status_code
+                    == 200
+                ),
                 60,
                 "the store",
             )

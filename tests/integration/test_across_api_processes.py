@@ -47,7 +47,9 @@ def test_it_refuses_a_revoked_key_in_a_second_api_process(own_stack: Stack) -> N
         # The issue asks for 1 s; the deadline leaves room for a loaded CI machine. The
         # propagation time itself is measured by bench/revocation.py.
         wait_for(
-            lambda: httpx.post(f"{other}/api/v1/events", json=BATCH, headers=auth).status_code == 401,
+            lambda: (
+                httpx.post(f"{other}/api/v1/events", json=BATCH, headers=auth).status_code == 401
+            ),
             3,
             "the revocation in the second process",
         )
@@ -104,9 +106,16 @@ def test_what_one_process_administers_another_can_change_at_once(own_stack: Stac
             )
             assert renamed.status_code == 200, renamed.text
             # Back in the first process, a second change keeps the first one.
-            longer = here.patch(f"/api/v1/admin/canaries/{canary['id']}", json={"interval_seconds": 120})
+            longer = here.patch(
+                f"/api/v1/admin/canaries/{canary['id']}", json={"interval_seconds": 120}
+            )
             assert longer.status_code == 200, longer.text
-            assert (longer.json()["name"], longer.json()["interval_seconds"]) == (f"renamed-{i}", 120)
+            assert (longer.json()["name"], longer.json()["interval_seconds"]) == (
+                f"renamed-{i}",
+                120,
+            )
             key = here.post("/api/v1/admin/keys", json={"name": f"admin-{i}"}).json()
-            assert key["id"] in {k["id"] for k in admin_there.get("/api/v1/admin/keys").json()["keys"]}
+            assert key["id"] in {
+                k["id"] for k in admin_there.get("/api/v1/admin/keys").json()["keys"]
+            }
             assert admin_there.delete(f"/api/v1/admin/keys/{key['id']}").status_code == 200

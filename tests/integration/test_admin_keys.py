@@ -34,7 +34,9 @@ def test_it_creates_a_key_shown_once_and_lists_it_without_secrets(stack: Stack) 
     assert all("key" not in k and "key_hash" not in k for k in listed)
 
 
-@pytest.mark.parametrize("body", [b"{}", b'{"name": ""}', b"nope", b'{"name": "x", "scope": "root"}'])
+@pytest.mark.parametrize(
+    "body", [b"{}", b'{"name": ""}', b"nope", b'{"name": "x", "scope": "root"}']
+)
 def test_it_refuses_a_bad_key_request(stack: Stack, body: bytes) -> None:
     assert stack.admin().post(KEYS, content=body).status_code == 400
 
@@ -42,10 +44,16 @@ def test_it_refuses_a_bad_key_request(stack: Stack, body: bytes) -> None:
 def test_it_refuses_a_revoked_key_at_once(stack: Stack) -> None:
     created = stack.create_key("to-revoke")
     client = stack.http(created["key"])
-    assert client.post("/api/v1/events", json={"events": [{"type": "event", "name": "x"}]}).status_code == 202
+    assert (
+        client.post("/api/v1/events", json={"events": [{"type": "event", "name": "x"}]}).status_code
+        == 202
+    )
     revoked = stack.admin().delete(f"{KEYS}/{created['id']}")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
-    assert client.post("/api/v1/events", json={"events": [{"type": "event", "name": "x"}]}).status_code == 401
+    assert (
+        client.post("/api/v1/events", json={"events": [{"type": "event", "name": "x"}]}).status_code
+        == 401
+    )
     assert stack.admin().delete(f"{KEYS}/{created['id']}").status_code == 200  # idempotent
 
 
@@ -55,7 +63,9 @@ def test_it_answers_404_for_an_unknown_key_id(stack: Stack) -> None:
 
 def test_it_reports_when_a_key_was_last_used(stack: Stack) -> None:
     created = stack.create_key("used")
-    stack.http(created["key"]).post("/api/v1/events", json={"events": [{"type": "event", "name": "u"}]})
+    stack.http(created["key"]).post(
+        "/api/v1/events", json={"events": [{"type": "event", "name": "u"}]}
+    )
 
     def last_used() -> float | None:
         keys = stack.admin().get(KEYS).json()["keys"]

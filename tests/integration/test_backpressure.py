@@ -22,7 +22,9 @@ def test_the_api_sheds_while_the_sink_is_behind_and_takes_again_after(tmp_path: 
 
         def send() -> int:
             nonlocal accepted
-            response = client.post("/api/v1/events", json={"events": [{"type": "event", "name": NAME}] * 10})
+            response = client.post(
+                "/api/v1/events", json={"events": [{"type": "event", "name": NAME}] * 10}
+            )
             if response.status_code == 202:
                 accepted += 10
             else:

@@ -170,7 +170,9 @@ def test_it_lists_a_fresh_canary_as_new(stack: Stack) -> None:
         INTERVAL,
         30,
     )
-    assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(created["created_at"]) + INTERVAL)
+    assert epoch_of(shown["next_due_at"]) == pytest.approx(
+        epoch_of(created["created_at"]) + INTERVAL
+    )
 
 
 def test_it_lists_a_checked_in_canary_as_up_with_its_last_checkin(stack: Stack) -> None:
@@ -186,7 +188,9 @@ def test_it_lists_a_checked_in_canary_as_up_with_its_last_checkin(stack: Stack) 
     assert before - 0.001 <= epoch_of(shown["last_checkin_at"]) <= after  # to the millisecond
     assert ISO_MS.fullmatch(shown["last_checkin_at"])
     assert shown["last_message"] == "42 rows"
-    assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(shown["last_checkin_at"]) + INTERVAL)
+    assert epoch_of(shown["next_due_at"]) == pytest.approx(
+        epoch_of(shown["last_checkin_at"]) + INTERVAL
+    )
     one = stack.admin().get(f"{CANARIES}/{created['id']}")
     assert one.status_code == 200
     assert {k: one.json()[k] for k in ("status", "last_checkin_at", "last_message")} == {
@@ -217,7 +221,9 @@ def test_it_changes_interval_grace_channels_and_name(stack: Stack) -> None:
         assert shown["name"] == change["name"]
         assert (shown["interval_seconds"], shown["grace_seconds"]) == (120, 15)
         assert shown["channels"] == [channel["id"]]
-        assert epoch_of(shown["next_due_at"]) == pytest.approx(epoch_of(created["created_at"]) + 120)
+        assert epoch_of(shown["next_due_at"]) == pytest.approx(
+            epoch_of(created["created_at"]) + 120
+        )
     # Unchanged fields stay as they were; the token still checks in.
     again = stack.admin().patch(f"{CANARIES}/{created['id']}", json={"grace_seconds": 0}).json()
     assert (again["name"], again["interval_seconds"], again["grace_seconds"]) == (
@@ -451,13 +457,20 @@ def test_it_deletes_a_channel(stack: Stack) -> None:
 
 
 # --- times -----------------------------------------------------------------------------------
-def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(stack: Stack) -> None:
+def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(
+    stack: Stack,
+) -> None:
     created = create_canary(stack, grace_seconds=30)
     url = f"{CANARIES}/{created['id']}"
-    assert stack.http().post(f"{created['checkin_path']}/fail", content=b"disk full").status_code == 200
+    assert (
+        stack.http().post(f"{created['checkin_path']}/fail", content=b"disk full").status_code
+        == 200
+    )
 
     down = wait_for(
-        lambda: (c := stack.admin().get(url).json())["status"] == "down" and c, 30, "the canary down"
+        lambda: (c := stack.admin().get(url).json())["status"] == "down" and c,
+        30,
+        "the canary down",
     )
 
     history = stack.admin().get(f"/api/v1/query/canaries/{created['id']}/history").json()
@@ -466,7 +479,13 @@ def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(s
     assert down["down_after"] == flip["at"]  # while down: when it went down
     [checkin] = history["checkins"]
     assert checkin["message"] == "disk full"
-    moments = (down["created_at"], down["down_after"], down["last_checkin_at"], flip["at"], checkin["at"])
+    moments = (
+        down["created_at"],
+        down["down_after"],
+        down["last_checkin_at"],
+        flip["at"],
+        checkin["at"],
+    )
     for moment in (*moments, history["from"], history["to"]):
         assert ISO_MS.fullmatch(moment), moment
     key = stack.create_key(unique("times"))
@@ -484,6 +503,14 @@ def test_it_refuses_a_second_canary_of_the_same_name_with_409(stack: Stack) -> N
     assert renamed.status_code == 409
     assert stack.admin().get(f"{CANARIES}/{other['id']}").json()["name"] == other["name"]
     # Its own name again is no conflict; a deleted canary's name is free.
-    assert stack.admin().patch(f"{CANARIES}/{first['id']}", json={"name": first["name"]}).status_code == 200
+    assert (
+        stack.admin().patch(f"{CANARIES}/{first['id']}", json={"name": first["name"]}).status_code
+        == 200
+    )
     assert stack.admin().delete(f"{CANARIES}/{first['id']}").status_code == 200
-    assert stack.admin().post(CANARIES, json={"name": first["name"], "interval_seconds": 60}).status_code == 201
+    assert (
+        stack.admin()
+        .post(CANARIES, json={"name": first["name"], "interval_seconds": 60})
+        .status_code
+        == 201
+    )

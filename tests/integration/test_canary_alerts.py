@@ -25,14 +25,20 @@ def receiver() -> Iterator[HttpReceiver]:
 
 def webhook(stack: Stack, receiver: HttpReceiver) -> dict[str, Any]:
     response = stack.admin().post(
-        "/api/v1/admin/channels", json={"name": "hook", "kind": "webhook", "url": receiver.url("/hook")}
+        "/api/v1/admin/channels",
+        json={"name": "hook", "kind": "webhook", "url": receiver.url("/hook")},
     )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def canary(stack: Stack, channels: list[str], **spec: Any) -> dict[str, Any]:
-    body = {"name": f"job-{time.monotonic_ns()}", "interval_seconds": 2, "grace_seconds": 0, "channels": channels}
+    body = {
+        "name": f"job-{time.monotonic_ns()}",
+        "interval_seconds": 2,
+        "grace_seconds": 0,
+        "channels": channels,
+    }
     response = stack.admin().post("/api/v1/admin/canaries", json={**body, **spec})
     assert response.status_code == 201, response.text
     return response.json()
@@ -47,20 +53,26 @@ def test_it_alerts_once_when_a_canary_misses_and_once_when_it_recovers(
 ) -> None:
     channel = webhook(stack, receiver)
     job = canary(stack, [channel["id"]])
-    assert stack.http().get(f"/checkin/{job['token']}", params={"message": "ran"}).status_code == 200
+    assert (
+        stack.http().get(f"/checkin/{job['token']}", params={"message": "ran"}).status_code == 200
+    )
     (down,) = receiver.wait_for_requests(1, 15)
     body = down.json()
     assert (body["event"], body["status"], body["reason"]) == ("canary.down", "down", "missed")
     assert body["canary"] == {"id": job["id"], "name": job["name"]}
     assert body["message"] == "ran"
-    expected = "sha256=" + hmac.new(channel["secret"].encode(), down.body, hashlib.sha256).hexdigest()
+    expected = (
+        "sha256=" + hmac.new(channel["secret"].encode(), down.body, hashlib.sha256).hexdigest()
+    )
     assert down.headers["x-coalmine-signature"] == expected
     assert down.headers["x-coalmine-event"] == "canary.down"
 
     # A long interval from now on: the recovery below is then the last flip, and the counts
     # stay 2 however long the flips take to reach ClickHouse (a store idle for a few seconds
     # rests its sinks: docs/benchmarks.md, "Idle cost").
-    patched = stack.admin().patch(f"/api/v1/admin/canaries/{job['id']}", json={"interval_seconds": 3600})
+    patched = stack.admin().patch(
+        f"/api/v1/admin/canaries/{job['id']}", json={"interval_seconds": 3600}
+    )
     assert patched.status_code == 200
     assert stack.http().post(f"/checkin/{job['token']}").status_code == 200
     up = receiver.wait_for_requests(2, 15)[1].json()
@@ -82,22 +94,36 @@ def test_it_alerts_once_when_a_canary_misses_and_once_when_it_recovers(
 
 def test_it_alerts_at_once_on_fail_by_slack_and_email(stack: Stack, receiver: HttpReceiver) -> None:
     with SmtpReceiver() as smtp:
-        slack = stack.admin().post(
-            "/api/v1/admin/channels", json={"name": "slack", "kind": "slack", "url": receiver.url("/slack")}
-        ).json()
-        email = stack.admin().post(
-            "/api/v1/admin/channels",
-            json={
-                "name": "ops mail",
-                "kind": "email",
-                "to": ["ops@example.com"],
-                "host": smtp.host,
-                "port": smtp.port,
-                "starttls": False,
-            },
-        ).json()
+        slack = (
+            stack.admin()
+            .post(
+                "/api/v1/admin/channels",
+                json={"name": "slack", "kind": "slack", "url": receiver.url("/slack")},
+            )
+            .json()
+        )
+        email = (
+            stack.admin()
+            .post(
+                "/api/v1/admin/channels",
+                json={
+                    "name": "ops mail",
+                    "kind": "email",
+                    "to": ["ops@example.com"],
+                    "host": smtp.host,
+                    "port": smtp.port,
+                    "starttls": False,
+                },
+            )
+            .json()
+        )
         job = canary(stack, [slack["id"], email["id"]], interval_seconds=3600)
-        assert stack.http().get(f"/checkin/{job['token']}/fail", params={"message": "disk full"}).status_code == 200
+        assert (
+            stack.http()
+            .get(f"/checkin/{job['token']}/fail", params={"message": "disk full"})
+            .status_code
+            == 200
+        )
         (posted,) = receiver.wait_for_requests(1, 15)
         assert job["name"] in posted.json()["text"] and "DOWN" in posted.json()["text"]
         (mail,) = smtp.wait_for_mails(1, 15)
@@ -106,7 +132,9 @@ def test_it_alerts_at_once_on_fail_by_slack_and_email(stack: Stack, receiver: Ht
         assert "disk full" in mail.part("text/plain")
 
 
-def test_it_alerts_when_a_started_run_exceeds_its_max_runtime(stack: Stack, receiver: HttpReceiver) -> None:
+def test_it_alerts_when_a_started_run_exceeds_its_max_runtime(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
     channel = webhook(stack, receiver)
     job = canary(stack, [channel["id"]], interval_seconds=3600, max_runtime_seconds=2)
     assert stack.http().get(f"/checkin/{job['token']}/start").status_code == 200
@@ -119,14 +147,24 @@ def test_it_does_not_alert_for_a_paused_canary_and_resumes_with_a_fresh_period(
 ) -> None:
     channel = webhook(stack, receiver)
     paused = canary(stack, [channel["id"]], interval_seconds=1)
-    assert stack.admin().patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": True}).status_code == 200
+    assert (
+        stack.admin()
+        .patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": True})
+        .status_code
+        == 200
+    )
     # A second canary on the same channel goes down: by then the paused one would have too.
     witness = canary(stack, [channel["id"]], interval_seconds=2)
     (alert,) = receiver.wait_for_requests(1, 15)
     assert alert.json()["canary"]["id"] == witness["id"]
     listed = {c["id"]: c for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"]}
     assert listed[paused["id"]]["status"] == "paused"
-    assert stack.admin().patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": False}).status_code == 200
+    assert (
+        stack.admin()
+        .patch(f"/api/v1/admin/canaries/{paused['id']}", json={"paused": False})
+        .status_code
+        == 200
+    )
     resumed = receiver.wait_for_requests(2, 15)[1].json()
     assert (resumed["canary"]["id"], resumed["reason"]) == (paused["id"], "missed")
 
@@ -139,7 +177,9 @@ def test_it_keeps_state_and_sends_nothing_twice_across_a_worker_sigkill(
     # de-duplicate on: count flips, not requests (a resent one must not satisfy a wait).
     def distinct_flips(n: int) -> list[tuple[str, str, str]]:
         def found() -> list[tuple[str, str, str]] | None:
-            flips = list(dict.fromkeys((e["id"], e["status"], e["reason"]) for e in events(receiver)))
+            flips = list(
+                dict.fromkeys((e["id"], e["status"], e["reason"]) for e in events(receiver))
+            )
             return flips if len(flips) >= n else None
 
         return wait_for(found, 30, f"{n} distinct flips")
@@ -202,12 +242,19 @@ def test_a_canary_over_events_goes_down_when_they_stop_and_up_when_they_return(
     assert "token" not in job and job["events"] == {"name": name, "min_count": 3}
     (down,) = receiver.wait_for_requests(1, 15)  # nothing arrived in its first window
     body = down.json()
-    assert (body["event"], body["reason"], body["canary"]["id"]) == ("canary.down", "too_few_events", job["id"])
+    assert (body["event"], body["reason"], body["canary"]["id"]) == (
+        "canary.down",
+        "too_few_events",
+        job["id"],
+    )
     assert f"0 of at least 3 '{name}' events" in body["message"]
 
     key = stack.create_key("events-canary")["key"]
     # One batch: two could straddle the end of a 2 s window (counted by arrival time).
-    three = {"events": [{"type": "event", "name": name}] * 2 + [{"type": "error", "name": name}, {"type": "event", "name": "other"}]}
+    three = {
+        "events": [{"type": "event", "name": name}] * 2
+        + [{"type": "error", "name": name}, {"type": "event", "name": "other"}]
+    }
     assert stack.http(key).post("/api/v1/events", json=three).status_code == 202
     up = receiver.wait_for_requests(2, 15)[1].json()
     assert (up["event"], up["reason"]) == ("canary.up", "events")

@@ -229,11 +229,11 @@ BAD_BODIES = [
     pytest.param(b'{"message": 42}', "application/json", id="json-message-not-a-string"),
     pytest.param(b'{"message": "caf\xe9"}', "application/json", id="json-invalid-utf8"),
     pytest.param(
-        b'{"message": "' + b"m" * CHECKIN_BODY_MAX_BYTES + b'"}', "application/json", id="json-over-8kb"
+        b'{"message": "' + b"m" * CHECKIN_BODY_MAX_BYTES + b'"}',
+        "application/json",
+        id="json-over-8kb",
     ),
-    pytest.param(
-        b"m" * (CHECKIN_RAW_BODY_MAX_BYTES + 1), "text/plain", id="over-the-raw-body-cap"
-    ),
+    pytest.param(b"m" * (CHECKIN_RAW_BODY_MAX_BYTES + 1), "text/plain", id="over-the-raw-body-cap"),
 ]
 
 
@@ -242,17 +242,23 @@ BAD_BODIES = [
 RAW_BODIES = [
     pytest.param(b"message=hello", "text/plain", "message=hello", id="text-plain"),
     pytest.param(b"<message>hi</message>", "application/xml", "<message>hi</message>", id="xml"),
-    pytest.param(b"message=caf\xe9", "application/x-www-form-urlencoded", "caf\ufffd", id="form-invalid-utf8"),
+    pytest.param(
+        b"message=caf\xe9", "application/x-www-form-urlencoded", "caf\ufffd", id="form-invalid-utf8"
+    ),
     pytest.param(b'{"message":"x"}', "application/x-www-form-urlencoded", "x", id="curl-d-json"),
     pytest.param(b"rsync: 12 files\n", "", "rsync: 12 files\n", id="no-content-type"),
-    pytest.param(b"other=1", "application/x-www-form-urlencoded", "other=1", id="form-without-message"),
+    pytest.param(
+        b"other=1", "application/x-www-form-urlencoded", "other=1", id="form-without-message"
+    ),
     pytest.param(
         b"m" * (CHECKIN_BODY_MAX_BYTES + 1),
         "application/x-www-form-urlencoded",
         "m" * CHECKIN_MESSAGE_MAX_CHARS,
         id="over-8kb",
     ),
-    pytest.param(b"z" * 300_000, "text/plain", "z" * CHECKIN_MESSAGE_MAX_CHARS, id="300kb-of-output"),
+    pytest.param(
+        b"z" * 300_000, "text/plain", "z" * CHECKIN_MESSAGE_MAX_CHARS, id="300kb-of-output"
+    ),
 ]
 
 

@@ -18,7 +18,11 @@ def coalmine(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
         "COALMINE_PORT": str(stack.settings.port),
     }
     return subprocess.run(
-        [sys.executable, "-m", "coalmine", *args], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, "-m", "coalmine", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -45,7 +49,16 @@ def test_it_prints_a_series_with_a_sparkline(stack: Stack, ingest_key: str) -> N
     wait_for(lambda: stack.series_total("cli-series") == 5, 30, "events stored")
     # Raw events: the rollups trail them by a second or two (test_query_series covers those).
     shown = coalmine(
-        stack, "query", "series", "cli-series", "--from", "-2h", "--interval", "1h", "--source", "events"
+        stack,
+        "query",
+        "series",
+        "cli-series",
+        "--from",
+        "-2h",
+        "--interval",
+        "1h",
+        "--source",
+        "events",
     )
     assert shown.returncode == 0, shown.stderr
     assert "cli-series" in shown.stdout and "█" in shown.stdout and "from events" in shown.stdout
@@ -59,7 +72,8 @@ def test_it_prints_a_series_with_a_sparkline(stack: Stack, ingest_key: str) -> N
 def test_it_prints_top_names_errors_percentiles_and_events(stack: Stack, ingest_key: str) -> None:
     day = "2025-04-02"
     events = [
-        {"type": "event", "name": "cli-top", "value": v, "ts": f"{day}T08:0{v}:00Z"} for v in range(1, 5)
+        {"type": "event", "name": "cli-top", "value": v, "ts": f"{day}T08:0{v}:00Z"}
+        for v in range(1, 5)
     ] + [{"type": "error", "name": "cli-broken", "message": "disk\nfull", "ts": f"{day}T09:00:00Z"}]
     assert stack.http(ingest_key).post("/api/v1/events", json={"events": events}).status_code == 202
     span = ("--from", f"{day}T00:00:00Z", "--to", f"{day}T23:00:00Z")
@@ -104,13 +118,20 @@ def test_it_reports_errors_in_one_line(stack: Stack) -> None:
 
 def test_it_sets_limits_and_shows_rejections(stack: Stack) -> None:
     created = json.loads(
-        coalmine(stack, "keys", "create", "limited-cli", "--rate", "6", "--burst", "2", "--json").stdout
+        coalmine(
+            stack, "keys", "create", "limited-cli", "--rate", "6", "--burst", "2", "--json"
+        ).stdout
     )
     assert (created["rate_per_minute"], created["burst"]) == (6, 2)
     changed = coalmine(stack, "keys", "limit", created["id"], "--burst", "3")
     assert changed.returncode == 0 and "6 events/minute, burst 3" in changed.stdout
     client = stack.http(created["key"])
-    assert client.post("/api/v1/events", json={"events": [{"type": "event", "name": "c"}] * 4}).status_code == 429
+    assert (
+        client.post(
+            "/api/v1/events", json={"events": [{"type": "event", "name": "c"}] * 4}
+        ).status_code
+        == 429
+    )
 
     def shown() -> str | None:
         out = coalmine(stack, "query", "rejections", "--from", "-1h").stdout
@@ -121,7 +142,9 @@ def test_it_sets_limits_and_shows_rejections(stack: Stack) -> None:
 
 
 def test_it_manages_canaries(stack: Stack) -> None:
-    created = coalmine(stack, "canaries", "create", "cli-job", "--interval", "3600", "--grace", "60", "--json")
+    created = coalmine(
+        stack, "canaries", "create", "cli-job", "--interval", "3600", "--grace", "60", "--json"
+    )
     assert created.returncode == 0, created.stderr
     job = json.loads(created.stdout)
     assert job["interval_seconds"] == 3600 and job["grace_seconds"] == 60
@@ -142,13 +165,19 @@ def test_it_manages_canaries(stack: Stack) -> None:
 def test_it_says_its_version() -> None:
     from coalmine import __version__
 
-    shown = subprocess.run([sys.executable, "-m", "coalmine", "--version"], capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "coalmine", "--version"], capture_output=True, text=True
+    )
     assert shown.returncode == 0 and shown.stdout.strip() == f"coalmine {__version__}"
 
 
 def test_it_stops_quietly_when_its_reader_goes_away(stack: Stack) -> None:
     """`coalmine keys list --json | head -c 0`: the pipe is closed before anything is written."""
-    env = {**os.environ, "COALMINE_ADMIN_TOKEN": stack.settings.admin_token, "COALMINE_PORT": str(stack.settings.port)}
+    env = {
+        **os.environ,
+        "COALMINE_ADMIN_TOKEN": stack.settings.admin_token,
+        "COALMINE_PORT": str(stack.settings.port),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "coalmine", "keys", "list", "--json"],
         stdout=subprocess.PIPE,
@@ -171,7 +200,9 @@ def test_client_commands_describe_their_flags_as_a_client_s() -> None:
 
 def test_it_creates_a_canary_with_durations(stack: Stack) -> None:
     name = f"cli-durations-{os.getpid()}"
-    created = coalmine(stack, "canaries", "create", name, "--interval", "1h", "--grace", "10m", "--json")
+    created = coalmine(
+        stack, "canaries", "create", name, "--interval", "1h", "--grace", "10m", "--json"
+    )
     assert created.returncode == 0, created.stderr
     canary = json.loads(created.stdout)
     assert (canary["interval_seconds"], canary["grace_seconds"]) == (3600, 600)

@@ -19,9 +19,9 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from runtime import kafka_client as kafka
 from coalmine.broker import free_port, start_tansu
 from processors.sinks.event_sink import EventSink
+from runtime import kafka_client as kafka
 from schemas.ids import new_batch_id
 from schemas.records import EventBatch, record_encoder
 from schemas.topics import Topic
@@ -59,9 +59,7 @@ class Unreachable:
 
 def _batch(i: int) -> bytes:
     events = [Event(type="event", name="outage", value=float(j)) for j in range(EVENTS_PER_RECORD)]
-    return record_encoder.encode(
-        EventBatch(new_batch_id(), f"key-{i % 3}", time.time(), events)
-    )
+    return record_encoder.encode(EventBatch(new_batch_id(), f"key-{i % 3}", time.time(), events))
 
 
 async def _wait(condition: Any, timeout_s: float, what: str) -> None:

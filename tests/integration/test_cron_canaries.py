@@ -55,7 +55,11 @@ def epoch(iso: str) -> float:
 
 def test_it_creates_a_cron_canary_and_lists_its_next_slot(stack: Stack) -> None:
     job = created(stack, schedule="30 2 * * *", timezone="Europe/Paris", grace_seconds=600)
-    assert (job["schedule"], job["timezone"], job["interval_seconds"]) == ("30 2 * * *", "Europe/Paris", None)
+    assert (job["schedule"], job["timezone"], job["interval_seconds"]) == (
+        "30 2 * * *",
+        "Europe/Paris",
+        None,
+    )
     assert job["schedule_text"] == "At 02:30 every day"
     created_at = epoch(job["created_at"])
     slot = next_slot("30 2 * * *", "Europe/Paris", created_at)
@@ -78,7 +82,9 @@ def test_it_creates_a_cron_canary_and_lists_its_next_slot(stack: Stack) -> None:
         ({"interval_seconds": 60, "failure_threshold": 0}, "failure_threshold"),
     ],
 )
-def test_it_refuses_bad_schedules_and_thresholds_saying_why(stack: Stack, spec: dict[str, Any], says: str) -> None:
+def test_it_refuses_bad_schedules_and_thresholds_saying_why(
+    stack: Stack, spec: dict[str, Any], says: str
+) -> None:
     response = create(stack, **spec)
     assert response.status_code == 400, response.text
     assert says in response.text
@@ -86,12 +92,18 @@ def test_it_refuses_bad_schedules_and_thresholds_saying_why(stack: Stack, spec: 
 
 def test_an_interval_and_a_schedule_replace_each_other(stack: Stack) -> None:
     job = created(stack, interval_seconds=3600)
-    to_cron = stack.admin().patch(f"{CANARIES}/{job['id']}", json={"schedule": "0 3 * * *", "timezone": "Asia/Tokyo"})
+    to_cron = stack.admin().patch(
+        f"{CANARIES}/{job['id']}", json={"schedule": "0 3 * * *", "timezone": "Asia/Tokyo"}
+    )
     assert to_cron.status_code == 200, to_cron.text
     assert (to_cron.json()["interval_seconds"], to_cron.json()["schedule"]) == (None, "0 3 * * *")
     back = stack.admin().patch(f"{CANARIES}/{job['id']}", json={"interval_seconds": 600})
     assert back.status_code == 200, back.text
-    assert (back.json()["interval_seconds"], back.json()["schedule"], back.json()["timezone"]) == (600, None, None)
+    assert (back.json()["interval_seconds"], back.json()["schedule"], back.json()["timezone"]) == (
+        600,
+        None,
+        None,
+    )
 
 
 def test_a_cron_canary_goes_down_after_a_missed_slot_and_up_at_its_next_ping(
@@ -102,15 +114,26 @@ def test_a_cron_canary_goes_down_after_a_missed_slot_and_up_at_its_next_ping(
     (down,) = receiver.wait_for_requests(1, 15)
     assert (down.json()["reason"], down.json()["canary"]["id"]) == ("missed", job["id"])
     # A long schedule from now on, so that the recovery is the last flip.
-    assert stack.admin().patch(f"{CANARIES}/{job['id']}", json={"schedule": "0 0 1 1 *"}).status_code == 200
+    assert (
+        stack.admin().patch(f"{CANARIES}/{job['id']}", json={"schedule": "0 0 1 1 *"}).status_code
+        == 200
+    )
     assert stack.http().get(f"/ping/{job['token']}").status_code == 200
     up = receiver.wait_for_requests(2, 15)[1].json()
     assert (up["status"], up["reason"]) == ("up", "checkin")
 
 
-def test_a_run_not_started_within_its_start_margin_alerts(stack: Stack, receiver: HttpReceiver) -> None:
+def test_a_run_not_started_within_its_start_margin_alerts(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
     channel = webhook(stack, receiver)
-    created(stack, schedule="*/2 * * * * *", start_margin_seconds=1, max_runtime_seconds=3600, channels=[channel])
+    created(
+        stack,
+        schedule="*/2 * * * * *",
+        start_margin_seconds=1,
+        max_runtime_seconds=3600,
+        channels=[channel],
+    )
     (down,) = receiver.wait_for_requests(1, 15)
     assert down.json()["reason"] == "not_started"
 
@@ -119,7 +142,9 @@ def test_it_alerts_only_at_the_failure_threshold_and_recovers_at_the_recovery_th
     stack: Stack, receiver: HttpReceiver
 ) -> None:
     channel = webhook(stack, receiver)
-    job = created(stack, interval_seconds=3600, failure_threshold=2, recovery_threshold=2, channels=[channel])
+    job = created(
+        stack, interval_seconds=3600, failure_threshold=2, recovery_threshold=2, channels=[channel]
+    )
     ping = stack.http()
     assert ping.get(f"/ping/{job['token']}/fail").status_code == 200
     assert ping.get(f"/ping/{job['token']}/fail").status_code == 200
@@ -144,7 +169,9 @@ def test_it_alerts_only_at_the_failure_threshold_and_recovers_at_the_recovery_th
 
 def test_it_goes_down_on_its_failure_rate(stack: Stack, receiver: HttpReceiver) -> None:
     channel = webhook(stack, receiver)
-    job = created(stack, interval_seconds=3600, failure_rate={"failures": 2, "runs": 4}, channels=[channel])
+    job = created(
+        stack, interval_seconds=3600, failure_rate={"failures": 2, "runs": 4}, channels=[channel]
+    )
     assert job["failure_threshold"] == 2  # 2 consecutive are 2 of the last 4 as well
     ping = stack.http()
     for path in ("/fail", "", "/fail"):
@@ -153,7 +180,9 @@ def test_it_goes_down_on_its_failure_rate(stack: Stack, receiver: HttpReceiver) 
     assert down.json()["reason"] == "failure_rate"
 
 
-def test_a_cron_canary_with_thresholds_and_an_imported_token_survives_a_restart(tmp_path: Path) -> None:
+def test_a_cron_canary_with_thresholds_and_an_imported_token_survives_a_restart(
+    tmp_path: Path,
+) -> None:
     data_dir = tmp_path / "data"
     up = Up(data_dir, free_port())
     code = str(uuid.uuid4())
@@ -177,7 +206,9 @@ def test_a_cron_canary_with_thresholds_and_an_imported_token_survives_a_restart(
     try:
         up.wait_ready()
         (after,) = httpx.get(f"{up.url}{CANARIES}", headers=admin).json()["canaries"]
-        assert {k: after[k] for k in fields if k != "next_due_at"} == {k: v for k, v in before.items() if k != "next_due_at"}
+        assert {k: after[k] for k in fields if k != "next_due_at"} == {
+            k: v for k, v in before.items() if k != "next_due_at"
+        }
         assert epoch(after["next_due_at"]) >= epoch(before["next_due_at"])  # its next slot
         assert httpx.get(f"{up.url}/ping/{code}/log").status_code == 200
         assert httpx.get(f"{up.url}/ping/{ping_key}/db").text == "OK"
@@ -197,7 +228,12 @@ def test_it_alerts_on_a_success_too_early_and_on_a_run_far_longer_than_its_past(
     assert alert.json()["reason"] == "too_early"
     assert "under half its interval of 60 min" in alert.json()["message"]
 
-    slow = created(stack, interval_seconds=3600, abnormal={"longer_than_p95_by": 50, "min_runs": 2}, channels=[channel])
+    slow = created(
+        stack,
+        interval_seconds=3600,
+        abnormal={"longer_than_p95_by": 50, "min_runs": 2},
+        channels=[channel],
+    )
     listed = {c["id"]: c for c in stack.admin().get(CANARIES).json()["canaries"]}
     assert listed[slow["id"]]["abnormal"]["longer_than_p95_by"] == 50
     base = f"/ping/{slow['token']}"
@@ -208,13 +244,23 @@ def test_it_alerts_on_a_success_too_early_and_on_a_run_far_longer_than_its_past(
     # Ends when the run is surely over 50 x the p95 of the two (milliseconds each): wait
     # for the history to show both, then for the clock, bounded.
     runs = wait_for(
-        lambda: (r := stack.admin().get(f"/api/v1/query/canaries/{slow['id']}/runs").json())["summary"]["runs"] == 2 and r,
+        lambda: (
+            (r := stack.admin().get(f"/api/v1/query/canaries/{slow['id']}/runs").json())["summary"][
+                "runs"
+            ]
+            == 2
+            and r
+        ),
         30,
         "two runs stored",
     )
     longest = runs["summary"]["max_s"]
     started = dt.datetime.now(dt.UTC).timestamp()
-    wait_for(lambda: dt.datetime.now(dt.UTC).timestamp() - started > longest * 50 + 0.5, 60, "a long enough run")
+    wait_for(
+        lambda: dt.datetime.now(dt.UTC).timestamp() - started > longest * 50 + 0.5,
+        60,
+        "a long enough run",
+    )
     assert ping.get(base).status_code == 200
     down = receiver.wait_for_requests(2, 15)[1].json()
     assert (down["canary"]["id"], down["reason"]) == (slow["id"], "run_too_long")

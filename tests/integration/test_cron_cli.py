@@ -22,7 +22,9 @@ def test_it_creates_a_cron_canary_explains_it_and_lists_its_next_slot(stack: Sta
     listed = coalmine(stack, "canaries", "list")
     (line,) = [row for row in listed.stdout.splitlines() if name in row]
     assert "0 3 * * * Europe/Paris" in line
-    as_json = {c["name"]: c for c in json.loads(coalmine(stack, "canaries", "list", "--json").stdout)}
+    as_json = {
+        c["name"]: c for c in json.loads(coalmine(stack, "canaries", "list", "--json").stdout)
+    }
     assert as_json[name]["failure_rate"] == {"failures": 3, "runs": 10}
     assert as_json[name]["next_due_at"] is not None
     both = coalmine(stack, "canaries", "create", "x", "--schedule", "0 3 * * *", "--interval", "1h")
@@ -33,12 +35,20 @@ def test_it_creates_a_cron_canary_explains_it_and_lists_its_next_slot(stack: Sta
 
 def test_it_prints_a_canarys_runs_by_name(stack: Stack) -> None:
     name = f"cli-runs-{uuid.uuid4().hex[:8]}"
-    made = json.loads(coalmine(stack, "canaries", "create", name, "--interval", "1h", "--json").stdout)
+    made = json.loads(
+        coalmine(stack, "canaries", "create", name, "--interval", "1h", "--json").stdout
+    )
     ping = stack.http()
     for path in ("/start", "", "/start", "/fail"):
         assert ping.get(f"/ping/{made['token']}{path}").status_code == 200
     runs = wait_for(
-        lambda: (r := json.loads(coalmine(stack, "query", "runs", name, "--json").stdout))["summary"]["runs"] == 2 and r,
+        lambda: (
+            (r := json.loads(coalmine(stack, "query", "runs", name, "--json").stdout))["summary"][
+                "runs"
+            ]
+            == 2
+            and r
+        ),
         30,
         "two runs stored",
     )
@@ -67,7 +77,9 @@ def test_it_imports_a_healthchecks_export_keeping_uuids(stack: Stack, tmp_path: 
     assert "(a new token: update the job)" in done.stdout
     assert "OnCalendar" in done.stdout and "2 of 3 check(s) imported" in done.stdout
     assert stack.http().get(f"/ping/{code}").text == "OK"
-    canaries = {c["name"]: c for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"]}
+    canaries = {
+        c["name"]: c for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"]
+    }
     backups, dump = canaries[f"hc-backups-{stem}"], canaries[f"hc-dump-{stem}"]
     assert (backups["interval_seconds"], backups["grace_seconds"], backups["status"], backups["slug"]) == (
         86400, 3600, "paused", f"backups-{stem}",

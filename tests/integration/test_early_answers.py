@@ -61,19 +61,25 @@ def tally(send, url: str, body: bytes, headers: dict[str, str]) -> Counter:  # t
 
 @pytest.mark.parametrize("send", [with_urllib, with_http_client], ids=["urllib", "http.client"])
 @pytest.mark.parametrize("size", SIZES)
-def test_a_too_large_body_always_reads_back_as_413(stack: Stack, ingest_key: str, send, size: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_too_large_body_always_reads_back_as_413(
+    stack: Stack, ingest_key: str, send, size: int
+) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {ingest_key}", "Content-Type": "application/json"}
     assert tally(send, stack.url + EVENTS, body_of(size), headers) == {413: TRIES}
 
 
 @pytest.mark.parametrize("send", [with_urllib, with_http_client], ids=["urllib", "http.client"])
-def test_a_refused_key_with_a_body_still_coming_always_reads_back_as_401(stack: Stack, send) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_key_with_a_body_still_coming_always_reads_back_as_401(
+    stack: Stack, send
+) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": "Bearer ch_live_" + "C" * 43, "Content-Type": "application/json"}
     assert tally(send, stack.url + EVENTS, body_of(SIZES[1]), headers) == {401: TRIES}
 
 
 def test_a_check_in_body_over_its_cap_always_reads_back_as_400(stack: Stack) -> None:
-    canary = stack.admin().post("/api/v1/admin/canaries", json={"name": "linger", "interval_seconds": 3600})
+    canary = stack.admin().post(
+        "/api/v1/admin/canaries", json={"name": "linger", "interval_seconds": 3600}
+    )
     url = f"{stack.url}/checkin/{canary.json()['token']}"
     # Past the cap on what a check-in reads at all (a longer body up to it is the message,
     # cut short: issue 18, item 7).
@@ -83,8 +89,12 @@ def test_a_check_in_body_over_its_cap_always_reads_back_as_400(stack: Stack) -> 
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-@pytest.mark.parametrize("expect", ["", "100-continue"], ids=["body-at-once", "expect-100-continue"])
-def test_curl_always_reads_back_413(stack: Stack, ingest_key: str, tmp_path: Path, expect: str) -> None:
+@pytest.mark.parametrize(
+    "expect", ["", "100-continue"], ids=["body-at-once", "expect-100-continue"]
+)
+def test_curl_always_reads_back_413(
+    stack: Stack, ingest_key: str, tmp_path: Path, expect: str
+) -> None:
     """curl sends bodies over 1 MB after `Expect: 100-continue`; without it (an empty
     header), at once."""
     payload = tmp_path / "body.json"

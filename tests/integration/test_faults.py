@@ -66,7 +66,10 @@ class Load:
                 # A fresh connection each time: a killed API process must not take the
                 # rest of the run with its keep-alive connection.
                 response = httpx.post(
-                    f"{self.url}/api/v1/events", json={"events": events}, headers=headers, timeout=10
+                    f"{self.url}/api/v1/events",
+                    json={"events": events},
+                    headers=headers,
+                    timeout=10,
                 )
             except httpx.ConnectError as exc:  # never reached an API process
                 self.answers[type(exc).__name__] += 1
@@ -257,7 +260,9 @@ def test_kill_9_of_the_worker_an_api_process_and_the_store_loses_and_doubles_not
         assert all(r.json()["event"] == "canary.down" for r in down_alerts)
         # No flip of the steady canary: its check-ins never stopped for longer than its
         # interval, kills included (a restarted worker resumes from its table).
-        assert not [r for r in hook.requests if r.json().get("canary", {}).get("id") == steady["id"]]
+        assert not [
+            r for r in hook.requests if r.json().get("canary", {}).get("id") == steady["id"]
+        ]
     _assert_stored_once(tmp_path / "data", load.total(), load.in_doubt)
 
 

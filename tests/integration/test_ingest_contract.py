@@ -64,9 +64,13 @@ BAD_BATCHES = [
         "$.events",
         id="too-many-events",
     ),
-    pytest.param(json.dumps({"events": [_event(type="warning")]}).encode(), "$.events[0].type", id="bad-type"),
+    pytest.param(
+        json.dumps({"events": [_event(type="warning")]}).encode(), "$.events[0].type", id="bad-type"
+    ),
     pytest.param(json.dumps({"events": [{"type": "event"}]}).encode(), "name", id="name-missing"),
-    pytest.param(json.dumps({"events": [_event(name="")]}).encode(), "$.events[0].name", id="name-empty"),
+    pytest.param(
+        json.dumps({"events": [_event(name="")]}).encode(), "$.events[0].name", id="name-empty"
+    ),
     pytest.param(
         json.dumps({"events": [_event(), _event(name="n" * (NAME_MAX_CHARS + 1))]}).encode(),
         "$.events[1].name",
@@ -77,20 +81,44 @@ BAD_BATCHES = [
         "$.events[0].message",
         id="message-too-long",
     ),
-    pytest.param(json.dumps({"events": [_event(value="12")]}).encode(), "$.events[0].value", id="value-string"),
-    pytest.param(b'{"events": [{"type": "event", "name": "a", "value": NaN}]}', "malformed", id="value-nan"),
-    pytest.param(b'{"events": [{"type": "event", "name": "a", "value": 1e400}]}', "$.events[0].value", id="value-inf"),
-    pytest.param(json.dumps({"events": [_event(meta=[1, 2])]}).encode(), "$.events[0].meta", id="meta-array"),
+    pytest.param(
+        json.dumps({"events": [_event(value="12")]}).encode(),
+        "$.events[0].value",
+        id="value-string",
+    ),
+    pytest.param(
+        b'{"events": [{"type": "event", "name": "a", "value": NaN}]}', "malformed", id="value-nan"
+    ),
+    pytest.param(
+        b'{"events": [{"type": "event", "name": "a", "value": 1e400}]}',
+        "$.events[0].value",
+        id="value-inf",
+    ),
+    pytest.param(
+        json.dumps({"events": [_event(meta=[1, 2])]}).encode(), "$.events[0].meta", id="meta-array"
+    ),
     pytest.param(
         json.dumps({"events": [_event(meta={"k": "v" * META_MAX_BYTES})]}).encode(),
         "$.events[0].meta",
         id="meta-too-big",
     ),
-    pytest.param(json.dumps({"events": [_event(ts="2026-07-02T10:00:00")]}).encode(), "$.events[0].ts", id="ts-naive"),
-    pytest.param(json.dumps({"events": [_event(ts="yesterday")]}).encode(), "$.events[0].ts", id="ts-garbage"),
-    pytest.param(json.dumps({"events": [_event()], "extra": 1}).encode(), "extra", id="unknown-top-field"),
-    pytest.param(json.dumps({"events": [_event(vaule=1)]}).encode(), "vaule", id="unknown-event-field"),
-    pytest.param(b'{"events": [{"type": "event", "name": "\xff\xfe"}]}', "UTF-8", id="invalid-utf8"),
+    pytest.param(
+        json.dumps({"events": [_event(ts="2026-07-02T10:00:00")]}).encode(),
+        "$.events[0].ts",
+        id="ts-naive",
+    ),
+    pytest.param(
+        json.dumps({"events": [_event(ts="yesterday")]}).encode(), "$.events[0].ts", id="ts-garbage"
+    ),
+    pytest.param(
+        json.dumps({"events": [_event()], "extra": 1}).encode(), "extra", id="unknown-top-field"
+    ),
+    pytest.param(
+        json.dumps({"events": [_event(vaule=1)]}).encode(), "vaule", id="unknown-event-field"
+    ),
+    pytest.param(
+        b'{"events": [{"type": "event", "name": "\xff\xfe"}]}', "UTF-8", id="invalid-utf8"
+    ),
 ]
 
 
@@ -110,7 +138,10 @@ def test_it_stores_nothing_of_a_batch_with_one_bad_event(stack: Stack, ingest_ke
     body = {"events": [_event(name=name), _event(name=name, type="bogus")]}
     assert stack.http(ingest_key).post(EVENTS, json=body).status_code == 400
     marker = unique("marker")  # a later good batch proves the sink has moved past this point
-    assert stack.http(ingest_key).post(EVENTS, json={"events": [_event(name=marker)]}).status_code == 202
+    assert (
+        stack.http(ingest_key).post(EVENTS, json={"events": [_event(name=marker)]}).status_code
+        == 202
+    )
     wait_for(lambda: stack.series_total(marker) == 1, 30, "the marker stored")
     assert stack.series_total(name) == 0
 
@@ -118,7 +149,10 @@ def test_it_stores_nothing_of_a_batch_with_one_bad_event(stack: Stack, ingest_ke
 def test_it_accepts_meta_exactly_at_the_limit_and_null_meta(stack: Stack, ingest_key: str) -> None:
     meta = '{"k":"' + "v" * (META_MAX_BYTES - 8) + '"}'
     assert len(meta) == META_MAX_BYTES
-    body = '{"events":[{"type":"event","name":"m","meta":%s},{"type":"event","name":"m","meta":null}]}' % meta
+    body = (
+        '{"events":[{"type":"event","name":"m","meta":%s},{"type":"event","name":"m","meta":null}]}'
+        % meta
+    )
     response = stack.http(ingest_key).post(EVENTS, content=body.encode())
     assert response.status_code == 202
 
@@ -134,7 +168,9 @@ def test_it_accepts_meta_exactly_at_the_limit_and_null_meta(stack: Stack, ingest
     ],
     ids=["missing", "other-scheme", "malformed", "too-short", "unknown"],
 )
-def test_it_refuses_a_missing_malformed_or_unknown_key(stack: Stack, authorization: str | None) -> None:
+def test_it_refuses_a_missing_malformed_or_unknown_key(
+    stack: Stack, authorization: str | None
+) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = stack.http().post(EVENTS, json={"events": [_event()]}, headers=headers)
     assert response.status_code == 401
@@ -159,7 +195,9 @@ def _raw_request(stack: Stack, head: bytes, body_chunks: list[bytes]) -> bytes:
         return sock.recv(65536)
 
 
-def test_it_refuses_a_declared_oversized_body_before_reading_it(stack: Stack, ingest_key: str) -> None:
+def test_it_refuses_a_declared_oversized_body_before_reading_it(
+    stack: Stack, ingest_key: str
+) -> None:
     head = (
         f"POST {EVENTS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ingest_key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"

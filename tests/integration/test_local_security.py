@@ -80,7 +80,7 @@ print(attempt(ask_store))
 def listening_hosts(pid: int) -> set[str]:
     """The addresses a process's listening TCP sockets are bound to (/proc/net/tcp{,6})."""
     inodes = {
-        os.readlink(fd)[len("socket:["):-1]
+        os.readlink(fd)[len("socket:[") : -1]
         for fd in Path(f"/proc/{pid}/fd").iterdir()
         if os.readlink(fd).startswith("socket:[")
     }
@@ -113,10 +113,19 @@ def test_another_user_reads_nothing_of_a_running_coalmine_up(open_parent: Path) 
         up.wait_ready()
         token = up.admin_token
         key = httpx.post(
-            f"{up.url}/api/v1/admin/keys", json={"name": "p"}, headers={"Authorization": f"Bearer {token}"}
+            f"{up.url}/api/v1/admin/keys",
+            json={"name": "p"},
+            headers={"Authorization": f"Bearer {token}"},
         ).json()["key"]
-        batch = {"events": [{"type": "error", "name": "private.error", "message": "a secret message"}]}
-        assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers={"Authorization": f"Bearer {key}"}).status_code == 202
+        batch = {
+            "events": [{"type": "error", "name": "private.error", "message": "a secret message"}]
+        }
+        assert (
+            httpx.post(
+                f"{up.url}/api/v1/events", json=batch, headers={"Authorization": f"Bearer {key}"}
+            ).status_code
+            == 202
+        )
         sock = data / "store.sock"
         assert stat.S_ISSOCK(sock.stat().st_mode)
         assert stat.S_IMODE(data.stat().st_mode) == PRIVATE_DIR_MODE
@@ -138,7 +147,9 @@ def test_another_user_reads_nothing_of_a_running_coalmine_up(open_parent: Path) 
         assert up.stop() == 0
 
 
-def test_the_store_socket_serves_only_its_own_user_whatever_its_mode(tmp_path: Path, open_parent: Path) -> None:
+def test_the_store_socket_serves_only_its_own_user_whatever_its_mode(
+    tmp_path: Path, open_parent: Path
+) -> None:
     """Even a socket file any user may open (a careless location or mode) serves another uid
     nothing: the store checks the peer's uid (SO_PEERCRED) and closes the connection."""
     stack = Stack(tmp_path)
@@ -148,7 +159,9 @@ def test_the_store_socket_serves_only_its_own_user_whatever_its_mode(tmp_path: P
         stack.start_broker()
         stack.start("store")
         sock.chmod(0o777)
-        lines = as_another_user(PROBE, str(tmp_path / "data"), str(sock), QUERY.decode()).splitlines()
+        lines = as_another_user(
+            PROBE, str(tmp_path / "data"), str(sock), QUERY.decode()
+        ).splitlines()
         # Connected, then closed unanswered (before or after the request was sent).
         assert lines[3] in ("b''", "ConnectionResetError", "BrokenPipeError"), lines
         # Its own user is served as before.
@@ -170,12 +183,24 @@ def _user_create(authentication: bool) -> int:
     url = f"tcp://127.0.0.1:{port}"
     flags = ["--authentication"] if authentication else []
     broker = subprocess.Popen(
-        [broker_binary(), "broker", *flags, "--listener-url", url, "--advertised-listener-url", url],
+        [
+            broker_binary(),
+            "broker",
+            *flags,
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 30, "the broker")
+        wait_for(
+            lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True,
+            30,
+            "the broker",
+        )
         command = [broker_binary(), "user", "create", "--broker", url, "coalmine", "a-password"]
         return subprocess.run(command, capture_output=True, timeout=60).returncode
     finally:

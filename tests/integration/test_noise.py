@@ -35,15 +35,21 @@ def test_channels_from_the_cli_and_a_test_send(stack: Stack) -> None:
         assert created["secret"] not in listed.stdout
 
         tested = coalmine(stack, "channels", "test", created["id"])
-        assert tested.returncode == 0 and tested.stdout.startswith("sent"), tested.stdout + tested.stderr
+        assert tested.returncode == 0 and tested.stdout.startswith("sent"), (
+            tested.stdout + tested.stderr
+        )
         [request] = receiver.wait_for_requests(1)
         assert request.headers["x-coalmine-event"] == "channel.test"
         assert request.json()["channel"]["id"] == created["id"]
 
-    nowhere = cli_json(stack, "channels", "create", f"{name}-gone", "--webhook", "http://127.0.0.1:9/none")
+    nowhere = cli_json(
+        stack, "channels", "create", f"{name}-gone", "--webhook", "http://127.0.0.1:9/none"
+    )
     failed = coalmine(stack, "channels", "test", nowhere["id"])
     assert failed.returncode == 1 and failed.stdout.startswith("FAILED"), failed.stdout
-    slack = cli_json(stack, "channels", "create", f"{name}-slack", "--slack", "https://hooks.example/T/B/x")
+    slack = cli_json(
+        stack, "channels", "create", f"{name}-slack", "--slack", "https://hooks.example/T/B/x"
+    )
     assert slack["kind"] == "slack"
     needs_host = coalmine(stack, "channels", "create", f"{name}-mail", "--email", "ops@example.com")
     assert needs_host.returncode == 2 and "--smtp-host" in needs_host.stderr
@@ -54,7 +60,11 @@ def test_channels_from_the_cli_and_a_test_send(stack: Stack) -> None:
 
 
 def test_a_flip_is_logged_watched_alerted_and_on_metrics(stack: Stack) -> None:
-    env = {**os.environ, "COALMINE_ADMIN_TOKEN": stack.settings.admin_token, "COALMINE_PORT": str(stack.settings.port)}
+    env = {
+        **os.environ,
+        "COALMINE_ADMIN_TOKEN": stack.settings.admin_token,
+        "COALMINE_PORT": str(stack.settings.port),
+    }
     watcher = subprocess.Popen(
         [sys.executable, "-m", "coalmine", "canaries", "watch", "--every", "0.2"],
         stdout=subprocess.PIPE,
@@ -71,27 +81,52 @@ def test_a_flip_is_logged_watched_alerted_and_on_metrics(stack: Stack) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        wait_for(lambda: any(line.startswith("watching") for line in lines), 30, "the watch to start")
+        wait_for(
+            lambda: any(line.startswith("watching") for line in lines), 30, "the watch to start"
+        )
         with HttpReceiver() as receiver:
-            channel = cli_json(stack, "channels", "create", f"noisy-{uuid.uuid4().hex[:8]}", "--webhook", receiver.url("/h"))
+            channel = cli_json(
+                stack,
+                "channels",
+                "create",
+                f"noisy-{uuid.uuid4().hex[:8]}",
+                "--webhook",
+                receiver.url("/h"),
+            )
             name = f"noisy-{uuid.uuid4().hex[:8]}"
-            canary = cli_json(stack, "canaries", "create", name, "--interval", "1h", "--channel", channel["id"])
+            canary = cli_json(
+                stack, "canaries", "create", name, "--interval", "1h", "--channel", channel["id"]
+            )
             assert canary["channels"] == [channel["id"]]
-            assert stack.http().post(f"/checkin/{canary['token']}/fail", content=b"exit 3").status_code == 200
+            assert (
+                stack.http().post(f"/checkin/{canary['token']}/fail", content=b"exit 3").status_code
+                == 200
+            )
 
             [alert] = receiver.wait_for_requests(1, 30)
             assert alert.headers["x-coalmine-event"] == "canary.down"
         # Created, then down: two looks, or one if the flip came first.
         shown = f"{name} ({canary['id']})  "
-        wait_for(lambda: any(shown in line and "-> down" in line for line in lines), 30, "the watch to print the flip")
+        wait_for(
+            lambda: any(shown in line and "-> down" in line for line in lines),
+            30,
+            "the watch to print the flip",
+        )
         assert any(shown + "(created) -> " in line for line in lines)
 
         def logged() -> list[dict[str, Any]]:
             text = (stack.root / "worker.log").read_text()
-            return [j for line in text.splitlines() if line.startswith("{") and canary["id"] in (j := json.loads(line))["msg"]]
+            return [
+                j
+                for line in text.splitlines()
+                if line.startswith("{") and canary["id"] in (j := json.loads(line))["msg"]
+            ]
 
         [flip] = wait_for(logged, 30, "the flip in the worker's log")
-        assert flip["level"] == "warning" and f"canary {name} ({canary['id']}) is DOWN: failed" == flip["msg"]
+        assert (
+            flip["level"] == "warning"
+            and f"canary {name} ({canary['id']}) is DOWN: failed" == flip["msg"]
+        )
 
         text = stack.http().get("/metrics").text
         assert metric(text, "coalmine_canary_status", canary_id=canary["id"], status="down") == 1

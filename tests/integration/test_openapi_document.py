@@ -31,7 +31,9 @@ def test_the_document_is_valid_and_defines_what_it_references(stack: Stack) -> N
             target = target[part]
     schemas = document["components"]["schemas"]
     assert {"IngestRequest", "Event", "CheckinAnswer"} <= set(schemas)
-    ingest = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    ingest = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]
     assert ingest["schema"] == {"$ref": "#/components/schemas/IngestRequest"}
     events = schemas["IngestRequest"]["properties"]["events"]
     assert (events["minItems"], events["maxItems"]) == (1, 100)
@@ -54,7 +56,9 @@ def test_the_docs_pages_load_nothing_from_elsewhere(stack: Stack) -> None:
         assert response.status_code == 200
         html = response.text
         assert "http://" not in html and "https://" not in html, html
-        assets = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']""", html) + re.findall(r"url: '([^']+)'", html)
+        assets = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']""", html) + re.findall(
+            r"url: '([^']+)'", html
+        )
         assert assets
         for asset in assets:
             assert asset.startswith("/"), asset

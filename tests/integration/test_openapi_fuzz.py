@@ -25,7 +25,10 @@ def _ndjson(ctx: object, value: object) -> bytes:
     import json
 
     items = value if isinstance(value, list) else [value]
-    return b"".join((v if isinstance(v, str) else json.dumps(v)).encode("utf-8", "replace") + b"\n" for v in items)
+    return b"".join(
+        (v if isinstance(v, str) else json.dumps(v)).encode("utf-8", "replace") + b"\n"
+        for v in items
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +63,29 @@ def test_no_operation_answers_a_5xx_whatever_it_is_sent(fuzzed: Stack) -> None:
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy(), who=st.sampled_from(["admin", "admin", "ingest key", "none"]))
+        @given(
+            case=operation.as_strategy(),
+            who=st.sampled_from(["admin", "admin", "ingest key", "none"]),
+        )
         def fuzz(case: schemathesis.Case, who: str) -> None:
             response = case.call(base_url=fuzzed.url, headers=credentials[who], timeout=15)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if response.status_code >= 500:
-                server_errors.append(f"{who}: {case.method} {case.formatted_path} -> {response.status_code} {response.text[:200]}")
+                server_errors.append(
+                    f"{who}: {case.method} {case.formatted_path} -> {response.status_code} {response.text[:200]}"
+                )
 
         fuzz()
     assert not server_errors, "\n".join(server_errors[:20])
     print(f"{len(operations)} operations, answers by status: {dict(sorted(statuses.items()))}")
     assert sum(statuses.values()) >= 5 * len(operations)
     assert {200, 400, 401} <= set(statuses)  # it got past auth, and was refused too
-    assert fuzzed.http(ingest_key).post("/api/v1/events", json={"events": [{"type": "event", "name": "after.fuzz"}]}).status_code == 202
+    assert (
+        fuzzed.http(ingest_key)
+        .post("/api/v1/events", json={"events": [{"type": "event", "name": "after.fuzz"}]})
+        .status_code
+        == 202
+    )
 
 
 def test_the_schema_is_served_and_valid(fuzzed: Stack) -> None:

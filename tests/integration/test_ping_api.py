@@ -71,12 +71,23 @@ def test_every_token_form_answers_ok_and_is_stored_with_its_kind(
     head = client.head(base)
     assert (head.status_code, head.content) == (200, b"")
     rows = history(stack, canary["id"], 8)
-    assert [r["kind"] for r in rows] == ["success", "start", "log", "success", "fail", "fail", "success", "success"]
+    assert [r["kind"] for r in rows] == [
+        "success",
+        "start",
+        "log",
+        "success",
+        "fail",
+        "fail",
+        "success",
+        "success",
+    ]
     assert rows[3]["message"] == "all good" and rows[3]["duration_s"] is not None
     assert rows[5]["message"] == "exit status 3"
 
 
-def test_it_answers_bad_pings_as_healthchecks_does(client: httpx.Client, canary: dict[str, Any]) -> None:
+def test_it_answers_bad_pings_as_healthchecks_does(
+    client: httpx.Client, canary: dict[str, Any]
+) -> None:
     base = f"/ping/{canary['token']}"
     too_high = client.get(base + "/256")
     assert (too_high.status_code, too_high.text) == (400, "invalid url format")
@@ -98,7 +109,9 @@ def test_a_large_body_is_cut_with_a_marker_never_refused(
     stack: Stack, client: httpx.Client, canary: dict[str, Any]
 ) -> None:
     body = b"x" * 9_990 + "é".encode() * 1000 + b"y" * 2_000_000
-    response = client.post(f"/ping/{canary['token']}", content=body, headers={"content-type": "text/plain"})
+    response = client.post(
+        f"/ping/{canary['token']}", content=body, headers={"content-type": "text/plain"}
+    )
     assert_ok(response)
     (row,) = history(stack, canary["id"], 1)
     marker = TRUNCATED.format(kept="10,000", size=f"{len(body):,}")
@@ -114,16 +127,24 @@ def test_run_ids_pair_starts_with_their_finishes(
         assert_ok(client.get(base + path, params={"rid": rid}))
     history(stack, canary["id"], 4)
     runs = stack.admin().get(f"/api/v1/query/canaries/{canary['id']}/runs").json()
-    assert [(r["rid"], r["outcome"]) for r in runs["runs"]] == [(first, "fail"), (second, "success")]
+    assert [(r["rid"], r["outcome"]) for r in runs["runs"]] == [
+        (first, "fail"),
+        (second, "success"),
+    ]
     assert all(r["duration_s"] >= 0 for r in runs["runs"])
     assert (runs["summary"]["runs"], runs["summary"]["failed"]) == (2, 1)
 
 
 def test_a_fail_ping_alerts_with_its_body(stack: Stack, client: httpx.Client) -> None:
     with HttpReceiver() as receiver:
-        channel = stack.admin().post(
-            "/api/v1/admin/channels", json={"name": unique("hook"), "kind": "webhook", "url": receiver.url("/hook")}
-        ).json()
+        channel = (
+            stack.admin()
+            .post(
+                "/api/v1/admin/channels",
+                json={"name": unique("hook"), "kind": "webhook", "url": receiver.url("/hook")},
+            )
+            .json()
+        )
         job = create(stack, channels=[channel["id"]])
         assert_ok(client.post(f"/ping/{job['token']}/1", content=b"disk full"))
         (down,) = receiver.wait_for_requests(1, 15)
@@ -135,23 +156,41 @@ def test_an_imported_canary_keeps_its_healthchecks_uuid(stack: Stack, client: ht
     job = create(stack, token=code)
     assert job["token"] == code and job["ping_path"] == f"/ping/{code}"
     assert_ok(client.get(f"/ping/{code}"))
-    assert stack.admin().post(CANARIES, json={"name": unique("dup"), "interval_seconds": 60, "token": code}).status_code == 409
-    assert stack.admin().post(CANARIES, json={"name": unique("bad"), "interval_seconds": 60, "token": "short"}).status_code == 400
+    assert (
+        stack.admin()
+        .post(CANARIES, json={"name": unique("dup"), "interval_seconds": 60, "token": code})
+        .status_code
+        == 409
+    )
+    assert (
+        stack.admin()
+        .post(CANARIES, json={"name": unique("bad"), "interval_seconds": 60, "token": "short"})
+        .status_code
+        == 400
+    )
 
 
-def test_slug_urls_need_the_ping_key_and_create_on_first_ping(stack: Stack, client: httpx.Client) -> None:
+def test_slug_urls_need_the_ping_key_and_create_on_first_ping(
+    stack: Stack, client: httpx.Client
+) -> None:
     key = stack.admin().get("/api/v1/admin/ping-key").json()["ping_key"]
     assert len(key) == 22
     slug = unique("backup")
     absent = client.get(f"/ping/{key}/{slug}")
     assert (absent.status_code, absent.text) == (404, "not found")
-    assert client.get(f"/ping/{'k' * 22}/{slug}", params={"create": "1"}).status_code == 404  # wrong key
+    assert (
+        client.get(f"/ping/{'k' * 22}/{slug}", params={"create": "1"}).status_code == 404
+    )  # wrong key
     assert_ok(client.get(f"/ping/{key}/{slug}/start", params={"create": "1"}), 201, "Created")
     assert_ok(client.get(f"/ping/{key}/{slug}", params={"create": "1"}))  # exists now
     assert_ok(client.get(f"/ping/{key}/{slug}/log"))
     listed = {c["name"]: c for c in stack.admin().get(CANARIES).json()["canaries"]}
     created = listed[slug]
-    assert (created["slug"], created["interval_seconds"], created["grace_seconds"]) == (slug, 86400, 3600)
+    assert (created["slug"], created["interval_seconds"], created["grace_seconds"]) == (
+        slug,
+        86400,
+        3600,
+    )
     rows = history(stack, created["id"], 3)
     assert [r["kind"] for r in rows] == ["start", "success", "log"]
     # A named canary answers to its name's slug.
@@ -168,5 +207,7 @@ def test_an_ambiguous_slug_answers_409(stack: Stack, client: httpx.Client) -> No
     response = client.get(f"/ping/{key}/{stem}-a")
     assert (response.status_code, response.text) == (409, "ambiguous slug")
     # An explicit slug that another canary has is refused up front.
-    taken = stack.admin().post(CANARIES, json={"name": unique("x"), "interval_seconds": 60, "slug": f"{stem}-a"})
+    taken = stack.admin().post(
+        CANARIES, json={"name": unique("x"), "interval_seconds": 60, "slug": f"{stem}-a"}
+    )
     assert taken.status_code == 409

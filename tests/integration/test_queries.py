@@ -23,7 +23,17 @@ from tests.conftest import fresh_clickhouse
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 7, 10, 12, 0, tzinfo=UTC)
-EVENT_COLUMNS = ["event_id", "key_id", "type", "name", "message", "value", "meta", "ts", "received_at"]
+EVENT_COLUMNS = [
+    "event_id",
+    "key_id",
+    "type",
+    "name",
+    "message",
+    "value",
+    "meta",
+    "ts",
+    "received_at",
+]
 ROLLUP_COLUMNS = [
     "grain", "name", "type", "key_id", "bucket",
     "count", "value_count", "value_sum", "value_min", "value_max",
@@ -98,7 +108,9 @@ def random_events(rng: random.Random) -> list[dict[str, Any]]:
         value = rng.randrange(-400, 400) / 4 if rng.random() < 0.7 else None
         kind = "error" if rng.random() < 0.1 else "event"
         rows.append(event(name, ts, kind=kind, value=value, key_id=rng.choice(["key_a", "key_b"])))
-    rows += [event("n0", rows[0]["ts"], value=1.0) for _ in range(3)]  # one millisecond, four events
+    rows += [
+        event("n0", rows[0]["ts"], value=1.0) for _ in range(3)
+    ]  # one millisecond, four events
     return rows
 
 
@@ -188,7 +200,15 @@ def test_it_sums_a_series_per_bucket_from_the_rollups_with_gaps_filled(client: C
 
     assert (result["source"], result["grain"]) == ("rollups", "hour")
     assert [
-        (p["t"], p["count"], p["value_count"], p["value_sum"], p["value_avg"], p["value_min"], p["value_max"])
+        (
+            p["t"],
+            p["count"],
+            p["value_count"],
+            p["value_sum"],
+            p["value_avg"],
+            p["value_min"],
+            p["value_max"],
+        )
         for p in result["points"]
     ] == [
         ("2026-01-05T10:00:00Z", 2, 2, 15.0, 7.5, 5.0, 10.0),
@@ -239,7 +259,9 @@ def test_it_gives_the_same_series_from_rollups_and_raw_events_for_any_range(clie
     for _ in range(60):
         step = rng.choice([60, 300, 900, 3600, 7200, 6 * 3600, 86_400, 7 * 86_400])
         length = dt.timedelta(milliseconds=rng.randrange(1, min(step * 9_000, 25 * 86_400) * 1000))
-        start = NOW - dt.timedelta(days=22) + dt.timedelta(milliseconds=rng.randrange(22 * 86_400_000))
+        start = (
+            NOW - dt.timedelta(days=22) + dt.timedelta(milliseconds=rng.randrange(22 * 86_400_000))
+        )
         params = {
             "name": rng.choice(RANDOM_NAMES[:4]),
             "interval": str(step),
@@ -267,7 +289,9 @@ def test_it_counts_the_random_events_in_full(client: Client) -> None:
 
 
 def _top(client: Client, **params: str) -> dict[str, Any]:
-    return query(client, "top_names", **{"from": TOP_FROM.isoformat(), "to": TOP_TO.isoformat()}, **params)
+    return query(
+        client, "top_names", **{"from": TOP_FROM.isoformat(), "to": TOP_TO.isoformat()}, **params
+    )
 
 
 def test_it_ranks_names_with_the_change_against_the_previous_period(client: Client) -> None:
@@ -317,7 +341,9 @@ def test_it_gives_the_same_top_names_from_rollups_and_raw_events_for_any_range(
 
 
 def test_it_lists_errors_with_first_and_last_sighting_marking_new_ones(client: Client) -> None:
-    result = query(client, "errors", **{"from": ERRORS_FROM.isoformat(), "to": ERRORS_TO.isoformat()})
+    result = query(
+        client, "errors", **{"from": ERRORS_FROM.isoformat(), "to": ERRORS_TO.isoformat()}
+    )
 
     assert result["errors"] == [
         {
@@ -340,7 +366,12 @@ def test_it_lists_errors_with_first_and_last_sighting_marking_new_ones(client: C
 
 
 def test_it_marks_an_error_new_in_the_period_of_its_first_sighting(client: Client) -> None:
-    result = query(client, "errors", limit="1", **{"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"})
+    result = query(
+        client,
+        "errors",
+        limit="1",
+        **{"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"},
+    )
 
     assert [(e["name"], e["count"], e["new"], e["last_message"]) for e in result["errors"]] == [
         ("err-old", 1, True, "first")
@@ -377,7 +408,9 @@ PAGE_RANGE = {"from": "2026-01-27T00:00:00Z", "to": "2026-01-29T00:00:00Z"}
 def _pages(client: Client, limit: str, **params: str) -> list[dict[str, Any]]:
     pages, cursor = [], ""
     while True:
-        page = query(client, "events", name="page", limit=limit, cursor=cursor, **PAGE_RANGE, **params)
+        page = query(
+            client, "events", name="page", limit=limit, cursor=cursor, **PAGE_RANGE, **params
+        )
         pages.append(page)
         cursor = page["next_cursor"]
         if cursor is None:
@@ -448,7 +481,9 @@ def test_it_refuses_bad_parameters_with_a_message(
 
 
 def test_it_clips_a_range_before_1970_instead_of_failing(client: Client) -> None:
-    result = query(client, "top_names", **{"from": "1969-12-01T00:00:00Z", "to": "1970-01-02T00:00:00Z"})
+    result = query(
+        client, "top_names", **{"from": "1969-12-01T00:00:00Z", "to": "1970-01-02T00:00:00Z"}
+    )
 
     assert result["names"] == []
     assert result["previous_from"] == "1970-01-01T00:00:00Z"

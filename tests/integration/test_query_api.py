@@ -29,7 +29,9 @@ def _seed(stack: Stack, ingest_key: str) -> tuple[str, str]:
     ]
     assert stack.http(ingest_key).post("/api/v1/events", json={"events": events}).status_code == 202
     wait_for(
-        lambda: stack.series_total(name, FROM, TO) == 5 and stack.series_total(failing, FROM, TO) == 2,
+        lambda: (
+            stack.series_total(name, FROM, TO) == 5 and stack.series_total(failing, FROM, TO) == 2
+        ),
         30,
         "the events stored",
     )
@@ -149,7 +151,9 @@ def test_a_read_key_used_to_ingest_is_told_it_is_read_only(stack: Stack) -> None
     batch = {"events": [{"type": "event", "name": "nope"}]}
     refused = stack.http(read_key).post("/api/v1/events", json=batch)
     assert refused.status_code == 401 and "read-only" in refused.json()["error"]
-    bulk = stack.http(read_key).post("/api/v1/events/bulk", content=b'{"type":"event","name":"nope"}\n')
+    bulk = stack.http(read_key).post(
+        "/api/v1/events/bulk", content=b'{"type":"event","name":"nope"}\n'
+    )
     assert bulk.status_code == 401 and "read-only" in bulk.json()["error"]
     unknown = stack.http("ch_live_" + "Z" * 43).post("/api/v1/events", json=batch)
     assert unknown.json() == {"error": "missing, unknown or revoked API key"}  # as before

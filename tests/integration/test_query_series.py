@@ -77,7 +77,8 @@ def test_it_accepts_epoch_seconds_and_relative_ranges(stack: Stack) -> None:
     assert response.status_code == 200
     assert len(response.json()["points"]) in (4, 5)
     response = stack.admin().get(
-        "/api/v1/query/series", params={"name": "x", "from": "1767225600", "to": "1767312000", "interval": "1d"}
+        "/api/v1/query/series",
+        params={"name": "x", "from": "1767225600", "to": "1767312000", "interval": "1d"},
     )
     assert response.status_code == 200
     assert response.json()["points"][0]["t"] == "2026-01-01T00:00:00Z"

@@ -42,7 +42,10 @@ def test_it_admits_the_burst_then_refuses_with_headers_and_stores_nothing(stack:
     assert client.post(EVENTS, json=batch(name, 20)).status_code == 202
     wait_for(lambda: stack.series_total(name) == 120, 30, "the admitted events stored")
     marker = f"marker-{uuid.uuid4().hex[:8]}"
-    assert stack.http(stack.create_key("m")["key"]).post(EVENTS, json=batch(marker, 1)).status_code == 202
+    assert (
+        stack.http(stack.create_key("m")["key"]).post(EVENTS, json=batch(marker, 1)).status_code
+        == 202
+    )
     wait_for(lambda: stack.series_total(marker) == 1, 30, "a later batch stored")
     assert stack.series_total(name) == 120  # nothing of the 429'd request
 
@@ -61,10 +64,16 @@ def test_it_sets_and_changes_limits_per_key(stack: Stack) -> None:
     assert (listed[key["id"]]["rate_per_minute"], listed[key["id"]]["burst"]) == (60, 10)
     client = stack.http(key["key"])
     assert client.post(EVENTS, json=batch("adj", 50)).status_code == 429
-    changed = stack.admin().patch(f"/api/v1/admin/keys/{key['id']}", json={"burst": 100, "rate_per_minute": 6000})
+    changed = stack.admin().patch(
+        f"/api/v1/admin/keys/{key['id']}", json={"burst": 100, "rate_per_minute": 6000}
+    )
     assert changed.status_code == 200 and changed.json()["burst"] == 100
     # The bucket keeps its level (10) and now refills at 100/s up to 100.
-    wait_for(lambda: client.post(EVENTS, json=batch("adj", 50)).status_code == 202, 10, "the raised limit")
+    wait_for(
+        lambda: client.post(EVENTS, json=batch("adj", 50)).status_code == 202,
+        10,
+        "the raised limit",
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,9 +91,13 @@ def test_it_refuses_bad_limits(stack: Stack, body: dict[str, object]) -> None:
 
 def test_it_refuses_a_bad_limit_change(stack: Stack) -> None:
     key = stack.create_key("patch-me")
-    assert stack.admin().patch(f"/api/v1/admin/keys/{key['id']}", json={"burst": 0}).status_code == 400
+    assert (
+        stack.admin().patch(f"/api/v1/admin/keys/{key['id']}", json={"burst": 0}).status_code == 400
+    )
     assert stack.admin().patch("/api/v1/admin/keys/key_nope", json={"burst": 5}).status_code == 404
-    assert stack.http().patch(f"/api/v1/admin/keys/{key['id']}", json={"burst": 5}).status_code == 401
+    assert (
+        stack.http().patch(f"/api/v1/admin/keys/{key['id']}", json={"burst": 5}).status_code == 401
+    )
 
 
 def test_it_counts_rejections_per_key_and_reason(stack: Stack) -> None:
@@ -97,9 +110,11 @@ def test_it_counts_rejections_per_key_and_reason(stack: Stack) -> None:
     assert client.post(EVENTS, content=too_big).status_code == 413
 
     def counts() -> dict[str, tuple[int, int]] | None:
-        rows = stack.admin().get(
-            "/api/v1/query/rejections", params={"from": "-1h", "key_id": key["id"]}
-        ).json()["rejections"]
+        rows = (
+            stack.admin()
+            .get("/api/v1/query/rejections", params={"from": "-1h", "key_id": key["id"]})
+            .json()["rejections"]
+        )
         found = {row["reason"]: (row["requests"], row["events"]) for row in rows}
         return found if len(found) == 3 else None
 
@@ -110,7 +125,9 @@ def test_it_counts_rejections_per_key_and_reason(stack: Stack) -> None:
     wait_for(
         lambda: any(
             r["reason"] == "unauthorized"
-            for r in stack.admin().get("/api/v1/query/rejections", params={"from": "-1h"}).json()["rejections"]
+            for r in stack.admin()
+            .get("/api/v1/query/rejections", params={"from": "-1h"})
+            .json()["rejections"]
         ),
         30,
         "the 401 counted",
@@ -147,7 +164,11 @@ def test_it_keeps_the_bucket_across_a_worker_restart(own_stack: Stack) -> None:
     assert own_stack.http(key["key"]).post(EVENTS, json=batch("drain", 1)).status_code == 202
     # The restarted agent continues from its changelogged table: a fresh bucket would read 119.
     after = wait_for(
-        lambda: (s := latest_snapshot(own_stack, key["id"])) is not None and s.offset > drained.offset and s,
+        lambda: (
+            (s := latest_snapshot(own_stack, key["id"])) is not None
+            and s.offset > drained.offset
+            and s
+        ),
         60,
         "a snapshot from the restarted agent",
     )

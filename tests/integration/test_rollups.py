@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from runtime import kafka_client as kafka
-from schemas.topics import PROCESSORS_GROUP as APP_ID
 from processors.agents.rollup_agent import rolled_up_to, unrolled
+from runtime import kafka_client as kafka
 from schemas.rollups import GRAINS
+from schemas.topics import PROCESSORS_GROUP as APP_ID
 from schemas.topics import Topic
 from tests.conftest import wait_for
 from tests.integration.harness import Stack, clickhouse_facts
@@ -233,7 +233,11 @@ def test_it_puts_a_late_event_in_the_windows_of_its_ts(own_stack: Stack) -> None
     events = [
         {"type": "event", "name": name, "value": 7, "ts": late.isoformat()},
         {"type": "event", "name": name, "value": 2.5, "ts": late.replace(second=0).isoformat()},
-        {"type": "event", "name": name, "ts": late.replace(minute=46, second=0, microsecond=0).isoformat()},
+        {
+            "type": "event",
+            "name": name,
+            "ts": late.replace(minute=46, second=0, microsecond=0).isoformat(),
+        },
         {"type": "error", "name": name, "value": 1},  # now
     ]
     response = own_stack.http(key).post("/api/v1/events", json={"events": events})

@@ -43,7 +43,9 @@ def _rotate(up: Up, then: str | None = None, kill: str | None = None) -> int:
     os.kill(up.process.pid, signal.SIGUSR1)
     if kill is not None:
         assert then is not None
-        wait_for(lambda: any(then in line for line in up.lines[-50:]), 60, f"the rotation to {then}")
+        wait_for(
+            lambda: any(then in line for line in up.lines[-50:]), 60, f"the rotation to {then}"
+        )
         victim = up.pids(kill)[0]
         os.kill(victim, signal.SIGKILL)
     wait_for(lambda: sum(ROTATED in line for line in up.lines) > done, 120, "the rotation to end")
@@ -54,7 +56,9 @@ def _rotate(up: Up, then: str | None = None, kill: str | None = None) -> int:
 def _topics(up: Up) -> list[str]:
     api = up.pids("api")[0]
     environ = Path(f"/proc/{api}/environ").read_bytes().split(b"\0")
-    address = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"COALMINE_KAFKA_BOOTSTRAP="))
+    address = next(
+        v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"COALMINE_KAFKA_BOOTSTRAP=")
+    )
 
     async def listed() -> list[str]:
         admin = AIOKafkaAdminClient(bootstrap_servers=address)
@@ -88,7 +92,9 @@ def test_rotations_under_load_with_kill_9_lose_double_and_forget_nothing(tmp_pat
             assert httpx.get(f"{up.url}/checkin/{silent['token']}").status_code == 200
             boom = {"events": [{"type": "error", "name": "rotation-boom", "message": "first"}]}
             headers = {"Authorization": f"Bearer {key}"}
-            assert httpx.post(f"{up.url}/api/v1/events", json=boom, headers=headers).status_code == 202
+            assert (
+                httpx.post(f"{up.url}/api/v1/events", json=boom, headers=headers).status_code == 202
+            )
             wait_for(lambda: any(r.json().get("name") == "rotation-boom" for r in hook.requests), 30,
                      "the first error's alert")  # fmt: skip
             load = Load(up.url, key)
@@ -106,7 +112,9 @@ def test_rotations_under_load_with_kill_9_lose_double_and_forget_nothing(tmp_pat
                 load.stop()
             # Within its quiet window the same error alerts no more, across the rotations.
             boom["events"][0]["message"] = "again"
-            assert httpx.post(f"{up.url}/api/v1/events", json=boom, headers=headers).status_code == 202
+            assert (
+                httpx.post(f"{up.url}/api/v1/events", json=boom, headers=headers).status_code == 202
+            )
 
             assert_stored_and_rolled_up(admin, load)
             # The silent canary's deadline crossed the rotations: it went down (once: below).
@@ -116,7 +124,11 @@ def test_rotations_under_load_with_kill_9_lose_double_and_forget_nothing(tmp_pat
             # Only the current generation is left on the broker.
             topics = _topics(up)
             assert "coalmine.g3.events" in topics
-            assert not [t for t in topics if t.startswith(("coalmine.events", "coalmine.g1.", "coalmine.g2."))], topics
+            assert not [
+                t
+                for t in topics
+                if t.startswith(("coalmine.events", "coalmine.g1.", "coalmine.g2."))
+            ], topics
             assert not [t for t in topics if t.startswith("coalmine-processors-")], topics
             # Every key and canary is still known to a fresh API process (kill -9 one).
             os.kill(up.pids("api")[0], signal.SIGKILL)
@@ -151,7 +163,10 @@ def test_a_spent_bucket_stays_spent_across_a_rotation(tmp_path: Path) -> None:
         key = admin.post("/api/v1/admin/keys", json={"name": "small"}).json()["key"]  # 60/min, 120
         headers = {"Authorization": f"Bearer {key}"}
         batch = {"events": [{"type": "event", "name": "spent"}] * 60}
-        answers = [httpx.post(f"{up.url}/api/v1/events", json=batch, headers=headers).status_code for _ in range(3)]
+        answers = [
+            httpx.post(f"{up.url}/api/v1/events", json=batch, headers=headers).status_code
+            for _ in range(3)
+        ]
         assert answers == [202, 202, 429], answers
         wait_for(lambda: _stored_total(admin, "spent") == 120, 60, "the spent events to be stored")
         assert _rotate(up) == 1

@@ -21,7 +21,13 @@ def channel(stack: Stack) -> str:
 
 def test_a_rule_is_created_listed_in_trial_order_changed_and_deleted(stack: Stack) -> None:
     hook = channel(stack)
-    later = {"type": "error", "name": "payment.*", "mode": "immediate", "channels": [hook], "priority": 50}
+    later = {
+        "type": "error",
+        "name": "payment.*",
+        "mode": "immediate",
+        "channels": [hook],
+        "priority": 50,
+    }
     first = {
         "type": "event",
         "name": "signup",
@@ -39,7 +45,9 @@ def test_a_rule_is_created_listed_in_trial_order_changed_and_deleted(stack: Stac
     listed = [r["id"] for r in stack.admin().get("/api/v1/admin/routes").json()["routes"]]
     assert listed.index(b["id"]) < listed.index(a["id"])  # priority 10 before 50
 
-    changed = stack.admin().patch(f"/api/v1/admin/routes/{a['id']}", json={"mode": "silent", "quiet_window_seconds": 600})
+    changed = stack.admin().patch(
+        f"/api/v1/admin/routes/{a['id']}", json={"mode": "silent", "quiet_window_seconds": 600}
+    )
     assert changed.status_code == 200, changed.text
     assert (changed.json()["mode"], changed.json()["quiet_window_seconds"]) == ("silent", 600)
     assert stack.admin().get(f"/api/v1/admin/routes/{a['id']}").json()["mode"] == "silent"
@@ -57,20 +65,40 @@ def test_a_rule_is_created_listed_in_trial_order_changed_and_deleted(stack: Stac
         ({"type": "bogus", "name": "x", "mode": "silent"}, "type"),
         ({"type": "error", "name": "", "mode": "silent"}, "name"),
         ({"type": "error", "name": "x", "mode": "loud"}, "mode"),
-        ({"type": "error", "name": "x", "mode": "silent", "quiet_window_seconds": 5}, "quiet_window"),
         (
-            {"type": "error", "name": "x", "mode": "digest", "channels": ["@"], "digest": {"at": "25:00"}},
+            {"type": "error", "name": "x", "mode": "silent", "quiet_window_seconds": 5},
+            "quiet_window",
+        ),
+        (
+            {
+                "type": "error",
+                "name": "x",
+                "mode": "digest",
+                "channels": ["@"],
+                "digest": {"at": "25:00"},
+            },
             "at",
         ),
         (
-            {"type": "error", "name": "x", "mode": "digest", "channels": ["@"], "digest": {"timezone": "Mars/Olympus"}},
+            {
+                "type": "error",
+                "name": "x",
+                "mode": "digest",
+                "channels": ["@"],
+                "digest": {"timezone": "Mars/Olympus"},
+            },
             "timezone",
         ),
-        ({"type": "error", "name": "x", "mode": "immediate", "channels": ["chn_nope"]}, "unknown channel"),
+        (
+            {"type": "error", "name": "x", "mode": "immediate", "channels": ["chn_nope"]},
+            "unknown channel",
+        ),
         ({"type": "error", "name": "x", "mode": "silent", "colour": "red"}, "colour"),
     ],
 )
-def test_an_invalid_rule_is_refused_with_the_reason(stack: Stack, body: dict[str, Any], says: str) -> None:
+def test_an_invalid_rule_is_refused_with_the_reason(
+    stack: Stack, body: dict[str, Any], says: str
+) -> None:
     if body.get("channels") == ["@"]:
         body = {**body, "channels": [channel(stack)]}
     response = stack.admin().post("/api/v1/admin/routes", json=body)
@@ -93,7 +121,21 @@ def test_the_cli_adds_lists_and_deletes_rules(stack: Stack) -> None:
         assert run.returncode == 0, run.stderr
         return json.loads(run.stdout)
 
-    added = cli("add", "error", "db.*", "--mode", "digest", "--channel", hook, "--period", "daily", "--at", "08:30", "--timezone", "America/New_York")
+    added = cli(
+        "add",
+        "error",
+        "db.*",
+        "--mode",
+        "digest",
+        "--channel",
+        hook,
+        "--period",
+        "daily",
+        "--at",
+        "08:30",
+        "--timezone",
+        "America/New_York",
+    )
     assert added["digest"] == {"period": "daily", "at": "08:30", "timezone": "America/New_York"}
     assert added["id"] in [r["id"] for r in cli("list")]
     assert cli("delete", added["id"]) == {"id": added["id"], "deleted": True}

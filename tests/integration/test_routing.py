@@ -29,7 +29,9 @@ def receivers() -> Iterator[tuple[HttpReceiver, SmtpReceiver]]:
 
 
 def of(http: HttpReceiver, path: str, event: str) -> list[ReceivedRequest]:
-    return [r for r in http.requests if r.path == path and r.headers.get("x-coalmine-event") == event]
+    return [
+        r for r in http.requests if r.path == path and r.headers.get("x-coalmine-event") == event
+    ]
 
 
 def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
@@ -53,7 +55,15 @@ def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
 
         hook = channel({"kind": "webhook", "url": http.url("/hook")})
         channel({"kind": "slack", "url": http.url("/slack")})
-        channel({"kind": "email", "to": ["ops@example.com"], "host": smtp.host, "port": smtp.port, "starttls": False})
+        channel(
+            {
+                "kind": "email",
+                "to": ["ops@example.com"],
+                "host": smtp.host,
+                "port": smtp.port,
+                "starttls": False,
+            }
+        )
         key = stack.create_key("routing")["key"]
 
         def send(*events: dict[str, Any]) -> None:
@@ -84,14 +94,24 @@ def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
         send({"type": "error", "name": "noisy.thing", "message": "ignore me"})
         send({"type": "error", "name": "payment.failed", "message": "card declined"})
         routed = wait_for(
-            lambda: [r.json() for r in of(http, "/hook", "error.alert") if r.json()["name"] == "payment.failed"],
+            lambda: [
+                r.json()
+                for r in of(http, "/hook", "error.alert")
+                if r.json()["name"] == "payment.failed"
+            ],
             30,
             "the routed alert",
         )[0]
         assert routed["route_id"] is not None
 
         def rolled_up(name: str) -> int:
-            params = {"name": name, "from": str(end - DAY), "to": str(end), "interval": "1h", "source": "rollups"}
+            params = {
+                "name": name,
+                "from": str(end - DAY),
+                "to": str(end),
+                "interval": "1h",
+                "source": "rollups",
+            }
             points = admin.get("/api/v1/query/series", params=params).json()["points"]
             return sum(p["count"] for p in points)
 
@@ -113,17 +133,24 @@ def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
         assert set(names) == {"db.timeout", "page.view"}  # payment: immediate only; noisy: silent
         assert (names["db.timeout"]["count"], names["db.timeout"]["new"]) == (4, True)
         assert (names["page.view"]["type"], names["page.view"]["count"]) == ("event", 5)
-        assert [(e["name"], e["count"], e["last_message"]) for e in digest["errors"]] == [("db.timeout", 4, "m4")]
+        assert [(e["name"], e["count"], e["last_message"]) for e in digest["errors"]] == [
+            ("db.timeout", 4, "m4")
+        ]
         slack = wait_for(lambda: of(http, "/slack", "digest"), 30, "the Slack digest")[0].json()
         assert "Daily digest" in slack["text"] and "page.view" in str(slack["blocks"])
         mails = smtp.wait_for_mails(2, 30)
         digest_mail = mails[1]
         assert "Daily digest" in digest_mail.message["Subject"]
-        assert "page.view" in digest_mail.part("text/plain") and "m4" in digest_mail.part("text/plain")
+        assert "page.view" in digest_mail.part("text/plain") and "m4" in digest_mail.part(
+            "text/plain"
+        )
         assert "<table" in digest_mail.part("text/html")
 
         # Once each: one alert per window, one digest per period, nothing for the silenced.
-        assert [r.json()["name"] for r in of(http, "/hook", "error.alert")] == ["db.timeout", "payment.failed"]
+        assert [r.json()["name"] for r in of(http, "/hook", "error.alert")] == [
+            "db.timeout",
+            "payment.failed",
+        ]
         assert len(of(http, "/slack", "error.alert")) == 1  # payment went to the webhook only
         assert len(smtp.mails) == 2
         assert not any("noisy" in r.body.decode() for r in http.requests)

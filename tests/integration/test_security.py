@@ -20,12 +20,31 @@ ROUTES: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/api/v1/admin/keys", None, {"admin": 200}),
     ("POST", "/api/v1/admin/keys", {"name": "matrix"}, {"admin": 201}),
     ("GET", "/api/v1/admin/canaries", None, {"admin": 200}),
-    ("POST", "/api/v1/admin/canaries", {"name": "matrix", "interval_seconds": 3600}, {"admin": 201}),
+    (
+        "POST",
+        "/api/v1/admin/canaries",
+        {"name": "matrix", "interval_seconds": 3600},
+        {"admin": 201},
+    ),
     ("GET", "/api/v1/admin/channels", None, {"admin": 200}),
     ("GET", "/api/v1/admin/routes", None, {"admin": 200}),
-    ("POST", "/api/v1/admin/routes", {"type": "error", "name": "matrix.*", "mode": "silent"}, {"admin": 201}),
+    (
+        "POST",
+        "/api/v1/admin/routes",
+        {"type": "error", "name": "matrix.*", "mode": "silent"},
+        {"admin": 201},
+    ),
 ]
-CREDENTIALS = ("admin", "read", "ingest", "revoked", "none", "wrong", "admin-lowercase-scheme", "admin-with-suffix")
+CREDENTIALS = (
+    "admin",
+    "read",
+    "ingest",
+    "revoked",
+    "none",
+    "wrong",
+    "admin-lowercase-scheme",
+    "admin-with-suffix",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +65,19 @@ def tokens(stack: Stack) -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize("who", CREDENTIALS)
-@pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in ROUTES])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "allowed"),
+    ROUTES,
+    ids=[f"{m} {p.split('?')[0]}" for m, p, _, _ in ROUTES],
+)
 def test_each_route_takes_only_its_credentials(
-    stack: Stack, tokens: dict[str, str | None], who: str, method: str, path: str, body: Any, allowed: dict[str, int]
+    stack: Stack,
+    tokens: dict[str, str | None],
+    who: str,
+    method: str,
+    path: str,
+    body: Any,
+    allowed: dict[str, int],
 ) -> None:
     token = tokens[who]
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
@@ -60,7 +89,9 @@ def test_each_route_takes_only_its_credentials(
     expected = allowed.get(who, 401)
     if who == "admin-lowercase-scheme":
         expected = allowed.get("admin", 401)  # the scheme in any case (RFC 9110)
-    assert response.status_code == expected, f"{who}: {method} {path} -> {response.status_code} {response.text[:200]}"
+    assert response.status_code == expected, (
+        f"{who}: {method} {path} -> {response.status_code} {response.text[:200]}"
+    )
 
 
 def test_secrets_are_stored_hashed_and_never_logged(tmp_path: Path) -> None:
@@ -71,16 +102,29 @@ def test_secrets_are_stored_hashed_and_never_logged(tmp_path: Path) -> None:
         key = stack.create_key("secret-holder")
         read = stack.create_key("secret-reader", scope="read")
         secrets += [key["key"], read["key"]]
-        canary = stack.admin().post("/api/v1/admin/canaries", json={"name": "secret", "interval_seconds": 3600}).json()
+        canary = (
+            stack.admin()
+            .post("/api/v1/admin/canaries", json={"name": "secret", "interval_seconds": 3600})
+            .json()
+        )
         secrets.append(canary["token"])
         assert stack.http(key["key"]).post("/api/v1/events", json=BATCH).status_code == 202
-        assert stack.http().post(f"/checkin/{canary['token']}", data={"message": "hello"}).status_code == 200
-        assert stack.http("ch_live_" + "B" * 43).post("/api/v1/events", json=BATCH).status_code == 401
+        assert (
+            stack.http().post(f"/checkin/{canary['token']}", data={"message": "hello"}).status_code
+            == 200
+        )
+        assert (
+            stack.http("ch_live_" + "B" * 43).post("/api/v1/events", json=BATCH).status_code == 401
+        )
         assert stack.http().get("/checkin/not-a-real-token-but-looks-like-one").status_code == 404
         assert stack.admin().delete(f"/api/v1/admin/keys/{key['id']}").status_code == 200
         wait_for(lambda: stack.series_total("security.probe") == 1, 30, "the event stored")
         wait_for(
-            lambda: stack.admin().get(f"/api/v1/query/canaries/{canary['id']}/history").json()["checkins"],
+            lambda: (
+                stack.admin()
+                .get(f"/api/v1/query/canaries/{canary['id']}/history")
+                .json()["checkins"]
+            ),
             30,
             "the check-in stored",
         )

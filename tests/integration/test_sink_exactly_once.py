@@ -29,7 +29,9 @@ class Sender:
             while not self.stopped.is_set():
                 if not self.running.wait(0.05):
                     continue
-                events = [{"type": "event", "name": NAME, "value": seq * 100 + i} for i in range(100)]
+                events = [
+                    {"type": "event", "name": NAME, "value": seq * 100 + i} for i in range(100)
+                ]
                 seq += 1
                 try:
                     response = client.post("/api/v1/events", json={"events": events})

@@ -36,7 +36,9 @@ class _Tags(HTMLParser):
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("img", "iframe") or (tag == "script" and dict(attrs).get("src") != "/ui-assets/ui.js"):
+        if tag in ("img", "iframe") or (
+            tag == "script" and dict(attrs).get("src") != "/ui-assets/ui.js"
+        ):
             self.bad.append(tag)
         self.bad += [f"{tag}[{name}]" for name, _ in attrs if name.startswith("on")]
 
@@ -58,9 +60,13 @@ def test_it_sends_a_visitor_without_a_session_to_sign_in(stack: Stack) -> None:
 def test_it_signs_in_with_the_admin_token_into_a_strict_httponly_cookie(stack: Stack) -> None:
     client = httpx.Client(base_url=stack.url, follow_redirects=False)
     form = client.get("/login")
-    answer = client.post("/login", data={"csrf": csrf_of(form.text), "token": stack.settings.admin_token})
+    answer = client.post(
+        "/login", data={"csrf": csrf_of(form.text), "token": stack.settings.admin_token}
+    )
     assert answer.status_code == 303
-    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "="))
+    cookie = next(
+        c for c in answer.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "=")
+    )
     for flag in ("HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="):
         assert flag in cookie
     assert stack.settings.admin_token not in cookie
@@ -74,8 +80,12 @@ def test_it_refuses_a_wrong_token_and_a_sign_in_without_its_csrf_token(stack: St
     wrong = client.post("/login", data={"csrf": csrf_of(form.text), "token": "not-the-token"})
     assert wrong.status_code == 401 and SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
     bare = httpx.Client(base_url=stack.url, follow_redirects=False)  # no pre-session cookie
-    refused = bare.post("/login", data={"csrf": csrf_of(form.text), "token": stack.settings.admin_token})
-    assert refused.status_code == 403 and SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    refused = bare.post(
+        "/login", data={"csrf": csrf_of(form.text), "token": stack.settings.admin_token}
+    )
+    assert refused.status_code == 403 and SESSION_COOKIE not in refused.headers.get(
+        "set-cookie", ""
+    )
     assert LOGIN_COOKIE in client.cookies
 
 
@@ -85,9 +95,15 @@ def test_every_page_has_a_strict_policy_and_no_asset_from_elsewhere(stack: Stack
         answer = client.get(path)
         assert answer.status_code == 200, (path, answer.text[:500])
         policy = answer.headers["content-security-policy"]
-        assert "default-src 'none'" in policy and "script-src 'self'" in policy and "unsafe" not in policy
+        assert (
+            "default-src 'none'" in policy
+            and "script-src 'self'" in policy
+            and "unsafe" not in policy
+        )
         assert answer.headers["x-frame-options"] == "DENY"
-        assert "http://" not in answer.text.replace(stack.url, "").replace("http://www.w3.org/2000/svg", "")
+        assert "http://" not in answer.text.replace(stack.url, "").replace(
+            "http://www.w3.org/2000/svg", ""
+        )
         assert "https://" not in answer.text.replace("https://…", "")
     for asset in ("/ui-assets/ui.css", "/ui-assets/ui.js"):
         assert client.get(asset).status_code == 200
@@ -111,7 +127,11 @@ def test_a_read_key_gets_a_read_only_view_that_ends_with_the_key(stack: Stack) -
     client = signed_in(stack, key["key"])
     for path in ("/", "/canaries", "/events"):
         page = client.get(path)
-        assert page.status_code == 200 and 'href="/admin"' not in page.text and "New canary" not in page.text
+        assert (
+            page.status_code == 200
+            and 'href="/admin"' not in page.text
+            and "New canary" not in page.text
+        )
     assert client.get("/admin").status_code == 403
     assert client.get("/canaries/new").status_code == 403
     csrf = csrf_of(client.get("/").text)
@@ -123,29 +143,48 @@ def test_a_read_key_gets_a_read_only_view_that_ends_with_the_key(stack: Stack) -
 def test_an_ingest_key_cannot_sign_in(stack: Stack, ingest_key: str) -> None:
     client = httpx.Client(base_url=stack.url, follow_redirects=False)
     form = client.get("/login")
-    assert client.post("/login", data={"csrf": csrf_of(form.text), "token": ingest_key}).status_code == 401
+    assert (
+        client.post("/login", data={"csrf": csrf_of(form.text), "token": ingest_key}).status_code
+        == 401
+    )
 
 
-def test_the_forms_create_pause_resume_and_delete_a_canary_through_the_admin_api(stack: Stack) -> None:
+def test_the_forms_create_pause_resume_and_delete_a_canary_through_the_admin_api(
+    stack: Stack,
+) -> None:
     client = signed_in(stack, stack.settings.admin_token)
     csrf = csrf_of(client.get("/canaries/new").text)
     name = unique("ui-job")
     bad = client.post("/canaries", data={"csrf": csrf, "name": name, "interval": "soon"})
     assert bad.status_code == 400 and "interval" in bad.text
-    created = client.post("/canaries", data={"csrf": csrf, "name": name, "interval": "1h", "grace": "5m"})
+    created = client.post(
+        "/canaries", data={"csrf": csrf, "name": name, "interval": "1h", "grace": "5m"}
+    )
     assert created.status_code == 201
     assert "/checkin/" in created.text and "shown only this once" in created.text
-    [canary] = [c for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"] if c["name"] == name]
+    [canary] = [
+        c
+        for c in stack.admin().get("/api/v1/admin/canaries").json()["canaries"]
+        if c["name"] == name
+    ]
     assert canary["interval_seconds"] == 3600 and canary["grace_seconds"] == 300
     taken = client.post("/canaries", data={"csrf": csrf, "name": name, "interval": "1h"})
     assert taken.status_code == 409 and "exists already" in taken.text
     detail = client.get(f"/canaries/{canary['id']}")
-    assert detail.status_code == 200 and "shown only this once" not in detail.text and "<token>" in detail.text.replace("&lt;token&gt;", "<token>")
+    assert (
+        detail.status_code == 200
+        and "shown only this once" not in detail.text
+        and "<token>" in detail.text.replace("&lt;token&gt;", "<token>")
+    )
     for action, paused in (("pause", True), ("resume", False)):
         answer = client.post(f"/canaries/{canary['id']}/{action}", data={"csrf": csrf})
         assert answer.status_code == 303
-        assert stack.admin().get(f"/api/v1/admin/canaries/{canary['id']}").json()["paused"] is paused
-    edited = client.post(f"/canaries/{canary['id']}/edit", data={"csrf": csrf, "name": name + "-x", "interval": "2h"})
+        assert (
+            stack.admin().get(f"/api/v1/admin/canaries/{canary['id']}").json()["paused"] is paused
+        )
+    edited = client.post(
+        f"/canaries/{canary['id']}/edit", data={"csrf": csrf, "name": name + "-x", "interval": "2h"}
+    )
     assert edited.status_code == 303
     assert stack.admin().get(f"/api/v1/admin/canaries/{canary['id']}").json()["name"] == name + "-x"
     assert client.post(f"/canaries/{canary['id']}/delete", data={"csrf": csrf}).status_code == 303
@@ -165,37 +204,80 @@ def test_the_admin_forms_create_and_revoke_a_key_and_a_channel(stack: Stack) -> 
     [key] = [k for k in stack.admin().get("/api/v1/admin/keys").json()["keys"] if k["name"] == name]
     assert key["revoked_at"] is not None
     channel_name = unique("ui-hook")
-    made = client.post("/admin/channels", data={"csrf": csrf, "name": channel_name, "kind": "webhook", "url": "http://127.0.0.1:9/hook"})
+    made = client.post(
+        "/admin/channels",
+        data={
+            "csrf": csrf,
+            "name": channel_name,
+            "kind": "webhook",
+            "url": "http://127.0.0.1:9/hook",
+        },
+    )
     assert made.status_code == 200 and "signing secret" in made.text
-    [channel] = [c for c in stack.admin().get("/api/v1/admin/channels").json()["channels"] if c["name"] == channel_name]
+    [channel] = [
+        c
+        for c in stack.admin().get("/api/v1/admin/channels").json()["channels"]
+        if c["name"] == channel_name
+    ]
     tested = client.post(f"/admin/channels/{channel['id']}/test", data={"csrf": csrf})
     assert tested.status_code == 200 and "failed" in tested.text  # nothing listens on port 9
-    assert client.post(f"/admin/channels/{channel['id']}/delete", data={"csrf": csrf}).status_code == 303
+    assert (
+        client.post(f"/admin/channels/{channel['id']}/delete", data={"csrf": csrf}).status_code
+        == 303
+    )
     assert channel["id"] not in stack.admin().get("/api/v1/admin/channels").text
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_NAMES)
-def test_every_page_escapes_hostile_names_messages_and_meta(stack: Stack, ingest_key: str, hostile: str) -> None:
+def test_every_page_escapes_hostile_names_messages_and_meta(
+    stack: Stack, ingest_key: str, hostile: str
+) -> None:
     tag = uuid.uuid4().hex[:6]
     canary_name = (hostile + tag)[:200]
     event_name = (hostile + tag)[:NAME_MAX_CHARS]
-    created = stack.admin().post("/api/v1/admin/canaries", json={"name": canary_name, "interval_seconds": 3600})
+    created = stack.admin().post(
+        "/api/v1/admin/canaries", json={"name": canary_name, "interval_seconds": 3600}
+    )
     assert created.status_code == 201, created.text
-    checkin = httpx.get(f"{stack.url}/checkin/{created.json()['token']}", params={"message": hostile})
+    checkin = httpx.get(
+        f"{stack.url}/checkin/{created.json()['token']}", params={"message": hostile}
+    )
     assert checkin.status_code == 200
     long_message = (hostile * (MESSAGE_MAX_CHARS // len(hostile) + 1))[:MESSAGE_MAX_CHARS]
     events = [
-        {"type": kind, "name": event_name, "message": long_message, "value": 1.5, "meta": {hostile: hostile}}
+        {
+            "type": kind,
+            "name": event_name,
+            "message": long_message,
+            "value": 1.5,
+            "meta": {hostile: hostile},
+        }
         for kind in ("event", "error")
     ]
-    sent = httpx.post(f"{stack.url}/api/v1/events", json={"events": events}, headers={"Authorization": f"Bearer {ingest_key}"})
+    sent = httpx.post(
+        f"{stack.url}/api/v1/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {ingest_key}"},
+    )
     assert sent.status_code == 202, sent.text
     stack.create_key(hostile[:100] + tag)
     client = signed_in(stack, stack.settings.admin_token)
-    events_page = f"/events?names={httpx.URL('', params={'x': event_name}).query.decode()[2:]}&range=1h"
-    wait_for(lambda: tag in client.get(events_page).text.split("Newest events")[-1], 30, "the events stored")
+    events_page = (
+        f"/events?names={httpx.URL('', params={'x': event_name}).query.decode()[2:]}&range=1h"
+    )
+    wait_for(
+        lambda: tag in client.get(events_page).text.split("Newest events")[-1],
+        30,
+        "the events stored",
+    )
     canary_id = created.json()["id"]
-    wait_for(lambda: "never" not in client.get(f"/canaries/{canary_id}").text.split("Last check-in")[1][:80], 30, "the check-in stored")
+    wait_for(
+        lambda: (
+            "never" not in client.get(f"/canaries/{canary_id}").text.split("Last check-in")[1][:80]
+        ),
+        30,
+        "the check-in stored",
+    )
     for path in (*PAGES, events_page, f"/canaries/{canary_id}", f"/canaries/{canary_id}/edit"):
         page = client.get(path)
         assert page.status_code == 200, path
@@ -205,7 +287,11 @@ def test_every_page_escapes_hostile_names_messages_and_meta(stack: Stack, ingest
 
 def test_live_statuses_answer_json_for_a_session(stack: Stack) -> None:
     client = signed_in(stack, stack.settings.admin_token)
-    created = stack.admin().post("/api/v1/admin/canaries", json={"name": unique("live"), "interval_seconds": 3600}).json()
+    created = (
+        stack.admin()
+        .post("/api/v1/admin/canaries", json={"name": unique("live"), "interval_seconds": 3600})
+        .json()
+    )
     state = client.get("/ui/live", params={"ids": f"{created['id']},can_nope"}).json()
     assert state["ok"] and state["canaries"][created["id"]]["status"] == "new"
     assert set(state["canaries"]) == {created["id"]}

@@ -47,7 +47,10 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
     problems = PROBLEMS
     problems.clear()
     # A CSP violation or a script error shows in the console: the test fails on it.
-    opened.on("console", lambda m: m.type == "error" and "ui/live" not in m.text and problems.append(m.text))
+    opened.on(
+        "console",
+        lambda m: m.type == "error" and "ui/live" not in m.text and problems.append(m.text),
+    )
     opened.on("pageerror", lambda e: problems.append(str(e)))
     yield opened
     context.close()
@@ -91,9 +94,13 @@ def test_a_canary_goes_down_and_up_before_your_eyes(page: Any, stack: Stack) -> 
     assert httpx.get(ping_url, params={"message": "nightly run ok"}).status_code == 200
     # No reload from here on: ui.js updates the row.
     expect(badge).to_have_text("up", timeout=DEADLINE_MS)
-    expect(row.locator('[data-field="last_message"]')).to_have_text("nightly run ok", timeout=DEADLINE_MS)
+    expect(row.locator('[data-field="last_message"]')).to_have_text(
+        "nightly run ok", timeout=DEADLINE_MS
+    )
     expect(badge).to_have_text("down", timeout=DEADLINE_MS)  # 8 s without a check-in
-    expect(page.locator("#counts [data-count=down]")).not_to_have_text("0 down", timeout=DEADLINE_MS)
+    expect(page.locator("#counts [data-count=down]")).not_to_have_text(
+        "0 down", timeout=DEADLINE_MS
+    )
     shot(page, "canaries")
     assert httpx.get(ping_url).status_code == 200
     expect(badge).to_have_text("up", timeout=DEADLINE_MS)
@@ -138,10 +145,14 @@ def test_a_new_key_sends_events_and_the_chart_changes(page: Any, stack: Stack) -
     page.goto(chart_page)
     series = page.locator("#events-chart path.series")
     before = series.get_attribute("d")
-    assert {float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", before)} == {BASELINE_Y}  # all zero
+    assert {float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", before)} == {
+        BASELINE_Y
+    }  # all zero
     events = [{"type": "event", "name": event_name, "value": float(i)} for i in range(40)]
     sent = httpx.post(
-        f"{stack.url}/api/v1/events", json={"events": events}, headers={"Authorization": f"Bearer {secret}"}
+        f"{stack.url}/api/v1/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {secret}"},
     )
     assert sent.status_code == 202, sent.text
 
@@ -150,8 +161,14 @@ def test_a_new_key_sends_events_and_the_chart_changes(page: Any, stack: Stack) -
         return series.get_attribute("d") != before
 
     wait_for(chart_changed, 30, "the events on the chart", every_s=0.5)
-    assert max(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", series.get_attribute("d"))) == BASELINE_Y
-    assert min(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", series.get_attribute("d"))) < BASELINE_Y
+    assert (
+        max(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", series.get_attribute("d")))
+        == BASELINE_Y
+    )
+    assert (
+        min(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", series.get_attribute("d")))
+        < BASELINE_Y
+    )
     expect(page.locator("table").last).to_contain_text("39")
     shot(page, "events")
     page.click("text=Errors")

@@ -31,7 +31,9 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()
         admin = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "restart"}, headers=admin).json()
+        created = httpx.post(
+            f"{up.url}/api/v1/admin/keys", json={"name": "restart"}, headers=admin
+        ).json()
         batch = {"events": [{"type": "event", "name": "survivor", "value": 2}] * 3}
         auth = {"Authorization": f"Bearer {created['key']}"}
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
@@ -53,7 +55,9 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         ).json()
         assert httpx.get(f"{up.url}/checkin/{job['token']}?message=ok").status_code == 200
         # Created just before the stop: a clean stop drains the log into ClickHouse first.
-        late = httpx.post(f"{up.url}/api/v1/admin/keys", json={"name": "late"}, headers=admin).json()
+        late = httpx.post(
+            f"{up.url}/api/v1/admin/keys", json={"name": "late"}, headers=admin
+        ).json()
         assert httpx.post(f"{up.url}/api/v1/events", json=batch, headers=auth).status_code == 202
         children = descendants(up.process.pid)
         assert len(children) >= 4  # broker, store, worker, api
@@ -80,7 +84,9 @@ def test_it_runs_everything_keeps_data_across_restarts_and_stops_cleanly(tmp_pat
         rolled = httpx.get(hours + "&source=rollups", headers=admin).json()["points"]
         assert rolled == httpx.get(hours + "&source=events", headers=admin).json()["points"]
         canaries = httpx.get(f"{up.url}/api/v1/admin/canaries", headers=admin).json()["canaries"]
-        assert [(c["id"], c["status"], c["last_message"]) for c in canaries] == [(job["id"], "up", "ok")]
+        assert [(c["id"], c["status"], c["last_message"]) for c in canaries] == [
+            (job["id"], "up", "ok")
+        ]
         channels = httpx.get(f"{up.url}/api/v1/admin/channels", headers=admin).json()["channels"]
         assert [c["id"] for c in channels] == [channel["id"]]
         assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
@@ -98,7 +104,16 @@ def test_it_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(tmp_path)],
+            [
+                sys.executable,
+                "-m",
+                "coalmine",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -114,7 +129,16 @@ def test_it_refuses_a_second_instance_on_the_same_data_dir(tmp_path: Path) -> No
     try:
         up.wait_ready()
         result = subprocess.run(
-            [sys.executable, "-m", "coalmine", "up", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+            [
+                sys.executable,
+                "-m",
+                "coalmine",
+                "up",
+                "--port",
+                str(free_port()),
+                "--data-dir",
+                str(tmp_path),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -128,9 +152,14 @@ def test_it_refuses_a_second_instance_on_the_same_data_dir(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"COALMINE_PORT": "nope"}, "invalid setting"), ({"COALMINE_ADMIN_TOKEN": "short"}, "at least 16")],
+    [
+        ({"COALMINE_PORT": "nope"}, "invalid setting"),
+        ({"COALMINE_ADMIN_TOKEN": "short"}, "at least 16"),
+    ],
 )
-def test_it_refuses_bad_settings_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+def test_it_refuses_bad_settings_in_one_line(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "coalmine", "up", "--data-dir", str(tmp_path)],
         capture_output=True,
@@ -146,7 +175,18 @@ def test_it_refuses_bad_settings_in_one_line(tmp_path: Path, env: dict[str, str]
 def test_it_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
     port = free_port()
     up = subprocess.Popen(
-        [sys.executable, "-m", "coalmine", "up", "--api-workers", "2", "--port", str(port), "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "coalmine",
+            "up",
+            "--api-workers",
+            "2",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -166,7 +206,8 @@ def test_it_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
         token = (tmp_path / "admin-token").read_text().strip()
         for _ in range(10):  # new connections: the kernel spreads them over both processes
             response = httpx.get(
-                f"http://127.0.0.1:{port}/api/v1/admin/keys", headers={"Authorization": f"Bearer {token}"}
+                f"http://127.0.0.1:{port}/api/v1/admin/keys",
+                headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 200
     finally:
@@ -214,7 +255,11 @@ def test_it_restarts_at_once_after_a_stop_under_load(tmp_path: Path) -> None:
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """A client command run as a user would, with nothing but the data dir to go by."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COALMINE_ADMIN_TOKEN", "COALMINE_PORT", "COALMINE_HOST", "COALMINE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COALMINE_ADMIN_TOKEN", "COALMINE_PORT", "COALMINE_HOST", "COALMINE_URL")
+    }
     return subprocess.run(
         [sys.executable, "-m", "coalmine", *args, "--data-dir", str(data_dir)],
         capture_output=True,

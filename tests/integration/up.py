@@ -27,11 +27,25 @@ class Up:
         self.data_dir = data_dir
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "coalmine", "up", "--port", str(port), "--data-dir", str(data_dir), *args],
+            [
+                sys.executable,
+                "-m",
+                "coalmine",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "COALMINE_ADMIN_TOKEN"},
+            env={
+                k: v
+                for k, v in {**os.environ, **(env or {})}.items()
+                if k != "COALMINE_ADMIN_TOKEN"
+            },
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -46,8 +60,11 @@ class Up:
 
     def wait_ready(self) -> None:
         wait_for(
-            lambda: self.process.poll() is None and any("Coalmine is up at" in line for line in self.lines)
-            or self._exited(),
+            lambda: (
+                self.process.poll() is None
+                and any("Coalmine is up at" in line for line in self.lines)
+                or self._exited()
+            ),
             90,
             "coalmine up to print its URL",
         )

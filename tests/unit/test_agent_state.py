@@ -65,7 +65,11 @@ def test_a_plan_seen_first_waits_for_its_next_period() -> None:
     assert timer.due([], at("2026-12-07T10:00:00")) == []
     assert timer.due([], at("2026-12-07T20:00:00")) == []
     [(plan, start, end)] = timer.due([], at("2026-12-08T09:00:01"))
-    assert (plan.key, start, end) == ("default", at("2026-12-07T09:00:00"), at("2026-12-08T09:00:00"))
+    assert (plan.key, start, end) == (
+        "default",
+        at("2026-12-07T09:00:00"),
+        at("2026-12-08T09:00:00"),
+    )
     timer.sent(plan, end)
     assert timer.due([], at("2026-12-08T12:00:00")) == []
 

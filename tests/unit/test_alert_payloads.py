@@ -10,7 +10,17 @@ from schemas.alerts import Digest, DigestError, DigestLine, ErrorAlert
 from schemas.canaries import EmailConfig
 
 MAIL = EmailConfig(to=["ops@example.com"], host="localhost", sender="cm@example.com")
-ALERT = ErrorAlert("alert:ab", "k1", "error", "db<timeout>", "line1\nline2 <!channel>", 1_800_000_000.0, "ab", 3600, [])
+ALERT = ErrorAlert(
+    "alert:ab",
+    "k1",
+    "error",
+    "db<timeout>",
+    "line1\nline2 <!channel>",
+    1_800_000_000.0,
+    "ab",
+    3600,
+    [],
+)
 DIGEST = Digest(
     "digest:default:1800000000",
     None,
@@ -19,7 +29,10 @@ DIGEST = Digest(
     "Europe/Paris",
     1_799_913_600.0,
     1_800_000_000.0,
-    [DigestLine("event", "page.view", 150, 100, False), DigestLine("error", "db<timeout>", 4, 0, True)],
+    [
+        DigestLine("event", "page.view", 150, 100, False),
+        DigestLine("error", "db<timeout>", 4, 0, True),
+    ],
     [DigestError("db<timeout>", 4, 1_799_990_000.0, "conn <refused> & gone")],
 )
 
@@ -37,11 +50,18 @@ def test_an_error_alert_in_each_medium() -> None:
     notice = rendered(ALERT)
     assert (notice.id, notice.event) == ("alert:ab", "error.alert")
     body = json.loads(notice.webhook())
-    assert (body["name"], body["message"], body["at"]) == ("db<timeout>", ALERT.message, "2027-01-15T08:00:00.000Z")
+    assert (body["name"], body["message"], body["at"]) == (
+        "db<timeout>",
+        ALERT.message,
+        "2027-01-15T08:00:00.000Z",
+    )
     slack = json.loads(notice.slack())
     assert "db&lt;timeout&gt;" in slack["text"] and "<!channel>" not in json.dumps(slack)
     mail = notice.email(MAIL)
-    assert mail["Subject"] == "[Coalmine] error: db<timeout>" and mail["X-Coalmine-Delivery"] == "alert:ab"
+    assert (
+        mail["Subject"] == "[Coalmine] error: db<timeout>"
+        and mail["X-Coalmine-Delivery"] == "alert:ab"
+    )
     assert "line2" in mail.get_body(("plain",)).get_content()
     assert "db&lt;timeout&gt;" in mail.get_body(("html",)).get_content()
 
@@ -57,6 +77,11 @@ def test_a_digest_in_each_medium() -> None:
     assert "conn &lt;refused&gt; &amp; gone" in json.dumps(slack)
     mail = notice.email(MAIL)
     plain, html = mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()
-    assert "page.view" in plain and "+50%" in plain and "new" in plain and "conn <refused> & gone" in plain
+    assert (
+        "page.view" in plain
+        and "+50%" in plain
+        and "new" in plain
+        and "conn <refused> & gone" in plain
+    )
     assert "conn &lt;refused&gt; &amp; gone" in html and "<table" in html
     assert "150 events, 4 errors, 1 new name" in plain

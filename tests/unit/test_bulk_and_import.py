@@ -34,7 +34,10 @@ from schemas.wire import Event
 def test_ndjson_lines_are_judged_one_by_one_with_their_numbers() -> None:
     body = b'{"type":"event","name":"a"}\n\n{"type":"warning","name":"b"}\n{nope\n{"type":"error","name":"c","meta":[1]}\n{"type":"event","name":"d","ts":"2026-07-02T10:00:00Z"}'
     valid, rejected = parse_ndjson(body)
-    assert [(line.number, line.event.name, line.size) for line in valid] == [(1, "a", 27), (6, "d", 55)]
+    assert [(line.number, line.event.name, line.size) for line in valid] == [
+        (1, "a", 27),
+        (6, "d", 55),
+    ]
     assert [n for n, _ in rejected] == [3, 4, 5]
     assert "type" in rejected[0][1] and "malformed" in rejected[1][1] and "meta" in rejected[2][1]
 
@@ -60,12 +63,17 @@ def test_the_bulk_budget_is_a_bucket_per_key_shared_by_the_processes() -> None:
 
 
 def test_files_of_each_format_become_the_same_lines(tmp_path: Path) -> None:
-    events = [{"type": "event", "name": "a", "value": 1.5}, {"type": "error", "name": "b", "message": "m", "meta": {"k": 1}}]
+    events = [
+        {"type": "event", "name": "a", "value": 1.5},
+        {"type": "error", "name": "b", "message": "m", "meta": {"k": 1}},
+    ]
     (tmp_path / "e.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events))
     (tmp_path / "e.json").write_text(json.dumps({"events": events}))
     with gzip.open(tmp_path / "e.json.gz", "wt") as f:
         json.dump(events, f)
-    (tmp_path / "e.csv").write_text('type,name,value,message,meta\nevent,a,1.5,,\nerror,b,,m,"{""k"": 1}"\n')
+    (tmp_path / "e.csv").write_text(
+        'type,name,value,message,meta\nevent,a,1.5,,\nerror,b,,m,"{""k"": 1}"\n'
+    )
     for name in ("e.ndjson", "e.json", "e.json.gz", "e.csv"):
         assert [json.loads(line) for line in lines_of(tmp_path / name)] == events, name
 
@@ -114,7 +122,9 @@ def test_ndjson_lines_go_as_they_are_but_a_byte_order_mark_and_crlf(tmp_path: Pa
     (tmp_path / "w.ndjson").write_bytes(b'\xef\xbb\xbf{"a":1}\r\n\n{"b":"\xff"}\r\n')
     assert list(lines_of(tmp_path / "w.ndjson")) == [b'{"a":1}', b"", b'{"b":"\xff"}']
     (tmp_path / "w.csv").write_bytes(b'\xef\xbb\xbftype,name,message\r\nerror,e,"two\r\nlines"\r\n')
-    assert [json.loads(x) for x in lines_of(tmp_path / "w.csv")] == [{"type": "error", "name": "e", "message": "two\r\nlines"}]
+    assert [json.loads(x) for x in lines_of(tmp_path / "w.csv")] == [
+        {"type": "error", "name": "e", "message": "two\r\nlines"}
+    ]
 
 
 def test_unreadable_files_fail_with_their_name(tmp_path: Path) -> None:
@@ -122,7 +132,12 @@ def test_unreadable_files_fail_with_their_name(tmp_path: Path) -> None:
     (tmp_path / "obj.json").write_text('{"rows": []}')
     (tmp_path / "bad.csv").write_bytes(b"type,name\n\xff,x\n")
     (tmp_path / "bad.ndjson.gz").write_bytes(b"not gzip at all")
-    for name, problem in (("bad.json", "not JSON"), ("obj.json", "expected an array"), ("bad.csv", "not UTF-8"), ("bad.ndjson.gz", "bad.ndjson.gz")):
+    for name, problem in (
+        ("bad.json", "not JSON"),
+        ("obj.json", "expected an array"),
+        ("bad.csv", "not UTF-8"),
+        ("bad.ndjson.gz", "bad.ndjson.gz"),
+    ):
         with pytest.raises(ImportFailed, match=problem):
             list(lines_of(tmp_path / name))
     with pytest.raises(ImportFailed, match="unknown format"):
@@ -138,7 +153,11 @@ def test_reading_reports_how_far_through_the_file_it_is(tmp_path: Path) -> None:
 
 
 def test_a_rejection_is_placed_as_the_file_is_read(tmp_path: Path) -> None:
-    for name, place in (("e.ndjson.gz", "e.ndjson.gz:7"), ("e.csv", "e.csv row 7"), ("e.json", "e.json[6]")):
+    for name, place in (
+        ("e.ndjson.gz", "e.ndjson.gz:7"),
+        ("e.csv", "e.csv row 7"),
+        ("e.json", "e.json[6]"),
+    ):
         (tmp_path / name).touch()
         assert EventFile(tmp_path / name).place(7) == place
 
@@ -158,7 +177,9 @@ def test_records_are_cut_by_count_and_by_size_in_order() -> None:
 def test_a_csv_header_is_checked_before_any_row_is_sent(tmp_path: Path) -> None:
     assert csv_header_problem(["ts", "type", "name", "value"]) is None
     problem = csv_header_problem(["type", "vaule", "host"])
-    assert problem is not None and "'vaule', 'host'" in problem and "missing column(s) name" in problem
+    assert (
+        problem is not None and "'vaule', 'host'" in problem and "missing column(s) name" in problem
+    )
     (tmp_path / "typo.csv").write_text("type,name,vaule\nevent,n,1\n")
     with pytest.raises(ImportFailed, match="vaule"):
         list(lines_of(tmp_path / "typo.csv"))

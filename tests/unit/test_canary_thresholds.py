@@ -141,6 +141,8 @@ def test_a_resumed_canary_starts_its_counts_afresh() -> None:
     assert definition is not None
     paused = msgspec.structs.replace(definition, paused=True, changed_at=feed.at + 1)
     assert apply(state, paused) is None
-    assert apply(state, msgspec.structs.replace(paused, paused=False, changed_at=feed.at + 2)) is None
+    assert (
+        apply(state, msgspec.structs.replace(paused, paused=False, changed_at=feed.at + 2)) is None
+    )
     feed.at += 2
     assert feed("fail") is None  # one failure since the resumption, not two

@@ -38,7 +38,9 @@ def test_a_raw_body_is_cut_at_the_limit_and_read_as_utf8_with_replacement() -> N
     assert post(b"caf\xe9 ok", "text/plain") == "caf\ufffd ok"
     assert post(b"message=caf\xe9", FORM) == "caf\ufffd"
     # Only the beginning of a large body was kept: still its message, cut.
-    assert post(b"y" * CHECKIN_BODY_MAX_BYTES, FORM, complete=False) == "y" * CHECKIN_MESSAGE_MAX_CHARS
+    assert (
+        post(b"y" * CHECKIN_BODY_MAX_BYTES, FORM, complete=False) == "y" * CHECKIN_MESSAGE_MAX_CHARS
+    )
 
 
 def test_a_json_object_without_message_is_kept_whole_unless_the_query_has_one() -> None:

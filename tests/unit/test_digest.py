@@ -50,7 +50,11 @@ DAILY = DigestSchedule()
 
 
 def test_the_rules_ask_for_the_default_digest_and_one_per_digest_rule() -> None:
-    rules = [rule("r1", "a.*", "digest", HOURLY), rule("r2", "b", "silent", HOURLY), rule("r3", "c", "immediate", None)]
+    rules = [
+        rule("r1", "a.*", "digest", HOURLY),
+        rule("r2", "b", "silent", HOURLY),
+        rule("r3", "c", "immediate", None),
+    ]
     assert [(p.key, p.schedule, p.channels) for p in plans(rules, DAILY)] == [
         ("default", DAILY, ()),
         ("r1", HOURLY, ("chn_x",)),
@@ -84,7 +88,11 @@ def test_a_digest_sums_keys_compares_with_the_period_before_and_keeps_the_last_e
         ("db.timeout", 4, START + 900, "latest")
     ]
     hourly = build(plans(rules, DAILY)[1], START, END, ROWS, rules, DAILY)
-    assert hourly is not None and [line.name for line in hourly.lines] == ["a.hourly"] and hourly.channels == ["chn_x"]
+    assert (
+        hourly is not None
+        and [line.name for line in hourly.lines] == ["a.hourly"]
+        and hourly.channels == ["chn_x"]
+    )
 
 
 def test_nothing_happened_means_no_digest() -> None:

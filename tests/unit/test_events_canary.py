@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import msgspec
 
-from processors.agents.error_router import RoutedBatch, RoutedEvent, events_seen
 from domain.canary_state import (
     CanaryState,
     apply,
@@ -15,6 +14,7 @@ from domain.canary_state import (
     state_decoder,
     state_encoder,
 )
+from processors.agents.error_router import RoutedBatch, RoutedEvent, events_seen
 from schemas.canaries import CanaryDefined, CheckIn, EventsExpected, EventsSeen
 
 CANARY = "can_events"
@@ -25,7 +25,14 @@ INTERVAL, GRACE, MIN = 60, 10, 3
 def events_canary(**changes: object) -> CanaryState:
     state = CanaryState(CANARY)
     definition = CanaryDefined(
-        CANARY, "orders flowing", "0" * 64, INTERVAL, GRACE, ["chn_a"], CREATED, CREATED,
+        CANARY,
+        "orders flowing",
+        "0" * 64,
+        INTERVAL,
+        GRACE,
+        ["chn_a"],
+        CREATED,
+        CREATED,
         events=EventsExpected("order.placed", MIN),
     )
     assert apply(state, msgspec.structs.replace(definition, **changes)) is None
@@ -79,9 +86,19 @@ def test_the_state_round_trips_through_the_table() -> None:
 
 def test_the_router_counts_watched_names_per_batch_by_arrival_time() -> None:
     batch = RoutedBatch(
-        "0" * 32, "k", CREATED, [RoutedEvent("event", "order.placed"), RoutedEvent("error", "order.placed"), RoutedEvent("event", "other")]
+        "0" * 32,
+        "k",
+        CREATED,
+        [
+            RoutedEvent("event", "order.placed"),
+            RoutedEvent("error", "order.placed"),
+            RoutedEvent("event", "other"),
+        ],
     )
     watched = {"order.placed": {"can_b", "can_a"}}
-    assert events_seen(batch, watched) == [EventsSeen("can_a", 2, CREATED), EventsSeen("can_b", 2, CREATED)]
+    assert events_seen(batch, watched) == [
+        EventsSeen("can_a", 2, CREATED),
+        EventsSeen("can_b", 2, CREATED),
+    ]
     assert events_seen(batch, {}) == []
     assert events_seen(msgspec.structs.replace(batch, historical=True), watched) == []

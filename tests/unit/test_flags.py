@@ -12,7 +12,16 @@ from coalmine.flags import duration
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [("3600", 3600), ("90s", 90), ("10m", 600), ("1h", 3600), ("1d", 86400), ("1w", 604800), ("0", 0), ("0s", 0)],
+    [
+        ("3600", 3600),
+        ("90s", 90),
+        ("10m", 600),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("0", 0),
+        ("0s", 0),
+    ],
 )
 def test_it_reads_seconds_and_units(raw: str, seconds: int) -> None:
     assert duration(raw) == seconds
@@ -26,7 +35,17 @@ def test_it_refuses_what_is_not_a_duration(raw: str) -> None:
 
 def test_canaries_create_takes_durations() -> None:
     args = build_parser().parse_args(
-        ["canaries", "create", "nightly", "--interval", "1h", "--grace", "10m", "--max-runtime", "90s"]
+        [
+            "canaries",
+            "create",
+            "nightly",
+            "--interval",
+            "1h",
+            "--grace",
+            "10m",
+            "--max-runtime",
+            "90s",
+        ]
     )
     assert (args.interval, args.grace, args.max_runtime) == (3600, 600, 90)
     assert build_parser().parse_args(["canaries", "create", "n", "--interval", "86400"]).grace == 0

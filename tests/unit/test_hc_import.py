@@ -21,10 +21,22 @@ def test_a_simple_check_keeps_its_uuid_timeout_and_grace() -> None:
 
 
 def test_a_cron_check_becomes_a_cron_canary_with_its_timezone_and_own_slug() -> None:
-    check = {"name": "DB dump", "slug": "dump", "schedule": "30 2 * * *", "tz": "Europe/Paris", "grace": 600, "uuid": CODE}
+    check = {
+        "name": "DB dump",
+        "slug": "dump",
+        "schedule": "30 2 * * *",
+        "tz": "Europe/Paris",
+        "grace": 600,
+        "uuid": CODE,
+    }
     spec = canary_spec(check, [])
     assert isinstance(spec, dict)
-    assert (spec["schedule"], spec["timezone"], spec["slug"], spec["token"]) == ("30 2 * * *", "Europe/Paris", "dump", CODE)
+    assert (spec["schedule"], spec["timezone"], spec["slug"], spec["token"]) == (
+        "30 2 * * *",
+        "Europe/Paris",
+        "dump",
+        CODE,
+    )
     assert "interval_seconds" not in spec
 
 
@@ -34,7 +46,9 @@ def test_a_read_only_export_has_no_uuid_and_gets_a_new_token() -> None:
 
 
 def test_it_skips_what_it_cannot_import_saying_why() -> None:
-    assert "OnCalendar" in str(canary_spec({"name": "o", "schedule": "Mon *-*-* 09:00", "tz": "UTC"}, []))
+    assert "OnCalendar" in str(
+        canary_spec({"name": "o", "schedule": "Mon *-*-* 09:00", "tz": "UTC"}, [])
+    )
     assert "without a name" in str(canary_spec({"timeout": 60}, []))
 
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest_api.admin_canaries import _create_canary
-from ingest_api.checkin import BadCheckin, checkin_message
 from ingest_api.admin_routing import _create_route, problems
+from ingest_api.checkin import BadCheckin, checkin_message
 from queries.params import QueryError, parse_duration, parse_limit, parse_time
 from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
 from schemas.routing import RouteDefined
@@ -22,7 +22,9 @@ from schemas.routing import RouteDefined
 NOW = dt.datetime(2026, 7, 2, 12, tzinfo=dt.UTC)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 CONTENT_TYPES = st.sampled_from(
@@ -34,7 +36,9 @@ CONTENT_TYPES = st.sampled_from(
 @settings(max_examples=150)
 @given(
     method=st.sampled_from(["GET", "HEAD", "POST"]),
-    query=st.dictionaries(st.text(max_size=10), st.lists(st.text(max_size=600), min_size=1, max_size=2), max_size=3),
+    query=st.dictionaries(
+        st.text(max_size=10), st.lists(st.text(max_size=600), min_size=1, max_size=2), max_size=3
+    ),
     content_type=CONTENT_TYPES,
     body=st.binary(max_size=800) | JSON.map(lambda v: json.dumps(v).encode()),
 )
@@ -45,7 +49,9 @@ def test_a_checkin_message_is_a_short_string_none_or_bad_checkin(
         message = checkin_message(method, query, content_type, body)
     except BadCheckin:
         return
-    assert message is None or (isinstance(message, str) and 0 < len(message) <= CHECKIN_MESSAGE_MAX_CHARS)
+    assert message is None or (
+        isinstance(message, str) and 0 < len(message) <= CHECKIN_MESSAGE_MAX_CHARS
+    )
 
 
 @given(st.text(max_size=600))
@@ -58,7 +64,12 @@ def test_a_json_checkin_carries_its_message_or_is_refused(text: str) -> None:
 
 
 @settings(max_examples=150)
-@given(st.text(max_size=60) | st.sampled_from(["-1e400d", "1e400", "-99999999999d", "9" * 40, "nan", "inf", "-0s", "²", "١٢", "5²m"]))
+@given(
+    st.text(max_size=60)
+    | st.sampled_from(
+        ["-1e400d", "1e400", "-99999999999d", "9" * 40, "nan", "inf", "-0s", "²", "١٢", "5²m"]
+    )
+)
 def test_query_times_durations_and_limits_parse_or_say_why(raw: str) -> None:
     for parse in (
         lambda: parse_time(raw, NOW, "from"),
@@ -87,7 +98,9 @@ def test_admin_bodies_decode_or_are_refused_with_the_decoder_error(value: object
     st.lists(st.text(min_size=1, max_size=5), max_size=2),
     st.one_of(st.none(), st.text(max_size=40)),
 )
-def test_a_route_with_any_timezone_is_judged_without_raising(mode: str, channels: list[str], zone: str | None) -> None:
+def test_a_route_with_any_timezone_is_judged_without_raising(
+    mode: str, channels: list[str], zone: str | None
+) -> None:
     from schemas.routing import DigestSchedule
 
     digest = None if zone is None else DigestSchedule(timezone=zone)
@@ -101,8 +114,8 @@ def test_unicode_digits_are_not_numbers_anywhere() -> None:
 
     import pytest
 
-    from ingest_api.body import read_capped
     from domain.notification_texts import retry_delay_s
+    from ingest_api.body import read_capped
 
     with pytest.raises(QueryError):
         parse_limit({"limit": "²"}, 100, 1000)

@@ -10,9 +10,9 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from domain.token_bucket import Limit
 from ingest_api.ratelimit import REBASE_EVERY_S, UNCOVERED_HORIZON_S, RateLimiter
 from processors.agents.ratelimit_agent import KeyLevel, fold_admission, snapshot_of
-from domain.token_bucket import Limit
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 from schemas.records import BatchUsage, RateSnapshot, record_encoder
 

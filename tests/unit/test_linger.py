@@ -32,7 +32,9 @@ class RecordingTransport(asyncio.Transport):
         self.closed = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
 
     def pause_reading(self) -> None:
         pass
@@ -58,8 +60,13 @@ async def until(condition: Any, what: str) -> None:
 
 def test_it_sends_an_answers_head_and_body_in_one_write() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
     async def main() -> None:
@@ -80,8 +87,13 @@ def test_a_head_whose_body_comes_later_is_sent_at_the_end_of_its_turn() -> None:
     body_may_go = asyncio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"4")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"4")],
+            }
+        )
         await body_may_go.wait()
         await send({"type": "http.response.body", "body": b"late"})
 

@@ -16,15 +16,20 @@ def samples(metric: Counter | Histogram, **labels: str) -> dict[str, float]:
     for family in metric.collect():
         for sample in family.samples:
             if all(sample.labels.get(k) == v for k, v in labels.items()):
-                key = sample.name + str(sorted((k, v) for k, v in sample.labels.items() if k not in labels))
+                key = sample.name + str(
+                    sorted((k, v) for k, v in sample.labels.items() if k not in labels)
+                )
                 found[key] = sample.value
     return found
 
 
 def test_it_gives_what_direct_observations_give() -> None:
     direct = Histogram(
-        "direct_seconds", "", ["route", "method", "status_class"],
-        buckets=metrics.LATENCY_BUCKETS, registry=CollectorRegistry(),
+        "direct_seconds",
+        "",
+        ["route", "method", "status_class"],
+        buckets=metrics.LATENCY_BUCKETS,
+        registry=CollectorRegistry(),
     )
     seconds = [0.0, 0.0004, 0.001, 0.0011, 0.0025, 0.003, 0.05, 0.7, 9.9, 10.0, 10.5, 300.0]
     for value in seconds:
@@ -34,8 +39,11 @@ def test_it_gives_what_direct_observations_give() -> None:
     direct.labels("/test/a", "GET", "4xx").observe(0.2)
     assert not samples(metrics.REQUEST_SECONDS, route="/test/a")  # nothing before the flush
     metrics.flush()
-    got = {re.sub("^coalmine_request_duration", "direct", k): v
-           for k, v in samples(metrics.REQUEST_SECONDS, route="/test/a").items() if "_created" not in k}
+    got = {
+        re.sub("^coalmine_request_duration", "direct", k): v
+        for k, v in samples(metrics.REQUEST_SECONDS, route="/test/a").items()
+        if "_created" not in k
+    }
     want = {k: v for k, v in samples(direct, route="/test/a").items() if "_created" not in k}
     assert got == want
     assert got["direct_seconds_count[('method', 'POST'), ('status_class', '2xx')]"] == len(seconds)

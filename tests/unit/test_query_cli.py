@@ -60,8 +60,23 @@ def test_it_prints_top_names_with_signed_changes(capsys: pytest.CaptureFixture[s
 def test_it_prints_a_series_with_a_sparkline_and_short_numbers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    empty = {"count": 0, "value_count": 0, "value_sum": 0.0, "value_avg": None, "value_min": None, "value_max": None}
-    point = {"t": "T1", "count": 3, "value_count": 3, "value_sum": 10.0, "value_avg": 10 / 3, "value_min": 1.0, "value_max": 7.25}
+    empty = {
+        "count": 0,
+        "value_count": 0,
+        "value_sum": 0.0,
+        "value_avg": None,
+        "value_min": None,
+        "value_max": None,
+    }
+    point = {
+        "t": "T1",
+        "count": 3,
+        "value_count": 3,
+        "value_sum": 10.0,
+        "value_avg": 10 / 3,
+        "value_min": 1.0,
+        "value_max": 7.25,
+    }
     show_query(
         "series",
         {
@@ -80,7 +95,9 @@ def test_it_prints_events_on_one_line_each_and_the_next_cursor(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     event = {"ts": "T", "type": "error", "value": None, "message": "two\nlines", "meta": {"k": 1}}
-    show_query("events", {"name": "n", "from": "F", "to": "T", "events": [event], "next_cursor": "xyz"})
+    show_query(
+        "events", {"name": "n", "from": "F", "to": "T", "events": [event], "next_cursor": "xyz"}
+    )
     lines = capsys.readouterr().out.splitlines()
 
     assert lines[2].split() == ["T", "error", "two", "lines", '{"k":', "1}"]

@@ -7,6 +7,7 @@ import json
 
 import msgspec
 
+from domain.token_bucket import Bucket
 from processors.agents.ratelimit_agent import (
     SHARING_WINDOW_S,
     KeyLevel,
@@ -14,7 +15,6 @@ from processors.agents.ratelimit_agent import (
     forget_idle_origins,
     snapshot_of,
 )
-from domain.token_bucket import Bucket
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 from schemas.records import BatchUsage, RateSnapshot
 

@@ -12,7 +12,9 @@ from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-QUICKSTART = README[README.index("## Quickstart") : README.index("\n## ", README.index("## Quickstart") + 1)]
+QUICKSTART = README[
+    README.index("## Quickstart") : README.index("\n## ", README.index("## Quickstart") + 1)
+]
 
 
 def test_every_coalmine_command_of_the_quickstart_parses() -> None:

@@ -49,7 +49,7 @@ events_strategy = st.lists(
     st.tuples(
         st.sampled_from(["event", "error"]),
         st.sampled_from(["a", "b", "backup-completed"]),
-        st.one_of(st.none(), st.integers(-10**6, 10**6).map(float)),
+        st.one_of(st.none(), st.integers(-(10**6), 10**6).map(float)),
         st.integers(0, 4_102_444_799),  # 1970 .. 2100, as the API accepts
         st.sampled_from(["k1", "k2"]),
     ),
@@ -74,14 +74,26 @@ def test_it_rolls_up_every_event_into_its_window_of_every_grain(events: list) ->
                 cell[2] += value
                 cell[3] = value if cell[3] is None else min(cell[3], value)
                 cell[4] = value if cell[4] is None else max(cell[4], value)
-    got = {(r.grain, r.name, r.type, r.key_id, r.bucket): [r.count, r.value_count, r.value_sum,
-           r.value_min, r.value_max] for r in rows}
+    got = {
+        (r.grain, r.name, r.type, r.key_id, r.bucket): [
+            r.count,
+            r.value_count,
+            r.value_sum,
+            r.value_min,
+            r.value_max,
+        ]
+        for r in rows
+    }
     assert len(got) == len(rows)  # one row per window
     assert got == dict(expected)
     values = [e[2] for e in events if e[2] is not None]
     for grain, _ in GRAINS:
         assert totals(rows, grain) == (
-            len(events), len(values), sum(values), min(values, default=None), max(values, default=None)
+            len(events),
+            len(values),
+            sum(values),
+            min(values, default=None),
+            max(values, default=None),
         )
 
 
@@ -109,9 +121,9 @@ def test_it_counts_events_without_a_value_but_not_as_values() -> None:
     fold.add("event", "a", None, T0, "k")
     fold.add("event", "a", None, T0 + 1, "k")
     rows = fold.drain()
-    assert {(r.grain, r.count, r.value_count, r.value_sum, r.value_min, r.value_max) for r in rows} == {
-        (grain, 2, 0, 0.0, None, None) for grain, _ in GRAINS
-    }
+    assert {
+        (r.grain, r.count, r.value_count, r.value_sum, r.value_min, r.value_max) for r in rows
+    } == {(grain, 2, 0, 0.0, None, None) for grain, _ in GRAINS}
 
 
 def test_it_keeps_min_and_max_of_values_only() -> None:
@@ -125,7 +137,12 @@ def test_it_keeps_min_and_max_of_values_only() -> None:
 
 def test_it_tells_apart_names_types_and_keys() -> None:
     fold = RollupFold()
-    for type_, name, key_id in [("event", "a", "k"), ("error", "a", "k"), ("event", "b", "k"), ("event", "a", "j")]:
+    for type_, name, key_id in [
+        ("event", "a", "k"),
+        ("error", "a", "k"),
+        ("event", "b", "k"),
+        ("event", "a", "j"),
+    ]:
         fold.add(type_, name, 1.0, T0, key_id)
     minutes = [r for r in fold.drain() if r.grain == "minute"]
     assert len(minutes) == 4 and all(r.count == 1 for r in minutes)
@@ -137,10 +154,16 @@ def test_it_puts_the_last_instant_of_a_minute_in_that_minute() -> None:
     assert epoch_seconds(last) == T0 + 59
     assert epoch_seconds(nxt) == T0 + 60
     fold = RollupFold()
-    fold.add_batch(rollup_batch_decoder.decode(batch_of([
-        Event(type="event", name="a", ts=last),
-        Event(type="event", name="a", ts=nxt),
-    ])))
+    fold.add_batch(
+        rollup_batch_decoder.decode(
+            batch_of(
+                [
+                    Event(type="event", name="a", ts=last),
+                    Event(type="event", name="a", ts=nxt),
+                ]
+            )
+        )
+    )
     minutes = sorted((r.bucket, r.count) for r in fold.drain() if r.grain == "minute")
     assert minutes == [(T0, 1), (T0 + 60, 1)]
 
@@ -151,11 +174,17 @@ def test_it_splits_days_at_midnight_utc_whatever_the_sender_zone() -> None:
     before = dt.datetime(2026, 7, 2, 1, 30, tzinfo=paris)
     midnight = dt.datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
     fold = RollupFold()
-    fold.add_batch(rollup_batch_decoder.decode(batch_of([
-        Event(type="event", name="a", ts=before),
-        Event(type="event", name="a", ts=midnight - dt.timedelta(microseconds=1)),
-        Event(type="event", name="a", ts=midnight),
-    ])))
+    fold.add_batch(
+        rollup_batch_decoder.decode(
+            batch_of(
+                [
+                    Event(type="event", name="a", ts=before),
+                    Event(type="event", name="a", ts=midnight - dt.timedelta(microseconds=1)),
+                    Event(type="event", name="a", ts=midnight),
+                ]
+            )
+        )
+    )
     days = sorted((r.bucket, r.count) for r in fold.drain() if r.grain == "day")
     start = epoch_seconds(midnight)
     assert start % 86_400 == 0
@@ -167,7 +196,9 @@ def test_it_puts_events_without_ts_at_the_received_time_the_events_table_stores(
     received_at = T0 + 59.9999996
     assert dt.datetime.fromtimestamp(received_at, UTC) == dt.datetime.fromtimestamp(T0 + 60, UTC)
     fold = RollupFold()
-    fold.add_batch(rollup_batch_decoder.decode(batch_of([Event(type="event", name="a")], received_at)))
+    fold.add_batch(
+        rollup_batch_decoder.decode(batch_of([Event(type="event", name="a")], received_at))
+    )
     (minute,) = [r for r in fold.drain() if r.grain == "minute"]
     assert minute.bucket == T0 + 60
 
@@ -175,7 +206,9 @@ def test_it_puts_events_without_ts_at_the_received_time_the_events_table_stores(
 def test_it_puts_a_late_event_in_the_windows_of_its_own_time() -> None:
     late = dt.datetime(2026, 6, 28, 13, 45, 30, tzinfo=UTC)  # days before it is received
     fold = RollupFold()
-    fold.add_batch(rollup_batch_decoder.decode(batch_of([Event(type="event", name="a", value=2.0, ts=late)])))
+    fold.add_batch(
+        rollup_batch_decoder.decode(batch_of([Event(type="event", name="a", value=2.0, ts=late)]))
+    )
     buckets = {r.grain: dt.datetime.fromtimestamp(r.bucket, UTC) for r in fold.drain()}
     assert buckets == {
         "minute": dt.datetime(2026, 6, 28, 13, 45, tzinfo=UTC),
@@ -185,17 +218,34 @@ def test_it_puts_a_late_event_in_the_windows_of_its_own_time() -> None:
 
 
 def test_it_reads_batches_skipping_message_and_meta() -> None:
-    raw = batch_of([Event(type="error", name="a", message="boom", value=1.5,
-                          meta=msgspec.Raw(b'{"deep": [1, {"x": null}]}'))])
+    raw = batch_of(
+        [
+            Event(
+                type="error",
+                name="a",
+                message="boom",
+                value=1.5,
+                meta=msgspec.Raw(b'{"deep": [1, {"x": null}]}'),
+            )
+        ]
+    )
     batch = rollup_batch_decoder.decode(raw)
-    assert batch.key_id == "key1" and batch.events[0].value == 1.5 and batch.events[0].type == "error"
+    assert (
+        batch.key_id == "key1" and batch.events[0].value == 1.5 and batch.events[0].type == "error"
+    )
 
 
 def test_a_delta_covers_its_offsets_and_is_cut_empty() -> None:
     builder = DeltaBuilder(3)
     builder.add(10, None)  # unreadable: inside the range, adds nothing
-    builder.add(11, rollup_batch_decoder.decode(batch_of([Event(type="event", name="a")], batch_id="1" * 32)))
-    builder.add(12, rollup_batch_decoder.decode(batch_of([Event(type="event", name="b")], batch_id="2" * 32)))
+    builder.add(
+        11,
+        rollup_batch_decoder.decode(batch_of([Event(type="event", name="a")], batch_id="1" * 32)),
+    )
+    builder.add(
+        12,
+        rollup_batch_decoder.decode(batch_of([Event(type="event", name="b")], batch_id="2" * 32)),
+    )
     delta = builder.cut()
     assert delta is not None
     assert (delta.source_partition, delta.first_offset, delta.last_offset) == (3, 10, 12)
@@ -210,8 +260,15 @@ def test_a_delta_covers_its_offsets_and_is_cut_empty() -> None:
 @given(st.text(min_size=1, max_size=NAME_MAX_CHARS), st.integers(0, 10**6))
 def test_the_size_estimate_bounds_the_encoded_delta(name: str, seed: int) -> None:
     builder = DeltaBuilder(0)
-    events = [Event(type="event", name=f"{name}{i}"[-NAME_MAX_CHARS:], value=-1.2345678901234567e300,
-                    ts=dt.datetime.fromtimestamp(seed + 86_400 * i, UTC)) for i in range(MAX_EVENTS_PER_BATCH)]
+    events = [
+        Event(
+            type="event",
+            name=f"{name}{i}"[-NAME_MAX_CHARS:],
+            value=-1.2345678901234567e300,
+            ts=dt.datetime.fromtimestamp(seed + 86_400 * i, UTC),
+        )
+        for i in range(MAX_EVENTS_PER_BATCH)
+    ]
     builder.add(0, rollup_batch_decoder.decode(batch_of(events)))
     estimate = builder._fold.estimated_bytes
     delta = builder.cut()
@@ -223,8 +280,10 @@ def test_it_is_full_before_a_delta_outgrows_a_request() -> None:
     builder = DeltaBuilder(0)
     offset = 0
     while not builder.full:
-        events = [Event(type="event", name="é\"\x01" * 66 + str(offset * 100 + i), value=1.0)
-                  for i in range(MAX_EVENTS_PER_BATCH)]
+        events = [
+            Event(type="event", name='é"\x01' * 66 + str(offset * 100 + i), value=1.0)
+            for i in range(MAX_EVENTS_PER_BATCH)
+        ]
         builder.add(offset, rollup_batch_decoder.decode(batch_of(events)))
         offset += 1
     delta = builder.cut()
@@ -235,8 +294,10 @@ def test_it_is_full_before_a_delta_outgrows_a_request() -> None:
 def test_a_flush_gives_gap_free_deltas_per_partition_in_offset_order() -> None:
     flush = FlushDeltas()
     for offset in range(40):
-        wide = [Event(type="event", name=f"{offset}-{i}-" + "n" * 190, value=1.0)
-                for i in range(MAX_EVENTS_PER_BATCH)]  # 300 new rows of ~400 bytes a record
+        wide = [
+            Event(type="event", name=f"{offset}-{i}-" + "n" * 190, value=1.0)
+            for i in range(MAX_EVENTS_PER_BATCH)
+        ]  # 300 new rows of ~400 bytes a record
         batch = rollup_batch_decoder.decode(batch_of(wide, batch_id=f"{offset:032x}"))
         for partition in (0, 2):
             flush.add(partition, offset, batch)
@@ -247,7 +308,10 @@ def test_a_flush_gives_gap_free_deltas_per_partition_in_offset_order() -> None:
         assert len(mine) > 1  # cut when full
         assert mine[0].first_offset == 0 and mine[-1].last_offset == 39
         assert all(a.last_offset + 1 == b.first_offset for a, b in itertools.pairwise(mine))
-        assert sum(r.count for d in mine for r in d.rows if r.grain == "day") == 40 * MAX_EVENTS_PER_BATCH
+        assert (
+            sum(r.count for d in mine for r in d.rows if r.grain == "day")
+            == 40 * MAX_EVENTS_PER_BATCH
+        )
 
 
 def test_an_error_window_keeps_its_latest_message_through_every_grain() -> None:
@@ -258,5 +322,8 @@ def test_an_error_window_keeps_its_latest_message_through_every_grain() -> None:
     fold.add("event", "page.view", None, 140, "k")
     rows = {(r.grain, r.name): r for r in fold.drain()}
     for grain in ("minute", "hour", "day"):
-        assert (rows[grain, "db.timeout"].last_at, rows[grain, "db.timeout"].last_message) == (150.0, "latest")
+        assert (rows[grain, "db.timeout"].last_at, rows[grain, "db.timeout"].last_message) == (
+            150.0,
+            "latest",
+        )
         assert rows[grain, "page.view"].last_message == ""

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from runtime import generations
 from coalmine.rotation import (
     alerts_to_carry,
     changelog_in,
@@ -18,6 +17,7 @@ from coalmine.rotation import (
     key_identity,
     latest_to_carry,
 )
+from runtime import generations
 from schemas.alerts import Digest, ErrorAlert
 from schemas.canaries import CanaryDefined, CanaryDeleted
 from schemas.records import KeyCreated, KeyRevoked, record_encoder
@@ -59,7 +59,9 @@ def test_a_topic_of_a_generation_and_its_changelogs_are_deleted_and_nothing_else
         "someone-elses-topic",
     ]
     doomed = generation_topics(existing, 1)
-    assert set(doomed) == {t.name_in(1) for t in Topic} | {"coalmine-g1-processors-heartbeats-changelog"}
+    assert set(doomed) == {t.name_in(1) for t in Topic} | {
+        "coalmine-g1-processors-heartbeats-changelog"
+    }
     assert "coalmine-processors-heartbeats-changelog" in generation_topics(existing, 0)
     assert not [n for n in generation_topics(existing, 0) if "g1" in n or "g2" in n]
 
@@ -106,6 +108,7 @@ def test_open_quiet_windows_and_the_last_digest_of_each_plan_are_carried() -> No
         return record_encoder.encode(
             Digest(f"digest:{plan}:{end}", plan, [], "daily", "UTC", end - 86400, end, [], [])
         )
+
     old = [
         (0, _error(100.0, "closed", window=60)),  # window ended at 160
         (1, _error(500.0)),
@@ -124,7 +127,12 @@ def _record(offset: int, key: bytes, value: bytes | None) -> ConsumerRecord:
 
 
 def test_a_changelog_is_compacted_as_kafka_would() -> None:
-    records = [_record(0, b"a", b"1"), _record(1, b"b", b"1"), _record(2, b"a", b"2"), _record(3, b"b", None)]
+    records = [
+        _record(0, b"a", b"1"),
+        _record(1, b"b", b"1"),
+        _record(2, b"a", b"2"),
+        _record(3, b"b", None),
+    ]
     assert [(r.key, r.value) for r in compacted(records)] == [(b"a", b"2")]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from processors.agents.error_router import RoutedBatch, RoutedEvent, alerts_of, window_key
 from domain.routing_rules import decide, opens_window, ordered, too_late_to_alert
+from processors.agents.error_router import RoutedBatch, RoutedEvent, alerts_of, window_key
 from schemas.ids import event_id
 from schemas.routing import DigestSchedule, RouteDefined
 
@@ -14,23 +14,42 @@ DAILY = DigestSchedule()
 NOW = 1_800_000_000.0
 
 
-def rule(id_: str, match_type: str, name: str, mode: str, priority: int = 100, **more: object) -> RouteDefined:
-    return RouteDefined(id_, match_type, name, ["chn_a"], mode, created_at=1.0, changed_at=1.0, priority=priority, **more)  # type: ignore[arg-type]
+def rule(
+    id_: str, match_type: str, name: str, mode: str, priority: int = 100, **more: object
+) -> RouteDefined:
+    return RouteDefined(
+        id_,
+        match_type,
+        name,
+        ["chn_a"],
+        mode,
+        created_at=1.0,
+        changed_at=1.0,
+        priority=priority,
+        **more,
+    )  # type: ignore[arg-type]
 
 
 def test_without_rules_errors_alert_at_once_and_events_wait_for_the_daily_digest() -> None:
     error = decide([], "error", "db.timeout", "k", DAILY)
-    assert (error.mode, error.route_id, error.every_channel, error.digest) == ("immediate", None, True, DAILY)
+    assert (error.mode, error.route_id, error.every_channel, error.digest) == (
+        "immediate",
+        None,
+        True,
+        DAILY,
+    )
     event = decide([], "event", "page.view", "k", DAILY)
     assert (event.mode, event.digest) == ("digest", DAILY)
 
 
 def test_the_first_matching_rule_by_priority_decides() -> None:
-    rules = ordered([
-        rule("late", "any", "*", "silent", priority=200),
-        rule("pay", "error", "payment.*", "immediate", priority=10),
-        rule("key", "error", "*", "digest", priority=50, key_id="k2", digest=DAILY),
-    ])
+    rules = ordered(
+        [
+            rule("late", "any", "*", "silent", priority=200),
+            rule("pay", "error", "payment.*", "immediate", priority=10),
+            rule("key", "error", "*", "digest", priority=50, key_id="k2", digest=DAILY),
+        ]
+    )
     assert decide(rules, "error", "payment.failed", "k2", DAILY).route_id == "pay"
     assert decide(rules, "error", "db.timeout", "k2", DAILY).route_id == "key"
     assert decide(rules, "error", "db.timeout", "k1", DAILY).mode == "silent"
@@ -62,14 +81,18 @@ def error(name: str, ts: float | None = None, message: str = "boom") -> RoutedEv
 
 def test_a_batch_alerts_once_per_name_and_window() -> None:
     opened: dict[str, float] = {}
-    raised = alerts_of(batch(error("a"), error("a"), error("b"), RoutedEvent("event", "v")), [], DAILY, opened.get)
+    raised = alerts_of(
+        batch(error("a"), error("a"), error("b"), RoutedEvent("event", "v")), [], DAILY, opened.get
+    )
     assert [(a.name, a.event_id) for a in raised] == [
         ("a", event_id("0" * 30 + "80", 0).hex),
         ("b", event_id("0" * 30 + "80", 2).hex),
     ]
     assert raised[0].id == f"alert:{raised[0].event_id}" and raised[0].channels == []
     opened = {window_key("k", "error", "a"): NOW - 10}
-    assert [a.name for a in alerts_of(batch(error("a"), error("b")), [], DAILY, opened.get)] == ["b"]
+    assert [a.name for a in alerts_of(batch(error("a"), error("b")), [], DAILY, opened.get)] == [
+        "b"
+    ]
 
 
 def test_history_never_alerts() -> None:
@@ -79,6 +102,15 @@ def test_history_never_alerts() -> None:
 
 
 def test_rules_silence_errors_and_make_events_loud() -> None:
-    rules = ordered([rule("quiet", "error", "noisy.*", "silent"), rule("loud", "event", "deploy", "immediate")])
-    raised = alerts_of(batch(error("noisy.x"), RoutedEvent("event", "deploy"), RoutedEvent("event", "view")), rules, DAILY, {}.get)
-    assert [(a.name, a.event_type, a.route_id, a.channels) for a in raised] == [("deploy", "event", "loud", ["chn_a"])]
+    rules = ordered(
+        [rule("quiet", "error", "noisy.*", "silent"), rule("loud", "event", "deploy", "immediate")]
+    )
+    raised = alerts_of(
+        batch(error("noisy.x"), RoutedEvent("event", "deploy"), RoutedEvent("event", "view")),
+        rules,
+        DAILY,
+        {}.get,
+    )
+    assert [(a.name, a.event_type, a.route_id, a.channels) for a in raised] == [
+        ("deploy", "event", "loud", ["chn_a"])
+    ]

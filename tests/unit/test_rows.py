@@ -7,13 +7,13 @@ import datetime as dt
 import msgspec
 
 from domain.store_rows import (
-    ms_ticks,
     EVENT_COLUMNS,
     KEY_COLUMNS,
     EventColumns,
     KeyState,
     fold_key_record,
     key_records_from_row,
+    ms_ticks,
 )
 from schemas.ids import event_id
 from schemas.limits import DEFAULT_BURST, DEFAULT_RATE_PER_MINUTE, MAX_EVENTS_PER_BATCH
@@ -402,7 +402,12 @@ def test_a_cron_canary_with_thresholds_survives_the_control_table_and_reseeding(
     # The store writes `text` back onto an empty log (processors.sinks.control_sink): every field.
     assert control_decoder.decode(text.encode()) == canary
 
-    checkins = CheckIns([CheckIn("c1", canary.id, "start", 10.0, "", "run-1"), CheckIn("c2", canary.id, "log", 11.0, "hi")])
+    checkins = CheckIns(
+        [
+            CheckIn("c1", canary.id, "start", 10.0, "", "run-1"),
+            CheckIn("c2", canary.id, "log", 11.0, "hi"),
+        ]
+    )
     # Through the log's encoding, as the store reads it.
     rows = checkin_rows(msgspec.json.decode(record_encoder.encode(checkins), type=CheckIns))
     assert [row[-1] for row in rows] == ["run-1", ""]

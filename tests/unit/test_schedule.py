@@ -30,7 +30,9 @@ def just_after(moment: float) -> float:
     return math.nextafter(moment, math.inf)
 
 
-def cron_canary(created: float, schedule: str = "30 2 * * *", timezone: str | None = PARIS, **changes: Any) -> CanaryState:
+def cron_canary(
+    created: float, schedule: str = "30 2 * * *", timezone: str | None = PARIS, **changes: Any
+) -> CanaryState:
     definition = CanaryDefined(
         id=CANARY, name="nightly", token_hash="0" * 64, interval_s=0, grace_s=GRACE, channels=[],
         created_at=created, changed_at=created, schedule=schedule, timezone=timezone,
@@ -78,7 +80,9 @@ def test_it_runs_a_0230_paris_job_once_on_the_fall_back_day() -> None:
         ("0 23 * * *", utc(2026, 12, 31, 23, 0, 1), utc(2027, 1, 1, 23)),  # year end
     ],
 )
-def test_it_finds_month_end_and_special_slots(expression: str, after: float, expected: float) -> None:
+def test_it_finds_month_end_and_special_slots(
+    expression: str, after: float, expected: float
+) -> None:
     assert next_slot(expression, "UTC", after) == expected
 
 
@@ -153,14 +157,20 @@ def test_a_cron_canary_without_timezone_is_utc() -> None:
     assert next_due_at(state) == utc(2026, 1, 2, 3)
 
 
-def test_a_cron_canary_with_a_start_margin_must_start_within_it_then_finish_within_max_runtime() -> None:
-    state = cron_canary(utc(2026, 1, 1, 12), "0 3 * * *", "UTC", start_margin_s=60, max_runtime_s=3600)
+def test_a_cron_canary_with_a_start_margin_must_start_within_it_then_finish_within_max_runtime() -> (
+    None
+):
+    state = cron_canary(
+        utc(2026, 1, 1, 12), "0 3 * * *", "UTC", start_margin_s=60, max_runtime_s=3600
+    )
     slot = utc(2026, 1, 2, 3)
     assert deadline(state) == slot + 60  # not the grace: the run must have started by then
     flip = evaluate(state, slot + 61)
     assert flip is not None and flip.reason == "not_started"
 
-    state = cron_canary(utc(2026, 1, 1, 12), "0 3 * * *", "UTC", start_margin_s=60, max_runtime_s=3600)
+    state = cron_canary(
+        utc(2026, 1, 1, 12), "0 3 * * *", "UTC", start_margin_s=60, max_runtime_s=3600
+    )
     assert ping(state, slot + 30, "start") is None
     assert deadline(state) == slot + 30 + 3600  # started in time: only the run limit now
     assert evaluate(state, slot + GRACE + 1) is None
@@ -174,7 +184,9 @@ CRON_ALPHABET = st.sampled_from(list("0123456789*/-,LW#? ") + ["MON", "JAN", "L"
 @settings(max_examples=500, deadline=None)
 @given(
     st.one_of(st.text(max_size=40), st.lists(CRON_ALPHABET, max_size=25).map("".join)),
-    st.one_of(st.sampled_from(["UTC", "Europe/Paris", "Pacific/Chatham", ""]), st.text(max_size=30)),
+    st.one_of(
+        st.sampled_from(["UTC", "Europe/Paris", "Pacific/Chatham", ""]), st.text(max_size=30)
+    ),
 )
 def test_any_text_is_a_schedule_or_refused_saying_why(expression: str, timezone: str) -> None:
     try:

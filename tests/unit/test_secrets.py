@@ -27,7 +27,11 @@ def test_api_keys_carry_at_least_128_random_bits() -> None:
     assert len(keys) == 2_000
     for key in list(keys)[:50]:
         body = key.removeprefix(API_KEY_PREFIX)
-        assert key.startswith(API_KEY_PREFIX) and URLSAFE.match(body) and len(body) * math.log2(64) >= 128
+        assert (
+            key.startswith(API_KEY_PREFIX)
+            and URLSAFE.match(body)
+            and len(body) * math.log2(64) >= 128
+        )
         assert hash_key(key) != key
 
 

@@ -106,9 +106,7 @@ def test_it_covers_the_range_with_consecutive_aligned_buckets(
 ) -> None:
     end = start + data.draw(st.integers((buckets - 1) * step + 1, buckets * step))
     points = fill_gaps([], start, end, step)
-    starts = [
-        int(dt.datetime.fromisoformat(p["t"]).timestamp()) for p in points
-    ]
+    starts = [int(dt.datetime.fromisoformat(p["t"]).timestamp()) for p in points]
 
     assert all(bucket % step == 0 for bucket in starts)
     assert starts[0] <= start < starts[0] + step

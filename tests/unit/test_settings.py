@@ -173,9 +173,13 @@ def test_it_derives_the_base_url_and_admin_token_path(tmp_path: Path) -> None:
 
 def test_it_serves_https_once_given_a_certificate() -> None:
     assert load_settings({}, port=8443).base_url == "http://127.0.0.1:8443"
-    settings = load_settings({"COALMINE_TLS_CERT": "cert.pem", "COALMINE_TLS_KEY": "key.pem"}, port=8443)
+    settings = load_settings(
+        {"COALMINE_TLS_CERT": "cert.pem", "COALMINE_TLS_KEY": "key.pem"}, port=8443
+    )
     assert settings.base_url == "https://127.0.0.1:8443"
-    assert settings.to_env()["COALMINE_TLS_KEY"] == "key.pem"  # the roles `coalmine up` starts get it
+    assert (
+        settings.to_env()["COALMINE_TLS_KEY"] == "key.pem"
+    )  # the roles `coalmine up` starts get it
 
 
 def test_a_client_knows_whether_an_address_was_given_in_the_environment() -> None:

@@ -56,22 +56,35 @@ def injected(html: str) -> list[str]:
     handler attribute, a javascript: URL."""
     found = []
     for tag, attrs in _Tags(html).tags:
-        if tag in ("img", "iframe", "object", "embed") or (tag == "script" and dict(attrs).get("src") != "/ui-assets/ui.js"):
+        if tag in ("img", "iframe", "object", "embed") or (
+            tag == "script" and dict(attrs).get("src") != "/ui-assets/ui.js"
+        ):
             found.append(tag)
-        found += [f"{tag}[{name}]" for name, value in attrs if name.startswith("on") or (value or "").strip().lower().startswith("javascript:")]
+        found += [
+            f"{tag}[{name}]"
+            for name, value in attrs
+            if name.startswith("on") or (value or "").strip().lower().startswith("javascript:")
+        ]
     return found
+
+
 SECRET = ui_secret("an-admin-token-of-some-length")
 
 
 # --- SVG --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("value", "expected"), [(0, 1), (-3, 1), (7, 10), (10, 10), (11, 20), (0.3, 0.5), (4500, 5000)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 1), (-3, 1), (7, 10), (10, 10), (11, 20), (0.3, 0.5), (4500, 5000)]
+)
 def test_it_rounds_an_axis_up_to_1_2_or_5(value: float, expected: float) -> None:
     assert svg.nice_max(value) == pytest.approx(expected)
 
 
 def test_it_draws_one_path_per_series_and_lifts_the_pen_over_gaps() -> None:
     chart = svg.line_chart(
-        [svg.Series("a", [(0, 1), (60, None), (120, 3)]), svg.Series("b", [(0, 2), (60, 2), (120, 2)])],
+        [
+            svg.Series("a", [(0, 1), (60, None), (120, 3)]),
+            svg.Series("b", [(0, 2), (60, 2), (120, 2)]),
+        ],
         "t",
     )
     paths = re.findall(r'<path class="series s(\d)" d="([^"]*)"', chart)
@@ -98,7 +111,12 @@ def test_it_escapes_chart_titles_labels_and_strip_titles(hostile: str) -> None:
 
 def test_it_formats_numbers_shortly() -> None:
     assert [svg.format_number(v) for v in (0, 950, 1200, 3_400_000, 0.25, 2.824464)] == [
-        "0", "950", "1.2k", "3.4M", "0.25", "2.82",
+        "0",
+        "950",
+        "1.2k",
+        "3.4M",
+        "0.25",
+        "2.82",
     ]
 
 
@@ -114,7 +132,9 @@ def test_it_refuses_expired_forged_and_malformed_cookies() -> None:
     assert read_session(SECRET, cookie, now=1061.0) is None  # expired
     assert read_session(ui_secret("another-admin-token-000"), cookie, now=1001.0) is None
     body, _, signature = cookie.partition(".")
-    forged = sign_session(SECRET, new_session("admin", "", now=1000.0, ttl_s=10**9)).partition(".")[0]
+    forged = sign_session(SECRET, new_session("admin", "", now=1000.0, ttl_s=10**9)).partition(".")[
+        0
+    ]
     assert read_session(SECRET, f"{forged}.{signature}", now=1001.0) is None
     for junk in ("", ".", "abc", "a.b.c", "x" * 5000, f"{body}.", f".{signature}", "%%%.%%%"):
         assert read_session(SECRET, junk, now=1001.0) is None
@@ -131,7 +151,10 @@ def test_a_csrf_token_belongs_to_one_session() -> None:
 
 # --- page helpers ---------------------------------------------------------------------------------
 def test_it_lists_down_canaries_first() -> None:
-    views = [{"name": n, "status": s} for n, s in [("a", "up"), ("b", "down"), ("c", "paused"), ("d", "late"), ("e", "new")]]
+    views = [
+        {"name": n, "status": s}
+        for n, s in [("a", "up"), ("b", "down"), ("c", "paused"), ("d", "late"), ("e", "new")]
+    ]
     assert [v["status"] for v in sorted_by_status(views)] == ["down", "late", "new", "up", "paused"]
     assert status_counts(views) == {"down": 1, "late": 1, "new": 1, "up": 1, "paused": 1}
 
@@ -140,11 +163,17 @@ def test_it_picks_chart_intervals_the_rollups_serve() -> None:
     assert chart_interval(3600, "auto") == 60
     assert chart_interval(30 * 86400, "auto") == 86400  # 720 hours is over 400 points
     assert chart_interval(30 * 86400, "1m") != 60  # 43,200 points: refused, a coarser one is used
-    assert all(chart_interval(r, i) % 60 == 0 for r in (3600, 86400, 30 * 86400) for i in ("auto", "1m", "1d"))
+    assert all(
+        chart_interval(r, i) % 60 == 0
+        for r in (3600, 86400, 30 * 86400)
+        for i in ("auto", "1m", "1d")
+    )
 
 
 def test_it_replaces_unknown_pickers_with_defaults() -> None:
-    form = events_form({"names": ",".join(HOSTILE), "range": "<x>", "interval": "2s", "stat": "drop table"})
+    form = events_form(
+        {"names": ",".join(HOSTILE), "range": "<x>", "interval": "2s", "stat": "drop table"}
+    )
     assert form["range"] == "24h" and form["interval"] == "auto" and form["stat"] == "count"
     assert len(form["names"]) == 6
 
@@ -169,10 +198,15 @@ def test_it_measures_runs_from_start_to_the_next_outcome() -> None:
         {"kind": "start", "at": "2026-01-01T00:03:00.000Z"},
         {"kind": "fail", "at": "2026-01-01T00:03:05.000Z"},
     ]
-    assert [(r["seconds"], r["outcome"]) for r in run_durations(checkins)] == [(90, "success"), (5, "fail")]
+    assert [(r["seconds"], r["outcome"]) for r in run_durations(checkins)] == [
+        (90, "success"),
+        (5, "fail"),
+    ]
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (90, "1m30s"), (3600, "1h"), (90000, "1d1h"), (None, "—")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(5, "5s"), (90, "1m30s"), (3600, "1h"), (90000, "1d1h"), (None, "—")]
+)
 def test_it_writes_durations_shortly(seconds: float | None, text: str) -> None:
     assert render.duration(seconds) == text
 
@@ -185,9 +219,17 @@ class _Viewer:
 
 def _canary(name: str) -> dict[str, object]:
     return {
-        "id": "can_1", "name": name, "status": "down", "last_checkin_at": "2026-01-01T00:00:00.000Z",
-        "last_message": name, "next_due_at": None, "interval_seconds": 60, "grace_seconds": 0,
-        "max_runtime_seconds": None, "events": {"name": name, "min_count": 1}, "channels": ["chn_x"],
+        "id": "can_1",
+        "name": name,
+        "status": "down",
+        "last_checkin_at": "2026-01-01T00:00:00.000Z",
+        "last_message": name,
+        "next_due_at": None,
+        "interval_seconds": 60,
+        "grace_seconds": 0,
+        "max_runtime_seconds": None,
+        "events": {"name": name, "min_count": 1},
+        "channels": ["chn_x"],
         "paused": False,
     }
 
@@ -202,37 +244,145 @@ def _assert_inert(html: str) -> None:
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_the_pages_escape_user_text(hostile: str) -> None:
     env = render.environment()
-    common = {"viewer": _Viewer(), "nav": "", "done": "", "now": time.time(), **render.PAGE_DEFAULTS}
+    common = {
+        "viewer": _Viewer(),
+        "nav": "",
+        "done": "",
+        "now": time.time(),
+        **render.PAGE_DEFAULTS,
+    }
     common["viewer"] = _Viewer()
     pages = {
-        "canaries.html": {"canaries": [_canary(hostile)], "counts": {"down": 1}, "strips": {"can_1": svg.strip(["fail"], [hostile])},
-                          "page": 2, "pages": 3, "total": 201, "first": 100},
+        "canaries.html": {
+            "canaries": [_canary(hostile)],
+            "counts": {"down": 1},
+            "strips": {"can_1": svg.strip(["fail"], [hostile])},
+            "page": 2,
+            "pages": 3,
+            "total": 201,
+            "first": 100,
+        },
         "canary.html": {
-            "canary": _canary(hostile), "token": None, "ping_url": "http://h/checkin/<token>", "channel_names": {"chn_x": hostile},
-            "history": {"checkins": [{"at": "2026-01-01T00:00:00.000Z", "kind": "success", "message": hostile}], "flips": []},
-            "attempts": {"attempts": [{"at": None, "status": "down", "reason": "missed", "channel_kind": "webhook", "channel_id": "chn_x", "attempt": 1, "ok": False, "detail": hostile}]},
-            "strip": svg.strip([], []), "durations": [],
+            "canary": _canary(hostile),
+            "token": None,
+            "ping_url": "http://h/checkin/<token>",
+            "channel_names": {"chn_x": hostile},
+            "history": {
+                "checkins": [
+                    {"at": "2026-01-01T00:00:00.000Z", "kind": "success", "message": hostile}
+                ],
+                "flips": [],
+            },
+            "attempts": {
+                "attempts": [
+                    {
+                        "at": None,
+                        "status": "down",
+                        "reason": "missed",
+                        "channel_kind": "webhook",
+                        "channel_id": "chn_x",
+                        "attempt": 1,
+                        "ok": False,
+                        "detail": hostile,
+                    }
+                ]
+            },
+            "strip": svg.strip([], []),
+            "durations": [],
         },
         "admin.html": {
-            "keys": [{"id": "key_1", "name": hostile, "scope": "read", "rate_per_minute": 1, "burst": 1, "created_at": None, "last_used_at": None, "revoked_at": None}],
-            "key_names": {"key_1": hostile}, "channels": [{"id": "chn_x", "name": hostile, "kind": "webhook", "url": hostile}],
-            "channel_names": {"chn_x": hostile}, "routes": [{"id": "rte_1", "priority": 1, "type": "any", "name": hostile, "mode": "silent", "channels": ["chn_x"]}],
-            "rejections": {"rejections": [{"key_id": "key_1", "reason": "invalid", "requests": 1, "events": 1}]},
-            "created_key": {"name": hostile, "scope": "read", "key": hostile}, "created_channel": None, "tested": None, "error": hostile,
+            "keys": [
+                {
+                    "id": "key_1",
+                    "name": hostile,
+                    "scope": "read",
+                    "rate_per_minute": 1,
+                    "burst": 1,
+                    "created_at": None,
+                    "last_used_at": None,
+                    "revoked_at": None,
+                }
+            ],
+            "key_names": {"key_1": hostile},
+            "channels": [{"id": "chn_x", "name": hostile, "kind": "webhook", "url": hostile}],
+            "channel_names": {"chn_x": hostile},
+            "routes": [
+                {
+                    "id": "rte_1",
+                    "priority": 1,
+                    "type": "any",
+                    "name": hostile,
+                    "mode": "silent",
+                    "channels": ["chn_x"],
+                }
+            ],
+            "rejections": {
+                "rejections": [{"key_id": "key_1", "reason": "invalid", "requests": 1, "events": 1}]
+            },
+            "created_key": {"name": hostile, "scope": "read", "key": hostile},
+            "created_channel": None,
+            "tested": None,
+            "error": hostile,
         },
         "events.html": {
-            "form": events_form({"names": hostile[:200]}), "names": [hostile], "interval": 60,
+            "form": events_form({"names": hostile[:200]}),
+            "names": [hostile],
+            "interval": 60,
             "chart": svg.line_chart([svg.Series(hostile, [(0, 1)])], hostile),
-            "top": {"names": [{"name": hostile, "count": 1, "previous": 0, "change": 1, "change_pct": None}]},
-            "errors": {"errors": [{"name": hostile, "count": 1, "first_seen": None, "last_seen": None, "last_message": hostile, "new": True}]},
-            "quantiles": None, "ranges": ["24h"],
-            "newest": {"events": [{"ts": None, "type": "event", "message": hostile, "value": 1.0, "meta": {hostile: hostile}}], "next_cursor": hostile},
+            "top": {
+                "names": [
+                    {"name": hostile, "count": 1, "previous": 0, "change": 1, "change_pct": None}
+                ]
+            },
+            "errors": {
+                "errors": [
+                    {
+                        "name": hostile,
+                        "count": 1,
+                        "first_seen": None,
+                        "last_seen": None,
+                        "last_message": hostile,
+                        "new": True,
+                    }
+                ]
+            },
+            "quantiles": None,
+            "ranges": ["24h"],
+            "newest": {
+                "events": [
+                    {
+                        "ts": None,
+                        "type": "event",
+                        "message": hostile,
+                        "value": 1.0,
+                        "meta": {hostile: hostile},
+                    }
+                ],
+                "next_cursor": hostile,
+            },
         },
         "errors.html": {
-            "form": events_form({}), "ranges": ["24h"],
-            "errors": {"errors": [{"name": hostile, "count": 1, "first_seen": None, "last_seen": None, "last_message": hostile, "new": True}]},
+            "form": events_form({}),
+            "ranges": ["24h"],
+            "errors": {
+                "errors": [
+                    {
+                        "name": hostile,
+                        "count": 1,
+                        "first_seen": None,
+                        "last_seen": None,
+                        "last_message": hostile,
+                        "new": True,
+                    }
+                ]
+            },
         },
-        "canary_form.html": {"canary": None, "values": {"name": hostile}, "error": hostile, "channels": [{"id": "chn_x", "name": hostile, "kind": "slack"}]},
+        "canary_form.html": {
+            "canary": None,
+            "values": {"name": hostile},
+            "error": hostile,
+            "channels": [{"id": "chn_x", "name": hostile, "kind": "slack"}],
+        },
         "error.html": {"message": hostile},
     }
     for template, context in pages.items():
@@ -243,6 +393,10 @@ def test_the_pages_escape_user_text(hostile: str) -> None:
 def test_every_page_answer_carries_a_strict_policy() -> None:
     response = render.page("error.html", {"title": "t", "message": "m"})
     policy = response.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert (
+        "script-src 'self'" in policy
+        and "unsafe-inline" not in policy
+        and "frame-ancestors 'none'" in policy
+    )
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"

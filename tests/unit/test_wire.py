@@ -350,8 +350,9 @@ UTC_OFFSETS = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -416,7 +417,9 @@ def test_it_refuses_arbitrary_json_events_only_with_invalid_batch(events: list[o
     assert len(result) == len(events)
 
 
-@pytest.mark.parametrize("ts", ["1969-12-31T23:59:59Z", "2100-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "ts", ["1969-12-31T23:59:59Z", "2100-01-01T00:00:00Z", "0001-01-01T00:00:00Z"]
+)
 def test_it_refuses_a_ts_outside_the_storable_range(ts: str) -> None:
     body = b'{"events":[%s,{"type":"event","name":"a","ts":"%s"}]}' % (GOOD, ts.encode())
     with pytest.raises(InvalidBatch, match=r"\$\.events\[1\]\.ts"):
