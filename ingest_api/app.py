@@ -105,8 +105,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         services.keys_caught_up.wait_for(live_partitions(Topic.KEYS, state))
         services.control_caught_up.wait_for(live_partitions(Topic.CONTROL, state))
-        # Nothing of this process is left on its way to the old generation.
-        await generations.step("flushing the producer", producer.flush())
+        # Nothing of this process is left on its way to an older generation (each append is
+        # bounded by append_timeout_s: acknowledged, or refused with a 503, by then).
+        await generations.step("the appends under way", services.settled([state.current]))
         kafka.track_only(producer, state.live)
         kafka.track_only(offsets, state.live)
         generations.acknowledge(settings.generation_file, "api", state)

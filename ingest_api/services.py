@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,12 @@ from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CheckIn
 from schemas.errors import AppendFailed
 from schemas.records import KeyScope, record_encoder
-from schemas.topics import Topic, generation_of, position
+from schemas.topics import Topic, current_generation, generation_of, position
 
 # Longer than the quiet spell after which a store's reader starts to rest (runtime.kafka_client).
 STORE_NUDGE_AFTER_S = 1.0
+# How often a rotation's switch looks whether the old generation's appends are done.
+SETTLE_POLL_S = 0.01
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Services:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
     last_append_at: float = 0.0  # monotonic time of the last acknowledged append
+    # Appends not yet acknowledged, by log generation (runtime.generations).
+    appending: Counter[int] = field(default_factory=Counter)
 
     @property
     def origin(self) -> str:
@@ -66,13 +71,20 @@ class Services:
         self, topic: Topic, value: bytes, partition: int | None = None, key: bytes | None = None
     ) -> RecordMetadata:
         """`append`, answering where the record went."""
+        generation = current_generation()
+        # Counted until acknowledged: a rotation of the log waits for the appends still on
+        # their way to the old generation (a send may wait for metadata or buffer space
+        # before the producer holds it, so flushing the producer is not enough).
+        self.appending[generation] += 1
         try:
             async with asyncio.timeout(self.settings.append_timeout_s):
                 metadata = await self.producer.send_and_wait(
-                    topic.topic_name, value, key=key, partition=partition
+                    topic.name_in(generation), value, key=key, partition=partition
                 )
         except (KafkaError, TimeoutError, OSError) as exc:
             raise AppendFailed(f"log unavailable: {type(exc).__name__}") from exc
+        finally:
+            self.appending[generation] -= 1
         # After a quiet spell the store's readers may be resting (Settings.fetch_rests): wake
         # them, so what was just acknowledged is stored at once, not when the rest runs out
         # (a kill -9 of the whole embedded stack loses what the store has not read yet).
@@ -81,6 +93,11 @@ class Services:
             self.queries.nudge()
         self.last_append_at = now
         return metadata
+
+    async def settled(self, generations: list[int]) -> None:
+        """Return once no append to any other generation is under way (a rotation's switch)."""
+        while any(n for g, n in self.appending.items() if g not in generations):
+            await asyncio.sleep(SETTLE_POLL_S)
 
     async def append_applied(
         self, topic: Topic, record: Any, apply: Callable[[Any], None], key: bytes | None = None

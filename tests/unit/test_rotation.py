@@ -164,3 +164,24 @@ def test_the_state_file_round_trips_and_is_generation_0_when_absent(tmp_path: Pa
 @pytest.mark.parametrize("name", ["coalmine.events", "coalmine.gx.events", "coalmine.g.events"])
 def test_names_that_are_not_a_later_generation_are_generation_0(name: str) -> None:
     assert generation_of(name) == 0
+
+
+def test_a_switch_waits_for_the_appends_still_on_their_way_to_the_old_generation() -> None:
+    """An append sent before the switch may wait for metadata or buffer space before the
+    producer holds it: the API acknowledges the switch only once none is left (soak: one
+    batch of 100 events acknowledged into a generation already drained, without this)."""
+    import asyncio
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from ingest_api.services import Services
+
+    async def scenario() -> None:
+        api = SimpleNamespace(appending=Counter({1: 1, 2: 3}))
+        waiting = asyncio.create_task(Services.settled(api, [2]))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        api.appending[1] -= 1  # the old generation's last append acknowledged
+        await asyncio.wait_for(waiting, 1)
+
+    asyncio.run(scenario())
