@@ -369,7 +369,7 @@ class Service:
         self.extra_args = extra_args or []  # more `coalmine up` flags, e.g. --api-workers 2
         self.tmp = Path(tempfile.mkdtemp(prefix="coalmine-bench-"))
         self.data_dir = self.tmp / "data"
-        self.log_path = self.tmp / "runtime.kafka_client"
+        self.log_path = self.tmp / "coalmine.log"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
