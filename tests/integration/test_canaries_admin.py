@@ -473,7 +473,18 @@ def test_a_down_canary_says_since_when_and_every_time_is_iso_with_milliseconds(
         "the canary down",
     )
 
-    history = stack.admin().get(f"/api/v1/query/canaries/{created['id']}/history").json()
+    # The store writes check-ins and flips in separate batches: wait until both are there.
+    history = wait_for(
+        lambda: (
+            (h := stack.admin().get(f"/api/v1/query/canaries/{created['id']}/history").json())[
+                "checkins"
+            ]
+            and h["flips"]
+            and h
+        ),
+        30,
+        "the check-in and the flip in the history",
+    )
     [flip] = history["flips"]
     assert (flip["status"], flip["reason"]) == ("down", "failed")
     assert down["down_after"] == flip["at"]  # while down: when it went down
