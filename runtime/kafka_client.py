@@ -337,22 +337,28 @@ def _handle_all(batches: dict, handle: Handler, what: str) -> None:
 async def read_to_end(
     consumer: AIOKafkaConsumer, handle: Handler, what: str, timeout_s: float
 ) -> None:
-    """Apply every record of the consumer's assigned (one-partition) topics up to their end."""
+    """Apply every record of the consumer's assigned (one-partition) topics up to the end
+    each had when the reading began. Under load records keep arriving (rate snapshots every
+    few seconds), so waiting for a fetch that returns nothing may never end: a process
+    restarted under traffic must still start."""
     tps = consumer.assignment()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        batches = await consumer.getmany(timeout_ms=200)
-        _handle_all(batches, handle, what)
-        if not batches and await _at_end(consumer, tps):
-            return
-    raise LogUnavailable(f"could not read the {what} topic to its end in {timeout_s:.0f}s")
+    try:
+        ends = await asyncio.wait_for(consumer.end_offsets(list(tps)), timeout_s)
+        while not await _reached(consumer, ends):
+            if loop.time() >= deadline:
+                raise LogUnavailable(
+                    f"could not read the {what} topic to its end in {timeout_s:.0f}s"
+                )
+            _handle_all(await consumer.getmany(timeout_ms=200), handle, what)
+    except (TimeoutError, KafkaError) as e:
+        raise LogUnavailable(f"could not read the {what} topic to its end: {e!r}") from e
 
 
-async def _at_end(consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> bool:
-    for tp in tps:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
             return False
     return True
 
