@@ -150,6 +150,8 @@ _resting = False  # Settings.fetch_rests of this process (rest_when_idle)
 # records arrive makes a long wait free, but a stop waits one out before it calls the log
 # drained, and the wait must stay below the request timeout.
 HELD_WAIT_MAX_MS = 1_000
+# How long a drain may wait for the broker to say where a log ends (kafka_client.drained).
+DRAIN_ENDS_TIMEOUT_S = 10.0
 
 
 def rest_when_idle(enabled: bool) -> None:
@@ -216,10 +218,39 @@ class PacedConsumer(AIOKafkaConsumer):
             self._rested = []
 
 
-def drained(consumer: AIOKafkaConsumer) -> bool:
-    """After a stop (which hurries every consumer), an empty poll means the log is drained
-    only once a fetch sent after the stop has come back."""
-    return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled(time.monotonic())
+_drain_ends: weakref.WeakKeyDictionary[AIOKafkaConsumer, dict[TopicPartition, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def drained(consumer: AIOKafkaConsumer) -> bool:
+    """After a stop, once a poll found nothing: whether the consumer has read every assigned
+    partition up to where it ended when this was first asked. Whoever stops a sink has made
+    sure nothing more comes (a rotation's switch moved every append to the new generation; a
+    stop of `coalmine up` stops the API first), so that end is final.
+
+    The end is asked of the broker (ListOffsets), not guessed from time: a fetch held by a
+    saturated broker can come back long after any wait, and a sink that took an empty poll
+    for the end then lost what the fetch would have brought (a 30-min soak at saturation lost
+    300 of 8.3 M acknowledged events over 4 rotations). The embedded broker answers the first
+    offset of the last record batch + 1, which still covers that batch: a fetch returns whole
+    batches, and a poll that found nothing has handed out all it fetched. Where the broker
+    cannot be asked (an outage during a stop), the pacer's guess stands."""
+    ends = _drain_ends.get(consumer)
+    if ends is None:
+        try:
+            async with asyncio.timeout(DRAIN_ENDS_TIMEOUT_S):
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("could not ask the log where it ends (%r): judging the drain by time", exc)
+            return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled(
+                time.monotonic()
+            )
+        _drain_ends[consumer] = ends
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:

@@ -82,7 +82,7 @@ class EventSink:
         await self.start()
         while True:
             fetched = await self.run_once(200 if stop.is_set() else IDLE_POLL_MS)
-            if stop.is_set() and not fetched and drained(self._consumer):
+            if stop.is_set() and not fetched and await drained(self._consumer):
                 return
 
     async def run_once(self, idle_poll_ms: int = IDLE_POLL_MS) -> int:

@@ -82,7 +82,7 @@ class RollupSink:
             # A paced consumer returns early when a stop hurries it (processors.sinks.store).
             fetched = await self._consumer.getmany(timeout_ms=200 if stop.is_set() else 5_000)
             if not fetched:
-                if stop.is_set() and drained(self._consumer):
+                if stop.is_set() and await drained(self._consumer):
                     return
                 continue
             for messages in fetched.values():

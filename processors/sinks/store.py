@@ -129,7 +129,11 @@ class SinkSet:
         self.events: EventSink | None = None
 
     def drain(self) -> None:
-        kafka.hurry_all(3600.0)  # drain at full speed, without waiting out idle fetch waits
+        # At full speed, without waiting out idle fetch waits; only this set's consumers: a
+        # rotation drains the old generation while the new one's sinks go on resting.
+        for consumer in self.consumers:
+            if isinstance(consumer, kafka.PacedConsumer):
+                consumer.hurry(3600.0)
         self.stop.set()
 
     @property

@@ -64,7 +64,7 @@ async def sink_topic(
                 until = until or loop.time() + gather_s
             if not fetched or loop.time() >= until:  # type: ignore[operator]
                 break
-        if stop.is_set() and not fetched_any and drained(consumer):
+        if stop.is_set() and not fetched_any and await drained(consumer):
             return
         if rows:
             await until_done(
