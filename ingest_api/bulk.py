@@ -25,12 +25,11 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import msgspec
-from fastapi import APIRouter, Request
-from starlette.responses import Response
 
-from ingest_api.asgi import ClientGone, Receive, Scope, Send, body_chunks, header, respond
-from ingest_api.body import BodyTooLarge, BodyTooSlow, read_capped
+from ingest_api.admission import Appended, Lane, Refusal, refusal
+from ingest_api.bulk_budget import BulkBudget
 from ingest_api.services import AppendFailed, Services
+from runtime.key_registry import ApiKey
 from schemas.errors import DecompressedTooLarge
 from schemas.ids import MAX_EVENTS_PER_BATCH_ID, new_batch_id
 from schemas.limits import MAX_BODY_BYTES
@@ -42,7 +41,6 @@ PATH = "/api/v1/events/bulk"
 BULK_MAX_EVENTS = 100_000
 BULK_MAX_BYTES = 50 * 1024 * 1024
 BULK_MAX_REPORTED = 1_000
-BULK_BODY_TIMEOUT_S = 120.0  # 50 MB over a slow link
 # A record's events, by the size of their lines: 128 events of the largest kind (4 KB of meta,
 # 2,000 characters of message) would pass the producer's 1 MB request limit, and the rollups'
 # deltas grow with a record's names and messages. Half a normal lane's body, at most.
@@ -116,13 +114,6 @@ def records_of(
         yield record
 
 
-Answer = tuple[int, bytes, dict[str, str]]
-
-
-def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
-    return status, _json.encode(body), headers or {}
-
-
 def _report(rejected: list[tuple[int, str]]) -> dict[str, Any]:
     return {
         "rejected": [{"line": n, "error": e} for n, e in rejected[:BULK_MAX_REPORTED]],
@@ -130,94 +121,111 @@ def _report(rejected: list[tuple[int, str]]) -> dict[str, Any]:
     }
 
 
-async def accept(
-    services: Services, authorization: str | None, headers: dict[str, str | None], chunks: Any
-) -> Answer:
-    key = await services.key(authorization, "ingest")
-    if key is None:
-        services.rejections.count("", "unauthorized")
-        return _answer(401, {"error": services.registry.ingest_refusal(authorization)})
-    refused = services.backpressure.refusal()
-    if refused is not None:
-        services.rejections.count(key.id, "overloaded")
-        return _answer(
-            503, {"error": refused}, {"Retry-After": str(services.backpressure.retry_after_s)}
-        )
+class Lines(NamedTuple):
+    """A bulk body decoded: its valid lines and (number, error) of its bad ones."""
+
+    valid: list[ValidLine]
+    rejected: list[tuple[int, str]]
+
+
+def decode_bulk(body: bytes, encoding: str | None) -> Lines | Refusal:
+    """The body's lines (gunzipped as declared), or why the request is refused. Pure."""
     try:
-        body = await read_capped(
-            headers["content-length"], chunks, BULK_MAX_BYTES, BULK_BODY_TIMEOUT_S
-        )
-        encoding = (headers["content-encoding"] or "").strip().lower()
+        encoding = (encoding or "").strip().lower()
         if encoding == "gzip":
             body = gunzip_capped(body, BULK_MAX_BYTES)
         elif encoding not in ("", "identity"):
-            return _answer(415, {"error": f"Content-Encoding {encoding!r}: send gzip or nothing"})
+            return refusal(415, f"Content-Encoding {encoding!r}: send gzip or nothing", "invalid")
         valid, rejected = parse_ndjson(body)
-    except (BodyTooLarge, DecompressedTooLarge) as exc:
-        services.rejections.count(key.id, "too_large")
-        limit = str(exc) or f"over {BULK_MAX_BYTES} bytes"
-        return _answer(
-            413,
-            {
-                "error": f"bulk request {limit}: split it (at most {BULK_MAX_EVENTS} events, {BULK_MAX_BYTES} bytes)"
-            },
-        )
-    except BodyTooSlow:
-        return _answer(
-            408,
-            {"error": f"the body did not arrive within {BULK_BODY_TIMEOUT_S:g}s"},
-            {"Connection": "close"},
-        )
+    except DecompressedTooLarge as exc:
+        return too_large(str(exc))
     except ValueError as exc:
-        return _answer(400, {"error": str(exc)})
+        return refusal(400, str(exc), "invalid")
     if not valid:
-        services.rejections.count(key.id, "invalid", len(rejected))
-        return _answer(
-            400, {"error": "no valid event in the request", "accepted": 0, **_report(rejected)}
-        )
-    budget = services.bulk_budget
-    if len(valid) > budget.max_request:
+        # Every line was decoded and refused: they count as the events refused.
+        answer = {"error": "no valid event in the request", "accepted": 0, **_report(rejected)}
+        return Refusal(400, _json.encode(answer), {}, "invalid", len(rejected))
+    return Lines(valid, rejected)
+
+
+def too_large(detail: str) -> Refusal:
+    limit = detail or f"over {BULK_MAX_BYTES} bytes"
+    return refusal(
+        413,
+        f"bulk request {limit}: split it (at most {BULK_MAX_EVENTS} events, {BULK_MAX_BYTES} bytes)",
+        "too_large",
+    )
+
+
+def take_budget(budget: BulkBudget, key_id: str, n: int, now: float) -> None | Refusal:
+    """n events from the key's bulk budget, or the 429 that refuses them."""
+    if n > budget.max_request:
         # Like the normal lane's batch over its burst: no wait makes it pass, so no Retry-After.
-        services.rejections.count(key.id, "rate_limited", len(valid))
-        return _answer(
-            429,
-            {"error": f"{len(valid)} events is more than the bulk budget lets one request have"
-             f" ({budget.max_request}); split it", "max_events": budget.max_request},
-        )  # fmt: skip
-    wait = budget.take(key.id, len(valid), time.time())
-    if wait is not None:
-        services.rejections.count(key.id, "rate_limited", len(valid))
-        limit = budget.limit
-        return _answer(
-            429,
-            {"error": f"bulk budget exceeded ({limit.rate_per_minute * 60}/hour, burst {limit.burst}"
-             f" per API process); retry in {wait}s"},
-            {"Retry-After": str(wait)},
-        )  # fmt: skip
-    acknowledged = await _append(services, key, valid)
-    if acknowledged < len(valid):
-        budget.give_back(key.id, len(valid) - acknowledged, time.time())
+        answer = {
+            "error": f"{n} events is more than the bulk budget lets one request have"
+            f" ({budget.max_request}); split it",
+            "max_events": budget.max_request,
+        }
+        return Refusal(429, _json.encode(answer), {}, "rate_limited", n)
+    wait = budget.take(key_id, n, now)
+    if wait is None:
+        return None
+    limit = budget.limit
+    return refusal(
+        429,
+        f"bulk budget exceeded ({limit.rate_per_minute * 60}/hour, burst {limit.burst}"
+        f" per API process); retry in {wait}s",
+        "rate_limited",
+        {"Retry-After": str(wait)},
+        n,
+    )
+
+
+class BulkLane(Lane[Lines, None]):
+    path = PATH
+    max_bytes = BULK_MAX_BYTES
+    reads_encoding = True
+
+    def body_timeout_s(self, services: Services) -> float:
+        return services.settings.bulk_body_timeout_s
+
+    def too_large(self, detail: str) -> Refusal:
+        return too_large(detail)
+
+    def decode(self, body: bytes, encoding: str | None) -> Lines | Refusal:
+        return decode_bulk(body, encoding)
+
+    def charge(self, services: Services, key: ApiKey, decoded: Lines, now: float) -> Refusal | None:
+        return take_budget(services.bulk_budget, key.id, len(decoded.valid), now)
+
+    async def append(
+        self, services: Services, key: ApiKey, decoded: Lines, charged: None, now_ms: int
+    ) -> Appended:
+        valid, rejected = decoded
+        acknowledged = await _append(services, key, valid, now_ms)
+        if acknowledged == len(valid):
+            answer = {"accepted": len(valid), **_report(rejected)}
+            return Appended((202, _json.encode(answer), {}), acknowledged, len(rejected))
+        services.bulk_budget.give_back(key.id, len(valid) - acknowledged, time.time())
         through = valid[acknowledged - 1].number if acknowledged else 0
         # The bad lines of the stored prefix are reported now: a client resending from the
         # next line never sees them again.
         settled = [(n, e) for n, e in rejected if n <= through]
-        if settled:
-            services.rejections.count(key.id, "invalid", len(settled))
-        return _answer(
-            503,
-            {"error": "the log did not acknowledge every batch; resend from the line after acknowledged_through_line",
-             "accepted": acknowledged, "acknowledged_through_line": through, **_report(settled)},
-            {"Retry-After": "1"},
-        )  # fmt: skip
-    if rejected:
-        services.rejections.count(key.id, "invalid", len(rejected))
-    return _answer(202, {"accepted": len(valid), **_report(rejected)})
+        answer = {
+            "error": "the log did not acknowledge every batch; resend from the line after"
+            " acknowledged_through_line",
+            "accepted": acknowledged,
+            "acknowledged_through_line": through,
+            **_report(settled),
+        }
+        return Appended(
+            (503, _json.encode(answer), {"Retry-After": "1"}), acknowledged, len(settled)
+        )
 
 
-async def _append(services: Services, key: Any, valid: list[ValidLine]) -> int:
+async def _append(services: Services, key: ApiKey, valid: list[ValidLine], now_ms: int) -> int:
     """Append the records one after the other, each acknowledged before the next is sent, so
     that what was stored is always a prefix of the file; how many events that prefix holds."""
-    now_ms = time.time_ns() // 1_000_000
     acknowledged = 0
     for chunk in records_of(valid, MAX_EVENTS_PER_BATCH_ID, RECORD_MAX_BYTES):
         record = EventBatch(
@@ -238,63 +246,18 @@ async def _append(services: Services, key: Any, valid: list[ValidLine]) -> int:
     return acknowledged
 
 
-router = APIRouter()
+# The OpenAPI document's answers of this path (ingest_api.openapi).
+RESPONSES = {
+    202: 'Stored: {"accepted": n, "rejected": [{"line": i, "error": "..."}], "rejected_count": k}',
+    400: "No valid line, or a body that is not NDJSON (or not gzip as declared)",
+    401: "Missing, unknown or revoked API key",
+    408: "The body did not arrive within COALMINE_BULK_BODY_TIMEOUT_S (120 s by default);"
+    " the connection is closed",
+    413: f"Over {BULK_MAX_EVENTS} events or {BULK_MAX_BYTES} bytes (sent or decompressed)",
+    415: "A Content-Encoding other than gzip",
+    429: "Bulk budget exhausted (see Retry-After), or more events than it ever allows one"
+    " request (no Retry-After; see max_events)",
+    503: "Log unavailable or pipeline behind; see acknowledged_through_line and Retry-After",
+}
 
-
-@router.post(
-    PATH,
-    status_code=202,
-    responses={
-        202: {
-            "description": 'Stored: {"accepted": n, "rejected": [{"line": i, "error": "..."}], "rejected_count": k}'
-        },
-        400: {
-            "description": "No valid line, or a body that is not NDJSON (or not gzip as declared)"
-        },
-        401: {"description": "Missing, unknown or revoked API key"},
-        413: {
-            "description": f"Over {BULK_MAX_EVENTS} events or {BULK_MAX_BYTES} bytes (sent or decompressed)"
-        },
-        429: {
-            "description": "Bulk budget exhausted (see Retry-After), or more events than it ever allows one request (no Retry-After; see max_events)"
-        },
-        503: {
-            "description": "Log unavailable or pipeline behind; see acknowledged_through_line and Retry-After"
-        },
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
-        }
-    },
-)
-async def post_bulk(request: Request) -> Response:
-    """The documented route (OpenAPI); requests reach `handle` first (ingest_api.app)."""
-    status, body, headers = await accept(
-        request.app.state.services,
-        request.headers.get("authorization"),
-        {
-            "content-length": request.headers.get("content-length"),
-            "content-encoding": request.headers.get("content-encoding"),
-        },
-        request.stream(),
-    )
-    return Response(body, status, headers, media_type="application/json")
-
-
-async def handle(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    """POST PATH as plain ASGI."""
-    try:
-        status, body, headers = await accept(
-            services,
-            header(scope, b"authorization"),
-            {
-                "content-length": header(scope, b"content-length"),
-                "content-encoding": header(scope, b"content-encoding"),
-            },
-            body_chunks(receive),
-        )
-    except ClientGone:
-        return
-    await respond(send, status, body, headers)
+LANE = BulkLane()

@@ -1,7 +1,8 @@
 """The parts of the OpenAPI document FastAPI cannot see: the wire shapes decoded by msgspec
 (the ingest body), the query routes' parameters (read from the query string by name), and the
-check-in routes, which are plain ASGI in front of FastAPI (ingest_api.asgi). The docs pages
-load their scripts from the `fastapi-offline` package, never from the internet."""
+hot paths, which are plain ASGI in front of FastAPI (ingest_api.asgi): the two lanes of events
+(ingest_api.admission) and the check-in and ping routes. The docs pages load their scripts
+from the `fastapi-offline` package, never from the internet."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from ingest_api import bulk, ingest
 from ingest_api.checkin import CHECKIN_BODY_MAX_BYTES, CHECKIN_RAW_BODY_MAX_BYTES, METHODS, PREFIX
 from queries import PUBLIC_QUERIES, QUERY_ALIASES
 from schemas.canaries import CHECKIN_MESSAGE_MAX_CHARS
@@ -220,6 +222,43 @@ def ping_paths() -> dict[str, Any]:
     }
 
 
+def _lane_operation(
+    operation_id: str, summary: str, body: dict[str, Any], responses: dict[int, str]
+) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        str(status): {"description": text} for status, text in responses.items()
+    }
+    answers["202"]["content"] = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "summary": summary,
+        "description": "The admission path (ingest_api/admission.py): key, back-pressure, body,"
+        " decoding, budget, append. Every refusal is counted by reason"
+        " (GET /api/v1/query/rejections).",
+        "operationId": operation_id,  # the ids these operations have always had
+        "tags": ["events"],
+        "requestBody": {"required": True, "content": body},
+        "responses": answers,
+    }
+
+
+def event_paths() -> dict[str, Any]:
+    """POST /api/v1/events and POST /api/v1/events/bulk."""
+    normal = {"application/json": {"schema": {"$ref": INGEST_REQUEST_REF}}}
+    backfill = {"application/x-ndjson": {"schema": {"type": "string"}}}
+    return {
+        ingest.PATH: {
+            "post": _lane_operation(
+                "post_events_api_v1_events_post", "Send events", normal, ingest.RESPONSES
+            )
+        },
+        bulk.PATH: {
+            "post": _lane_operation(
+                "post_bulk_api_v1_events_bulk_post", "Backfill events", backfill, bulk.RESPONSES
+            )
+        },
+    }
+
+
 def install(app: FastAPI) -> None:
     """Make app.openapi() the complete document (built once, on first request)."""
 
@@ -227,6 +266,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             built = get_openapi(title=app.title, version=app.version, routes=app.routes)
             built.setdefault("components", {}).setdefault("schemas", {}).update(WIRE_SCHEMAS)
+            built["paths"].update(event_paths())
             built["paths"].update(checkin_paths())
             built["paths"].update(ping_paths())
             app.openapi_schema = built

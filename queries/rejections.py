@@ -1,5 +1,6 @@
-"""rejections(from, to, [key_id]): rejected ingest requests and their events, per key and
-reason (invalid 400, unauthorized 401, too_large 413, rate_limited 429, overloaded 503)."""
+"""rejections(from, to, [key_id]): rejected ingest requests (normal and bulk lane) and their
+events, per key and reason (invalid 400/408/415, unauthorized 401, too_large 413, rate_limited
+429, overloaded 503; ingest_api.admission)."""
 
 from __future__ import annotations
 

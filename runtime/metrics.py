@@ -36,7 +36,9 @@ from schemas.canaries import CanaryStatus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-EVENTS_ACCEPTED = Counter("coalmine_events_accepted", "Events accepted (202) by the ingest API")
+EVENTS_ACCEPTED = Counter(
+    "coalmine_events_accepted", "Events the log acknowledged for the ingest API (both lanes)"
+)
 REQUESTS_REJECTED = Counter(
     "coalmine_requests_rejected", "Ingest requests refused, by reason", ["reason"]
 )

@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The bulk lane's budget per key (POST /api/v1/events/bulk), shared by the API processes.
     bulk_rate_per_hour: int = 3_600_000
     bulk_burst: int = 1_000_000
+    # How long a bulk request's body may take to arrive before a 408 (50 MB over a slow link).
+    bulk_body_timeout_s: float = 120.0
     # Healthchecks-compatible ping URLs (ingest_api/ping.py): the ping key of slug URLs
     # (empty: derived from the admin token), and how much of a ping's body is kept as its
     # message (Healthchecks' default; the rest is cut with a marker, never refused).
@@ -165,6 +167,8 @@ def load_settings(
         raise SettingsError("COALMINE_PING_KEY must be 16-30 URL-safe characters (A-Z a-z 0-9 - _)")
     if not 0 <= settings.ping_body_max_bytes <= 100_000:
         raise SettingsError("COALMINE_PING_BODY_MAX_BYTES must be between 0 and 100,000")
+    if not settings.bulk_body_timeout_s > 0:
+        raise SettingsError("COALMINE_BULK_BODY_TIMEOUT_S must be over 0")
     if not 1 <= settings.api_workers <= 64:
         raise SettingsError("api_workers must be between 1 and 64")
     _check_digest_default(settings)

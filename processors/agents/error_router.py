@@ -116,21 +116,55 @@ def window_key(key_id: str, event_type: str, name: str) -> str:
     return f"{key_id}\x1f{event_type}\x1f{name}"
 
 
-class ErrorRouter:
-    """The router's state and outputs, run by the rollups agent on the batches it reads
-    (processors.agents.rollup_agent): one subscriber of the events topic instead of two. (A second agent
-    on the topic was seen to make Faust resume it past its commits after a worker restart,
-    and then never commit again.)
+class RouterState:
+    """The router's state and its pure step, without Faust or a broker: the routing rules and
+    event canaries (from the control topic), and when the alert that opened each quiet window
+    fired. The windows are rebuilt at start from the alerts topic (every alert is the opening
+    of a window), so a restarted worker does not alert again."""
 
-    Quiet windows are kept in memory and rebuilt at start from the alerts topic (every alert
-    is the opening of a window), so a restarted worker does not alert again."""
+    def __init__(self, default_digest: DigestSchedule, control: ControlRegistry | None = None):
+        self.default_digest = default_digest
+        self.control = control or ControlRegistry()
+        self.opened: dict[str, float] = {}  # window key -> when the alert that opened it fired
+
+    def remember(self, value: bytes) -> None:
+        """An alerts topic record: an alert sent (or carried over by a log rotation)."""
+        try:
+            record = alert_decoder.decode(value)
+        except msgspec.MsgspecError:
+            return
+        if isinstance(record, ErrorAlert):
+            self.sent(record)
+
+    def rules(self) -> list[RouteDefined]:
+        return ordered(self.control.routes.values())
+
+    def due(self, batch: RoutedBatch, rules: list[RouteDefined]) -> list[ErrorAlert]:
+        """The alerts a batch raises now; each opens its window once `sent` says so."""
+        return alerts_of(batch, rules, self.default_digest, self.opened.get)
+
+    def sent(self, alert: ErrorAlert) -> None:
+        key = window_key(alert.key_id, alert.event_type, alert.name)
+        self.opened[key] = max(self.opened.get(key, 0.0), alert.at)
+
+    def seen(self, batch: RoutedBatch) -> list[EventsSeen]:
+        """What the batch tells the canaries over events."""
+        return events_seen(batch, self.control.event_canaries)
+
+
+class ErrorRouter:
+    """The router's outputs, run by the rollups agent on the batches it reads
+    (processors.agents.rollup_agent): one subscriber of the events topic instead of two. (A
+    second agent on the topic was seen to make Faust resume it past its commits after a worker
+    restart, and then never commit again.) Its state is a RouterState."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.alerts, self.checkins = log_topic(app, Topic.ALERTS), log_topic(app, Topic.CHECKINS)
-        self.opened: dict[str, float] = {}  # window key -> when the alert that opened it fired
-        self.control = ControlRegistry()
+        self.state = RouterState(
+            DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
+        )
         self.ready = asyncio.Event()
-        self.default_digest = DigestSchedule("daily", settings.digest_at, settings.digest_timezone)
+        state = self.state
 
         @app.task
         async def follow_routes_and_alerts() -> None:
@@ -139,41 +173,34 @@ class ErrorRouter:
             # Alerts sent, and those a rotation of the log carried over (coalmine.rotation).
             sent = await kafka.start_follower(bootstrap, Topic.ALERTS, Topic.CARRIED)
             try:
-                await kafka.read_to_end(consumer, self.control.apply_bytes, "control", timeout)
-                await kafka.read_to_end(sent, self._remember, "alerts", timeout)
+                await kafka.read_to_end(consumer, state.control.apply_bytes, "control", timeout)
+                await kafka.read_to_end(sent, state.remember, "alerts", timeout)
                 await sent.stop()
                 self.ready.set()
-                await kafka.follow(consumer, self.control.apply_bytes, "control")
+                await kafka.follow(consumer, state.control.apply_bytes, "control")
             finally:
                 await consumer.stop()
-
-    def _remember(self, value: bytes) -> None:
-        try:
-            record = alert_decoder.decode(value)
-        except msgspec.MsgspecError:
-            return
-        if isinstance(record, ErrorAlert):
-            self._opened(record)
-
-    def _opened(self, alert: ErrorAlert) -> None:
-        key = window_key(alert.key_id, alert.event_type, alert.name)
-        self.opened[key] = max(self.opened.get(key, 0.0), alert.at)
 
     async def route(self, batches: list[RoutedBatch]) -> None:
         """Alerts and canary counts of these batches (in log order), each sent and
         acknowledged, retried until the log takes it: the caller acknowledges the records
         when this returns."""
         await self.ready.wait()
-        rules = ordered(self.control.routes.values())
+        state = self.state
+        rules = state.rules()
         for batch in batches:
-            for alert in alerts_of(batch, rules, self.default_digest, self.opened.get):
+            for alert in state.due(batch, rules):
                 await _sent(self.alerts, alert.id.encode(), record_encoder.encode(alert), None)
-                self._opened(alert)
+                state.sent(alert)
                 log.warning(
-                    "error alert: %s %s (key %s): %s", alert.event_type, alert.name, alert.key_id,
-                    one_line(alert.message or "")[:200], extra={"alert_id": alert.id},
-                )  # fmt: skip
-            for seen in events_seen(batch, self.control.event_canaries):
+                    "error alert: %s %s (key %s): %s",
+                    alert.event_type,
+                    alert.name,
+                    alert.key_id,
+                    one_line(alert.message or "")[:200],
+                    extra={"alert_id": alert.id},
+                )
+            for seen in state.seen(batch):
                 value = record_encoder.encode(seen)
                 await _sent(
                     self.checkins, seen.canary_id.encode(), value, canary_partition(seen.canary_id)

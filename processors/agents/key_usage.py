@@ -23,11 +23,21 @@ PUBLISH_EVERY_S = 5.0
 
 
 class UsageFold:
-    """Latest use per key, and which of those are not yet published. Pure."""
+    """Latest use per key, and which of those are not yet published: the agent's state and
+    its pure step."""
 
     def __init__(self) -> None:
         self.latest: dict[str, float] = {}
         self.published: dict[str, float] = {}
+
+    def read(self, value: bytes) -> None:
+        """An events record: its key was used when it arrived."""
+        try:
+            origin = batch_origin_decoder.decode(value)
+        except Exception:  # noqa: BLE001 - the events sink dead-letters it; here it counts nothing
+            log.warning("key_usage: unreadable events record skipped")
+            return
+        self.note(origin.key_id, origin.received_at)
 
     def note(self, key_id: str, at: float) -> None:
         if at > self.latest.get(key_id, 0.0):
@@ -53,12 +63,7 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.agent(events, name="key_usage")
     async def key_usage(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
-            try:
-                origin = batch_origin_decoder.decode(value)
-            except Exception:  # the events sink dead-letters it; here it only counts nothing
-                log.warning("key_usage: unreadable events record skipped")
-                continue
-            fold.note(origin.key_id, origin.received_at)
+            fold.read(value)
 
     @app.timer(interval=PUBLISH_EVERY_S, name="publish_key_usage")
     async def publish_key_usage() -> None:

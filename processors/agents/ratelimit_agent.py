@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import faust
@@ -82,6 +83,27 @@ def forget_idle_origins(state: KeyLevel, now: float) -> None:
             del state.origins[origin]
 
 
+def fold_flush(
+    records: Iterable[tuple[bytes, int, int]], stored: Callable[[str], KeyLevel | None]
+) -> dict[str, KeyLevel]:
+    """The levels of the keys a flush touches, after its records (value, partition, offset)
+    in log order; `stored(key_id)`: a key's level before the flush (asked once per key).
+    Unreadable records (the events sink dead-letters them) and the bulk lane's historical
+    batches (ingest_api.bulk_budget paid for them) debit nothing."""
+    touched: dict[str, KeyLevel] = {}
+    for value, partition, offset in records:
+        try:
+            usage = batch_usage_decoder.decode(value)
+        except Exception:  # noqa: BLE001 - never let the agent's loop raise
+            log.warning("ratelimit: unreadable events record skipped")
+            continue
+        if usage.historical:
+            continue
+        state = touched[usage.key_id] if usage.key_id in touched else stored(usage.key_id)
+        touched[usage.key_id] = fold_admission(state, usage, partition, offset)
+    return touched
+
+
 def register(app: faust.App, settings: Settings) -> None:
     events = log_topic(app, Topic.EVENTS)
     snapshots = log_topic(app, Topic.RATELIMIT)
@@ -93,26 +115,20 @@ def register(app: faust.App, settings: Settings) -> None:
         use_partitioner=True,  # written once per flush, outside per-record iteration (#497)
     )
 
+    def stored(key_id: str) -> KeyLevel | None:
+        value = levels.get(key_id.encode())
+        return KeyLevel.from_json(value) if value is not None else None
+
     @app.agent(events, name="ratelimit")
     async def ratelimit(stream: faust.StreamT[bytes]) -> None:
         async for batch in take_batches(stream, FLUSH_MAX_RECORDS, within=FLUSH_WITHIN_S):
-            touched: dict[str, KeyLevel] = {}
-            for event in batch:
-                try:
-                    usage = batch_usage_decoder.decode(event.value)
-                except Exception:  # the events sink dead-letters it
-                    log.warning("ratelimit: unreadable events record skipped")
-                    continue
-                if usage.historical:
-                    continue  # the bulk lane's own budget paid for it (ingest_api.bulk_budget)
-                state = touched.get(usage.key_id)
-                if state is None:
-                    stored = levels.get(usage.key_id.encode())
-                    state = KeyLevel.from_json(stored) if stored is not None else None
-                message = event.message
-                touched[usage.key_id] = fold_admission(
-                    state, usage, message.partition, position(message.offset)
-                )
+            touched = fold_flush(
+                (
+                    (event.value, event.message.partition, position(event.message.offset))
+                    for event in batch
+                ),
+                stored,
+            )
             now = time.time()
             for key_id, state in touched.items():
                 forget_idle_origins(state, now)
