@@ -173,6 +173,8 @@ class PacedConsumer(AIOKafkaConsumer):
             held_ms = min(idle_wait_ms, HELD_WAIT_MAX_MS)
             self.pacer = FetchPacer(held_ms, lambda wait_ms: set_fetch_wait(self, wait_ms))
         self._rested: list[TopicPartition] = []
+        self.bootstrap = str(options["bootstrap_servers"])
+        self.drain_ends: dict[TopicPartition, int] | None = None  # see `drained`
 
     def hurry(self, seconds: float = 1.0) -> None:
         self.pacer.hurry(seconds, time.monotonic())
@@ -218,36 +220,30 @@ class PacedConsumer(AIOKafkaConsumer):
             self._rested = []
 
 
-_drain_ends: weakref.WeakKeyDictionary[AIOKafkaConsumer, dict[TopicPartition, int]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 async def drained(consumer: AIOKafkaConsumer) -> bool:
     """After a stop, once a poll found nothing: whether the consumer has read every assigned
     partition up to where it ended when this was first asked. Whoever stops a sink has made
     sure nothing more comes (a rotation's switch moved every append to the new generation; a
     stop of `coalmine up` stops the API first), so that end is final.
 
-    The end is asked of the broker (ListOffsets), not guessed from time: a fetch held by a
-    saturated broker can come back long after any wait, and a sink that took an empty poll
-    for the end then lost what the fetch would have brought (a 30-min soak at saturation lost
-    300 of 8.3 M acknowledged events over 4 rotations). The embedded broker answers the first
-    offset of the last record batch + 1, which still covers that batch: a fetch returns whole
-    batches, and a poll that found nothing has handed out all it fetched. Where the broker
-    cannot be asked (an outage during a stop), the pacer's guess stands."""
-    ends = _drain_ends.get(consumer)
-    if ends is None:
+    The end is read from the broker (a probe's fetch, whose high-water mark is exact on every
+    broker; the embedded one's ListOffsets reads low), not guessed from time: a fetch held
+    by a saturated broker can come back long after any usual wait, and a sink that took an
+    empty poll for the end then lost what that fetch would have brought (a 30-min soak at
+    saturation lost 300 of 8.3 M acknowledged events over 4 rotations, the topics being
+    deleted once drained). Where the broker cannot be asked (an outage during a stop), the
+    pacer's guess stands."""
+    if not isinstance(consumer, PacedConsumer):
+        return True  # not ours: nothing tells its stop apart
+    if consumer.drain_ends is None:
         try:
-            async with asyncio.timeout(DRAIN_ENDS_TIMEOUT_S):
-                ends = await consumer.end_offsets(list(consumer.assignment()))
-        except (KafkaError, TimeoutError, OSError) as exc:
-            log.warning("could not ask the log where it ends (%r): judging the drain by time", exc)
-            return not isinstance(consumer, PacedConsumer) or consumer.pacer.settled(
-                time.monotonic()
+            consumer.drain_ends = await partition_ends(
+                consumer.bootstrap, sorted(consumer.assignment()), DRAIN_ENDS_TIMEOUT_S
             )
-        _drain_ends[consumer] = ends
-    for tp, end in ends.items():
+        except (KafkaError, LogUnavailable, OSError) as exc:
+            log.warning("could not ask the log where it ends (%r): judging the drain by time", exc)
+            return consumer.pacer.settled(time.monotonic())
+    for tp, end in consumer.drain_ends.items():
         if await consumer.position(tp) < end:
             return False
     return True
@@ -508,18 +504,25 @@ async def last_values(
 
 async def highwaters(bootstrap: str, topic: Topic, timeout_s: float = 10.0) -> dict[int, int]:
     """Each partition's end, from fetch responses (Tansu's ListOffsets(latest) reads low)."""
+    ends = await partition_ends(bootstrap, partitions_of(topic), timeout_s)
+    return {tp.partition: end for tp, end in ends.items()}
+
+
+async def partition_ends(
+    bootstrap: str, tps: list[TopicPartition], timeout_s: float = 10.0
+) -> dict[TopicPartition, int]:
+    """Where each partition ends now, from a fetch response's high-water mark."""
     probe = consumer(bootstrap)
     await probe.start()
     try:
-        tps = partitions_of(topic)
         probe.assign(tps)  # once: see last_values
         await probe.seek_to_end()
         deadline = asyncio.get_running_loop().time() + timeout_s
         while any(probe.highwater(tp) is None for tp in tps):
             if asyncio.get_running_loop().time() > deadline:
-                raise LogUnavailable(f"no high-water marks for {topic.topic_name}")
+                raise LogUnavailable(f"no high-water marks for {sorted(tps)}")
             await probe.getmany(timeout_ms=200)
-        return {tp.partition: probe.highwater(tp) for tp in tps}  # type: ignore[misc]
+        return {tp: probe.highwater(tp) for tp in tps}  # type: ignore[misc]
     finally:
         await probe.stop()
 

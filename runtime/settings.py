@@ -81,8 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_rests: bool = False
     # Rotate the embedded broker's log (coalmine.rotation) once the broker holds this many MB
     # (0: never). Only `coalmine up` rotates, and only a broker it started: Kafka and Redpanda
-    # have retention of their own.
-    log_rotate_mb: int = 256
+    # have retention of their own. Small on purpose: the broker's fetch cost grows with what it
+    # holds, and at 10,000 events/s a 256 MB log already cut throughput to ~40 % on 2 cores,
+    # where 48 MB held it (docs/benchmarks.md, the soaks).
+    log_rotate_mb: int = 64
     # Set by `coalmine up` for its children when it runs the embedded broker: the file saying
     # which log generation each process works in (runtime.generations). Empty: generation 0.
     generation_file: str = ""
