@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from domain.canary_state import CanaryState, deadline, next_due_at, status_at
+from domain.holds import dependency_cycle
+from domain.quiet import quiet_until
 from domain.schedule import BadSchedule, check_schedule, explain
 from ingest_api.admin_keys import AdminServices
 from ingest_api.responses import error, json_response
@@ -20,6 +23,7 @@ from ingest_api.services import AppendFailed, Services
 from runtime.control_registry import generate_token, hash_token, is_uuid, ping_key
 from runtime.query_backend import QueryBackendUnavailable
 from schemas.canaries import (
+    MAX_TAGS,
     AbnormalRuns,
     CanaryDefined,
     CanaryDeleted,
@@ -31,17 +35,22 @@ from schemas.canaries import (
     IntervalSeconds,
     ScheduleText,
     Slug,
+    Tags,
     Threshold,
     TimezoneName,
     slug_of,
 )
 from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
+from schemas.quiet import WindowDefined
 from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
 
 router = APIRouter(prefix="/api/v1/admin")
 UNSET = msgspec.UNSET
+
+
+DependsOn = Annotated[list[str], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +74,10 @@ class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
     # A canary over events: no check-ins (and no token); at least `min_count` events named
     # `name` must arrive every interval.
     events: EventsExpected | None = None
+    tags: Tags = []
+    # Held while one of these (canary ids; canaries with these tags) is down: domain.holds.
+    depends_on: DependsOn = []
+    depends_on_tags: Tags = []
 
 
 class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,6 +96,9 @@ class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
     failure_rate: FailureRate | None | msgspec.UnsetType = UNSET
     slug: Slug | None | msgspec.UnsetType = UNSET
     abnormal: AbnormalRuns | None | msgspec.UnsetType = UNSET
+    tags: Tags | msgspec.UnsetType = UNSET
+    depends_on: DependsOn | msgspec.UnsetType = UNSET
+    depends_on_tags: Tags | msgspec.UnsetType = UNSET
 
 
 _create_canary = msgspec.json.Decoder(CreateCanary)
@@ -170,8 +186,14 @@ def slug_taken(services: Services, canary: CanaryDefined) -> Response | None:
     return None
 
 
-def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
-    """A canary as the API shows it: its definition and where it stands now."""
+def canary_view(
+    canary: CanaryDefined,
+    facts: dict[str, Any] | None,
+    now: float,
+    windows: Iterable[WindowDefined] = (),
+) -> dict[str, Any]:
+    """A canary as the API shows it: its definition and where it stands now (in a
+    maintenance window: "maintenance" instead of new, up or late; down stays down)."""
     facts = facts or {}
     state = CanaryState(
         canary.id,
@@ -190,6 +212,9 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
             state.status = "up"
     status = status_at(state, now)
+    quiet = quiet_until(windows, canary, now)
+    if quiet > now and status in ("new", "up", "late"):
+        status = "maintenance"
     return {
         "id": canary.id,
         "name": canary.name,
@@ -209,6 +234,10 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "abnormal": None if canary.abnormal is None else msgspec.to_builtins(canary.abnormal),
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
+        "tags": canary.tags,
+        "depends_on": canary.depends_on,
+        "depends_on_tags": canary.depends_on_tags,
+        "maintenance_until": None if quiet <= now else iso_or_none(min(quiet, 1e11)),
         "paused": canary.paused,
         "created_at": iso_utc(canary.created_at),
         "status": status,
@@ -268,13 +297,16 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         failure_rate=spec.failure_rate,
         slug=spec.slug,
         abnormal=spec.abnormal,
+        tags=sorted(set(spec.tags)),
+        depends_on=sorted(set(spec.depends_on)),
+        depends_on_tags=sorted(set(spec.depends_on_tags)),
     )
     if spec.events is not None and spec.max_runtime_seconds is not None:
         return error(400, "invalid canary: `max_runtime_seconds` needs check-ins, not `events`")
     failed = await checked_append(services, record, "invalid canary")
     if failed:
         return failed
-    view = canary_view(record, None, now)
+    view = canary_view(record, None, now, services.control.windows.values())
     if spec.events is not None:
         return json_response(201, view)  # no check-ins: its token is never shown
     paths = {"checkin_path": f"/checkin/{token}", "ping_path": f"/ping/{token}"}
@@ -285,19 +317,38 @@ async def checked_append(
     services: Services, record: CanaryDefined, invalid: str
 ) -> Response | None:
     """Append a canary's definition once it is whole and its slug free; else the refusal."""
-    problem = definition_problem(record)
+    problem = definition_problem(record) or dependency_problem(services, record)
     if problem:
         return error(400, f"{invalid}: {problem}")
     return slug_taken(services, record) or await append_control(services, record)
 
 
-async def canary_views(services: Services) -> list[dict[str, Any]]:
-    """Every canary as the API shows it, oldest first (QueryBackendUnavailable without
-    ClickHouse, where the facts come from)."""
+def dependency_problem(services: Services, canary: CanaryDefined) -> str | None:
+    """Unknown parents, or a cycle the definition would make (domain.holds)."""
+    unknown = [p for p in canary.depends_on if p not in services.control.canaries]
+    if unknown:
+        return f"`depends_on`: unknown canary id(s): {', '.join(unknown)}"
+    if canary.id in canary.depends_on:
+        return "a canary cannot depend on itself"
+    others = [c for c in services.control.canaries.values() if c.id != canary.id]
+    cycle = dependency_cycle([*others, canary])
+    if cycle:
+        return "dependencies would make a cycle: " + " -> ".join(cycle)
+    return None
+
+
+async def canary_views(services: Services, tag: str | None = None) -> list[dict[str, Any]]:
+    """Every canary (or those with `tag`) as the API shows it, oldest first
+    (QueryBackendUnavailable without ClickHouse, where the facts come from)."""
     facts = await _facts(services)
     now = time.time()
     canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
-    return [canary_view(c, facts.get(c.id), now) for c in canaries]
+    windows = list(services.control.windows.values())
+    return [
+        canary_view(c, facts.get(c.id), now, windows)
+        for c in canaries
+        if tag is None or tag in c.tags
+    ]
 
 
 @router.get("/ping-key")
@@ -308,9 +359,10 @@ async def get_ping_key(services: AdminServices) -> Response:
 
 
 @router.get("/canaries")
-async def list_canaries(services: AdminServices) -> Response:
+async def list_canaries(services: AdminServices, tag: str | None = None) -> Response:
+    """Every canary, or those carrying `tag`."""
     try:
-        return json_response(200, {"canaries": await canary_views(services)})
+        return json_response(200, {"canaries": await canary_views(services, tag)})
     except QueryBackendUnavailable as exc:
         return error(503, str(exc))
 
@@ -324,7 +376,8 @@ async def get_canary(canary_id: str, services: AdminServices) -> Response:
         facts = await _facts(services)
     except QueryBackendUnavailable as exc:
         return error(503, str(exc))
-    return json_response(200, canary_view(canary, facts.get(canary_id), time.time()))
+    view = canary_view(canary, facts.get(canary_id), time.time(), services.control.windows.values())
+    return json_response(200, view)
 
 
 @router.patch("/canaries/{canary_id}")
@@ -354,6 +407,9 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
             ("failure_rate", change.failure_rate),
             ("slug", change.slug),
             ("abnormal", change.abnormal),
+            ("tags", change.tags),
+            ("depends_on", change.depends_on),
+            ("depends_on_tags", change.depends_on_tags),
         )
         if value is not UNSET
     }
@@ -379,7 +435,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         facts = (await _facts(services)).get(canary_id)
     except QueryBackendUnavailable:
         facts = None  # the change is made; only the status shown is less complete
-    return json_response(200, canary_view(record, facts, now))
+    return json_response(200, canary_view(record, facts, now, services.control.windows.values()))
 
 
 @router.delete("/canaries/{canary_id}")
