@@ -82,13 +82,16 @@ def settle(
         else:
             down.pop(flip.canary_id, None)
     settled = []
+    # Why each canary's latest down was held, flip by flip: a down and its recovery may come
+    # in one batch.
+    last_held = {flip.canary_id: states[flip.canary_id].held for flip in flips}
     for flip in flips:
         state = states[flip.canary_id]
         d = state.definition
         held = ""
         dependents: list[str] = []
         if flip.status == "up":
-            held = state.held
+            held = last_held[flip.canary_id]
         elif d is not None:
             window = window_open(windows, d, flip.at)
             parents = sorted(p.name for p in down.values() if depends(d, p))
@@ -97,6 +100,7 @@ def settle(
             elif parents:
                 held = f"depends on {parents[0]}"
             dependents = sorted(c.name for c in down.values() if depends(c, d))
+        last_held[flip.canary_id] = held if flip.status == "down" else ""
         changes: dict[str, object] = {}
         if held:
             changes.update(held=held, channels=[])

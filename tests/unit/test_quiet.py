@@ -283,3 +283,11 @@ def test_dependency_cycles_are_found_through_ids_and_tags() -> None:
     )
     assert dependency_cycle([a, msgspec.structs.replace(b, depends_on_tags=[]), c]) is None
     assert dependency_cycle([canary("can_s", tags=["t"], depends_on_tags=["t"])]) is None
+
+
+def test_a_held_down_and_its_recovery_in_one_batch_are_both_held() -> None:
+    s = states(canary())
+    down, up = settle([flip("can_a"), flip("can_a", "up", at=T0 + 101)], s, {}, [window()])
+    assert down.held == up.held == "maintenance win_1"
+    remember_holds([down, up], s)
+    assert s["can_a"].held == ""
