@@ -5,6 +5,7 @@ goes to no channel, so the log and the API are where it shows)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -215,3 +216,44 @@ def _sent_after_expiry(stack: Stack, key: str, prefix: str, receiver: HttpReceiv
     event = {"type": "error", "name": f"{prefix}.payment", "message": "after"}
     stack.http(key).post("/api/v1/events", json={"events": [event]})
     return any(r.json()["name"] == f"{prefix}.payment" for r in receiver.requests)
+
+
+def test_the_cli_makes_tags_windows_snoozes_silences_and_lists_badges(stack: Stack) -> None:
+    from tests.integration.test_cli import coalmine
+
+    tag = f"cli{time.monotonic_ns()}"
+    made = coalmine(stack, "canaries", "create", f"job-{tag}", "--interval", "1h", "--tag", tag)
+    assert made.returncode == 0, made.stderr
+    canary_id = made.stdout.split()[1]
+    listed = json.loads(coalmine(stack, "canaries", "list", "--tag", tag, "--json").stdout)
+    assert [c["id"] for c in listed] == [canary_id] and listed[0]["tags"] == [tag]
+
+    snoozed = coalmine(stack, "canaries", "snooze", canary_id, "--for", "10m")
+    assert snoozed.returncode == 0 and "snoozed until" in snoozed.stdout, snoozed.stderr
+    assert (
+        json.loads(coalmine(stack, "canaries", "list", "--tag", tag, "--json").stdout)[0]["status"]
+        == "maintenance"
+    )
+    window = coalmine(
+        stack, "windows", "add", "--tag", tag, "--schedule", "0 2 * * SUN", "--duration", "2h",
+        "--comment", "weekly upgrade", "--by", "ana", "--json",
+    )  # fmt: skip
+    assert window.returncode == 0, window.stderr
+    window_id = json.loads(window.stdout)["id"]
+    table = coalmine(stack, "windows", "list").stdout
+    assert window_id in table and f"tag:{tag}" in table and "weekly upgrade" in table
+    ended = coalmine(stack, "windows", "end", window_id)
+    assert ended.stdout.strip() == f"{window_id}: ended"
+
+    silence = coalmine(
+        stack, "silences", "add", "db.*", "--for", "1h", "--comment", "failover", "--by", "ana",
+        "--json",
+    )  # fmt: skip
+    assert silence.returncode == 0, silence.stderr
+    silence_id = json.loads(silence.stdout)["id"]
+    assert silence_id in coalmine(stack, "silences", "list").stdout
+    assert coalmine(stack, "silences", "expire", silence_id).stdout.strip().endswith("ended")
+
+    badges = json.loads(coalmine(stack, "badges", "--json").stdout)
+    (mine,) = [b for b in badges if b["target"] == tag]
+    assert stack.http().get(mine["json"]).json()["total"] == 1
