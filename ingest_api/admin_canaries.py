@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from domain.canary_state import CanaryState, deadline, next_due_at, status_at
 from domain.holds import dependency_cycle
-from domain.quiet import quiet_until
+from domain.quiet import FOREVER, quiet_until
 from domain.schedule import BadSchedule, check_schedule, explain
 from ingest_api.admin_keys import AdminServices
 from ingest_api.responses import error, json_response
@@ -237,7 +237,8 @@ def canary_view(
         "tags": canary.tags,
         "depends_on": canary.depends_on,
         "depends_on_tags": canary.depends_on_tags,
-        "maintenance_until": None if quiet <= now else iso_or_none(min(quiet, 1e11)),
+        # The end of the maintenance it is in (null: none, or open-ended).
+        "maintenance_until": iso_utc(quiet) if now < quiet < FOREVER else None,
         "paused": canary.paused,
         "created_at": iso_utc(canary.created_at),
         "status": status,

@@ -74,13 +74,19 @@ _create_window = msgspec.json.Decoder(CreateWindow)
 _create_silence = msgspec.json.Decoder(CreateSilence)
 
 
+LATEST = 4_102_444_800.0  # 2100-01-01: later times are typos (and near datetime's limits)
+
+
 def _when(text: str | None, field: str) -> float | None:
     if text is None:
         return None
     try:
-        return epoch_of(text)
-    except ValueError:
-        raise ValueError(f"`{field}` must be an ISO 8601 time, e.g. 2026-03-01T02:00:00Z") from None
+        at = epoch_of(text)
+    except (ValueError, OverflowError):
+        at = -1.0
+    if not 0 <= at < LATEST:
+        raise ValueError(f"`{field}` must be an ISO 8601 time, e.g. 2026-03-01T02:00:00Z")
+    return at
 
 
 def window_record(spec: CreateWindow, now: float, id: str | None = None) -> WindowDefined:
