@@ -42,6 +42,13 @@ def add_threshold_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--too-early", action="store_true", help="a success before its next slot is a failure"
     )
+    p.add_argument("--tag", action="append", help="a tag (repeatable)")
+    p.add_argument(
+        "--depends-on", action="append", help="held while this canary id is down (repeatable)"
+    )
+    p.add_argument(
+        "--depends-on-tag", action="append", help="held while a canary with this tag is down"
+    )
 
 
 def canary_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,6 +66,9 @@ def canary_body(args: argparse.Namespace) -> dict[str, Any]:
         "failure_threshold": args.failure_threshold,
         "recovery_threshold": args.recovery_threshold,
         "failure_rate": args.failure_rate,
+        "tags": args.tag,
+        "depends_on": args.depends_on,
+        "depends_on_tags": args.depends_on_tag,
     }
     body.update({field: value for field, value in optional.items() if value is not None})
     abnormal = {

@@ -14,6 +14,7 @@ from coalmine import __version__
 from coalmine.channels_cli import add_channels_commands, run_channels
 from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
+from coalmine.quiet_cli import add_quiet_commands
 from coalmine.routing_cli import add_routes_commands, run_routes
 from coalmine.terminal import print_table as _print_table
 from runtime.private import SERVICE_UMASK
@@ -198,7 +199,8 @@ def cmd_canaries(args: argparse.Namespace) -> int:
                 f"      or: curl -fsS {_service_url(args)}{created['ping_path']}  (Healthchecks URLs)"
             )
     elif command == "list":
-        canaries = client.call("GET", "/api/v1/admin/canaries")["canaries"]
+        query = {"tag": args.tag} if args.tag else None
+        canaries = client.call("GET", "/api/v1/admin/canaries", params=query)["canaries"]
         if args.json:
             print(json.dumps(canaries))
         else:
@@ -227,6 +229,10 @@ def cmd_canaries(args: argparse.Namespace) -> int:
             args.json,
             args.every,
         )
+    elif command == "snooze":
+        body = {"canaries": [args.id], "minutes": max(1, -(-args.length // 60))}
+        window = client.call("POST", "/api/v1/admin/windows", json=body)
+        print(json.dumps(window) if args.json else f"{args.id}: snoozed until {window['ends_at']}")
     elif command in ("pause", "resume"):
         changed = client.call(
             "PATCH", f"/api/v1/admin/canaries/{args.id}", json={"paused": command == "pause"}
@@ -450,7 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a channel to alert (repeatable; `coalmine channels create`)",
     )
     client_flags(create_canary)
-    client_flags(canaries_sub.add_parser("list", help="canaries and their status"))
+    listing = canaries_sub.add_parser("list", help="canaries and their status")
+    listing.add_argument("--tag", help="only the canaries with this tag")
+    client_flags(listing)
+    snooze = canaries_sub.add_parser("snooze", help="a maintenance window for one canary")
+    snooze.add_argument("id")
+    snooze.add_argument("--for", dest="length", type=duration, required=True, help="30m, 2h")
+    client_flags(snooze)
     watching = canaries_sub.add_parser("watch", help="print each status change as it happens")
     watching.add_argument(
         "--every", type=float, default=1.0, help="seconds between looks (default 1)"
@@ -486,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client_flags(hc)
     hc.set_defaults(func=cmd_import_healthchecks)
+    add_quiet_commands(sub, client_flags, _client)
     add_routes_commands(sub, client_flags).set_defaults(
         func=lambda args: run_routes(args, _client(args))
     )

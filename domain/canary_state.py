@@ -70,6 +70,8 @@ class CanaryState(msgspec.Struct, omit_defaults=True):  # compact: written per c
     window_start: float = 0.0
     window_count: int = 0
     later_count: int = 0
+    # Why its last down flip was held (domain.holds), so that its recovery is held too.
+    held: str = ""
 
 
 state_encoder = msgspec.json.Encoder()
@@ -109,6 +111,18 @@ def deadline(state: CanaryState) -> float | None:
     if state.started_at is not None and d.max_runtime_s is not None:
         due = min(due, state.started_at + d.max_runtime_s)
     return due
+
+
+def restart(state: CanaryState, at: float) -> None:
+    """A fresh period (or window of events) from `at`: the end of a maintenance window its
+    deadline fell in (domain.holds); a run in progress then is given up on."""
+    d = state.definition
+    if d is not None and d.events is not None:
+        if at > state.window_start:
+            _fresh_window(state, at)
+        return
+    state.period_start = max(state.period_start, at)
+    state.started_at, state.started_rid = None, ""
 
 
 def status_at(state: CanaryState, now: float) -> CanaryStatus:

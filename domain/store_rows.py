@@ -18,6 +18,7 @@ from schemas.canaries import (
     unpacked,
 )
 from schemas.control import ControlRecord
+from schemas.quiet import SilenceDefined, WindowDefined
 from schemas.records import (
     EventBatch,
     KeyCreated,
@@ -259,5 +260,8 @@ def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
         return [[record.id, "channel", raw.decode(), False, int(record.created_at * 1000)]]
     if isinstance(record, RouteDefined):
         return [[record.id, "route", raw.decode(), False, int(record.changed_at * 1000)]]
+    if isinstance(record, WindowDefined | SilenceDefined):  # ended, never deleted
+        kind = "window" if isinstance(record, WindowDefined) else "silence"
+        return [[record.id, kind, raw.decode(), False, int(record.changed_at * 1000)]]
     kind = {CanaryDeleted: "canary", ChannelDeleted: "channel", RouteDeleted: "route"}[type(record)]
     return [[record.id, kind, raw.decode(), True, int(record.deleted_at * 1000)]]

@@ -6,20 +6,24 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from domain.canary_state import CanaryState, deadline, next_due_at, status_at
-from domain.schedule import BadSchedule, check_schedule, explain
+from domain.quiet import FOREVER, quiet_until
+from domain.schedule import explain
 from ingest_api.admin_keys import AdminServices
+from ingest_api.canary_checks import definition_problem, dependency_problem, name_taken, slug_taken
 from ingest_api.responses import error, json_response
 from ingest_api.services import AppendFailed, Services
 from runtime.control_registry import generate_token, hash_token, is_uuid, ping_key
 from runtime.query_backend import QueryBackendUnavailable
 from schemas.canaries import (
+    MAX_TAGS,
     AbnormalRuns,
     CanaryDefined,
     CanaryDeleted,
@@ -31,17 +35,22 @@ from schemas.canaries import (
     IntervalSeconds,
     ScheduleText,
     Slug,
+    Tags,
     Threshold,
     TimezoneName,
     slug_of,
 )
 from schemas.control import ControlRecord
 from schemas.partitions import canary_partition
+from schemas.quiet import WindowDefined
 from schemas.times import iso_or_none, iso_utc
 from schemas.topics import Topic
 
 router = APIRouter(prefix="/api/v1/admin")
 UNSET = msgspec.UNSET
+
+
+DependsOn = Annotated[list[str], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +74,10 @@ class CreateCanary(msgspec.Struct, forbid_unknown_fields=True):
     # A canary over events: no check-ins (and no token); at least `min_count` events named
     # `name` must arrive every interval.
     events: EventsExpected | None = None
+    tags: Tags = []
+    # Held while one of these (canary ids; canaries with these tags) is down: domain.holds.
+    depends_on: DependsOn = []
+    depends_on_tags: Tags = []
 
 
 class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,6 +96,9 @@ class ChangeCanary(msgspec.Struct, forbid_unknown_fields=True):
     failure_rate: FailureRate | None | msgspec.UnsetType = UNSET
     slug: Slug | None | msgspec.UnsetType = UNSET
     abnormal: AbnormalRuns | None | msgspec.UnsetType = UNSET
+    tags: Tags | msgspec.UnsetType = UNSET
+    depends_on: DependsOn | msgspec.UnsetType = UNSET
+    depends_on_tags: Tags | msgspec.UnsetType = UNSET
 
 
 _create_canary = msgspec.json.Decoder(CreateCanary)
@@ -125,53 +141,14 @@ async def unknown_channels(services: Services, channels: list[str]) -> list[str]
         await asyncio.sleep(0.05)
 
 
-def name_taken(services: Services, name: str, own_id: str | None = None) -> Response | None:
-    """409 if another canary has this name: alerts, lists and the CLI show canaries by name,
-    and two of one name could not be told apart there. (Admin requests read the control topic
-    to its end first, so this sees every canary any API process had created by then.)"""
-    for other in services.control.canaries.values():
-        if other.name == name and other.id != own_id:
-            return error(409, f"a canary named {name!r} exists already: {other.id}")
-    return None
-
-
-def definition_problem(canary: CanaryDefined) -> str | None:
-    """What makes a definition inconsistent (a 400), checked on create and on every change."""
-    if (canary.interval_s > 0) == (canary.schedule is not None):
-        return "give either `interval_seconds` or `schedule`, not both"
-    if canary.schedule is not None:
-        if canary.events is not None:
-            return "a canary over `events` counts per `interval_seconds`, not per `schedule`"
-        try:
-            check_schedule(canary.schedule, canary.timezone)
-        except BadSchedule as exc:
-            return str(exc)
-    elif canary.timezone is not None:
-        return "`timezone` goes with a `schedule`"
-    if canary.events is not None and (
-        canary.start_margin_s is not None
-        or canary.failure_rate is not None
-        or canary.abnormal is not None
-    ):
-        return "`start_margin_seconds`, `failure_rate` and `abnormal` need check-ins, not `events`"
-    if canary.failure_rate is not None and canary.failure_rate.failures > canary.failure_rate.runs:
-        return "`failure_rate.failures` must be at most `failure_rate.runs`"
-    return None
-
-
-def slug_taken(services: Services, canary: CanaryDefined) -> Response | None:
-    """409 if the canary's explicit slug is another's (names differ, so derived slugs rarely
-    meet; when they do, a ping by slug answers 409 as Healthchecks does)."""
-    if canary.slug is None:
-        return None
-    for other in services.control.canaries.values():
-        if other.id != canary.id and slug_of(other) == canary.slug:
-            return error(409, f"the slug {canary.slug!r} is taken by {other.id}")
-    return None
-
-
-def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float) -> dict[str, Any]:
-    """A canary as the API shows it: its definition and where it stands now."""
+def canary_view(
+    canary: CanaryDefined,
+    facts: dict[str, Any] | None,
+    now: float,
+    windows: Iterable[WindowDefined] = (),
+) -> dict[str, Any]:
+    """A canary as the API shows it: its definition and where it stands now (in a
+    maintenance window: "maintenance" instead of new, up or late; down stays down)."""
     facts = facts or {}
     state = CanaryState(
         canary.id,
@@ -190,6 +167,9 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
             state.status = "up"
     status = status_at(state, now)
+    quiet = quiet_until(windows, canary, now)
+    if quiet > now and status in ("new", "up", "late"):
+        status = "maintenance"
     return {
         "id": canary.id,
         "name": canary.name,
@@ -209,6 +189,11 @@ def canary_view(canary: CanaryDefined, facts: dict[str, Any] | None, now: float)
         "abnormal": None if canary.abnormal is None else msgspec.to_builtins(canary.abnormal),
         "events": None if canary.events is None else msgspec.to_builtins(canary.events),
         "channels": canary.channels,
+        "tags": canary.tags,
+        "depends_on": canary.depends_on,
+        "depends_on_tags": canary.depends_on_tags,
+        # The end of the maintenance it is in (null: none, or open-ended).
+        "maintenance_until": iso_utc(quiet) if now < quiet < FOREVER else None,
         "paused": canary.paused,
         "created_at": iso_utc(canary.created_at),
         "status": status,
@@ -268,13 +253,16 @@ async def create_canary(request: Request, services: AdminServices) -> Response:
         failure_rate=spec.failure_rate,
         slug=spec.slug,
         abnormal=spec.abnormal,
+        tags=sorted(set(spec.tags)),
+        depends_on=sorted(set(spec.depends_on)),
+        depends_on_tags=sorted(set(spec.depends_on_tags)),
     )
     if spec.events is not None and spec.max_runtime_seconds is not None:
         return error(400, "invalid canary: `max_runtime_seconds` needs check-ins, not `events`")
     failed = await checked_append(services, record, "invalid canary")
     if failed:
         return failed
-    view = canary_view(record, None, now)
+    view = canary_view(record, None, now, services.control.windows.values())
     if spec.events is not None:
         return json_response(201, view)  # no check-ins: its token is never shown
     paths = {"checkin_path": f"/checkin/{token}", "ping_path": f"/ping/{token}"}
@@ -285,19 +273,24 @@ async def checked_append(
     services: Services, record: CanaryDefined, invalid: str
 ) -> Response | None:
     """Append a canary's definition once it is whole and its slug free; else the refusal."""
-    problem = definition_problem(record)
+    problem = definition_problem(record) or dependency_problem(services, record)
     if problem:
         return error(400, f"{invalid}: {problem}")
     return slug_taken(services, record) or await append_control(services, record)
 
 
-async def canary_views(services: Services) -> list[dict[str, Any]]:
-    """Every canary as the API shows it, oldest first (QueryBackendUnavailable without
-    ClickHouse, where the facts come from)."""
+async def canary_views(services: Services, tag: str | None = None) -> list[dict[str, Any]]:
+    """Every canary (or those with `tag`) as the API shows it, oldest first
+    (QueryBackendUnavailable without ClickHouse, where the facts come from)."""
     facts = await _facts(services)
     now = time.time()
     canaries = sorted(services.control.canaries.values(), key=lambda c: c.created_at)
-    return [canary_view(c, facts.get(c.id), now) for c in canaries]
+    windows = list(services.control.windows.values())
+    return [
+        canary_view(c, facts.get(c.id), now, windows)
+        for c in canaries
+        if tag is None or tag in c.tags
+    ]
 
 
 @router.get("/ping-key")
@@ -308,9 +301,10 @@ async def get_ping_key(services: AdminServices) -> Response:
 
 
 @router.get("/canaries")
-async def list_canaries(services: AdminServices) -> Response:
+async def list_canaries(services: AdminServices, tag: str | None = None) -> Response:
+    """Every canary, or those carrying `tag`."""
     try:
-        return json_response(200, {"canaries": await canary_views(services)})
+        return json_response(200, {"canaries": await canary_views(services, tag)})
     except QueryBackendUnavailable as exc:
         return error(503, str(exc))
 
@@ -324,7 +318,8 @@ async def get_canary(canary_id: str, services: AdminServices) -> Response:
         facts = await _facts(services)
     except QueryBackendUnavailable as exc:
         return error(503, str(exc))
-    return json_response(200, canary_view(canary, facts.get(canary_id), time.time()))
+    view = canary_view(canary, facts.get(canary_id), time.time(), services.control.windows.values())
+    return json_response(200, view)
 
 
 @router.patch("/canaries/{canary_id}")
@@ -354,6 +349,9 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
             ("failure_rate", change.failure_rate),
             ("slug", change.slug),
             ("abnormal", change.abnormal),
+            ("tags", change.tags),
+            ("depends_on", change.depends_on),
+            ("depends_on_tags", change.depends_on_tags),
         )
         if value is not UNSET
     }
@@ -379,7 +377,7 @@ async def change_canary(canary_id: str, request: Request, services: AdminService
         facts = (await _facts(services)).get(canary_id)
     except QueryBackendUnavailable:
         facts = None  # the change is made; only the status shown is less complete
-    return json_response(200, canary_view(record, facts, now))
+    return json_response(200, canary_view(record, facts, now, services.control.windows.values()))
 
 
 @router.delete("/canaries/{canary_id}")

@@ -182,7 +182,8 @@ def _ping_operation(method: str, with_signal: bool) -> dict[str, Any]:
     if with_signal:
         parameters.insert(1, {
             "name": "signal", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "start, fail, log or an exit status 0-255; after a ping key, the slug",
+            "description": "start, fail, log, snooze (`?minutes=N`: a maintenance window) or an"
+            " exit status 0-255; after a ping key, the slug",
         })  # fmt: skip
     operation: dict[str, Any] = {
         "summary": f"Healthchecks-compatible ping ({method})",

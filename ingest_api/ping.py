@@ -20,6 +20,11 @@ check-in's message: its first `ping_body_max_bytes` (10,000 by default, as Healt
 UTF-8 with U+FFFD for other bytes, and a marker when cut; a large body is never refused (read
 and dropped up to PING_BODY_DRAIN_MAX_BYTES, then the answer is sent without reading more).
 `/log` records a message that changes nothing; a non-zero exit status is a failure.
+
+`/snooze?minutes=N` (Coalmine's own, not Healthchecks'): a maintenance window for this canary
+alone, from now for N minutes (SNOOZE_DEFAULT_MINUTES without `minutes`; 0 ends it), so a job
+about to do something noisy can silence itself with its own URL. One snooze per canary: a new
+one replaces it (domain.quiet; docs/checkins.md, "Maintenance windows").
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ from schemas.canaries import (
 )
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
+from schemas.quiet import SNOOZE_DEFAULT_MINUTES, SNOOZE_MAX_MINUTES, WindowDefined
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
 PREFIX = "/ping/"
 METHODS = ("GET", "HEAD", "POST")
 SIGNALS: dict[str, CheckinKind] = {"": "success", "start": "start", "fail": "fail", "log": "log"}
+SNOOZE = "snooze"
 PING_BODY_DRAIN_MAX_BYTES = 64 * 1024 * 1024
 PING_BODY_TIMEOUT_S = 30.0
 # Check-ins are grouped CHECKINS_PER_RECORD_MAX to a log record, each assumed ~3 KB at most
@@ -67,13 +74,14 @@ TEXT = b"text/plain; charset=utf-8"
 class PingPath:
     """A ping URL taken apart; `problem` is the answer when it cannot be a ping URL."""
 
-    __slots__ = ("token", "key", "slug", "kind", "exit_status", "problem")
+    __slots__ = ("token", "key", "slug", "kind", "exit_status", "problem", "snooze")
 
     def __init__(self, path: str) -> None:
         self.token = self.key = self.slug = ""
         self.kind: CheckinKind = "success"
         self.exit_status: int | None = None
         self.problem: tuple[int, str] | None = None
+        self.snooze = False
         parts = path[len(PREFIX) :].removesuffix("/").split("/")
         if could_be_token(parts[0]):
             self.token, rest = parts[0], parts[1:]
@@ -87,6 +95,8 @@ class PingPath:
             self.problem = (404, "not found")
         elif signal in SIGNALS:
             self.kind = SIGNALS[signal]
+        elif signal == SNOOZE:
+            self.snooze = True
         elif signal.isascii() and signal.isdigit() and len(signal) <= 6:
             self.exit_status = int(signal)
             self.kind = "success" if self.exit_status == 0 else "fail"
@@ -128,6 +138,8 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
             canary, created = answer, True
     if canary is None or canary.events is not None:
         return await _answer(send, method, 404, "not found")
+    if ping.snooze:
+        return await _answer(send, method, *await _snooze(services, canary, query))
     message = (
         await _body_message(receive, services.settings.ping_body_max_bytes)
         if method == "POST"
@@ -188,6 +200,30 @@ async def _create(services: Services, slug: str) -> CanaryDefined | tuple[int, s
         if await append_control(services, record) is not None:
             return (503, "the log did not acknowledge; nothing was created, retry later")
         return record
+
+
+async def _snooze(
+    services: Services, canary: CanaryDefined, query: dict[str, list[str]]
+) -> tuple[int, str]:
+    text = query.get("minutes", [str(SNOOZE_DEFAULT_MINUTES)])[0]
+    if not (text.isascii() and text.isdigit() and int(text) <= SNOOZE_MAX_MINUTES):
+        return (400, f"minutes must be 0 to {SNOOZE_MAX_MINUTES}")
+    now, minutes = time.time(), int(text)
+    snooze_id = f"snz_{canary.id}"
+    previous = services.control.windows.get(snooze_id)
+    record = WindowDefined(
+        id=snooze_id,
+        starts_at=now,
+        created_at=now,
+        changed_at=max(now, previous.changed_at if previous else now),
+        ends_at=now + minutes * 60,
+        canaries=[canary.id],
+        comment=f"snoozed for {minutes} min by its ping URL",
+        created_by="ping",
+    )
+    if await append_control(services, record) is not None:
+        return (503, "the log did not acknowledge; not snoozed, retry later")
+    return (200, "OK")
 
 
 async def _body_message(receive: Receive, keep: int) -> str:

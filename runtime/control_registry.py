@@ -13,6 +13,7 @@ from runtime.key_registry import URLSAFE_CHARS
 from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
 from schemas.control import ControlRecord, control_decoder
+from schemas.quiet import SilenceDefined, WindowDefined
 from schemas.routing import RouteDefined, RouteDeleted
 
 # 192 bits: unguessable, and short enough for a cron line.
@@ -64,6 +65,8 @@ class ControlRegistry:
         self.canaries: dict[str, CanaryDefined] = {}
         self.channels: dict[str, ChannelDefined] = {}
         self.routes: dict[str, RouteDefined] = {}
+        self.windows: dict[str, WindowDefined] = {}  # maintenance windows (schemas.quiet)
+        self.silences: dict[str, SilenceDefined] = {}
         # event name -> ids of the canaries over events that count it
         self.event_canaries: dict[str, set[str]] = {}
         self._by_token: dict[str, str] = {}
@@ -96,6 +99,14 @@ class ControlRegistry:
                 self.routes[record.id] = record
         elif isinstance(record, RouteDeleted):
             self.routes.pop(record.id, None)
+        elif isinstance(record, WindowDefined):
+            old_window = self.windows.get(record.id)
+            if old_window is None or old_window.changed_at <= record.changed_at:
+                self.windows[record.id] = record
+        elif isinstance(record, SilenceDefined):
+            old_silence = self.silences.get(record.id)
+            if old_silence is None or old_silence.changed_at <= record.changed_at:
+                self.silences[record.id] = record
 
     def _forget_events(self, canary: CanaryDefined | None) -> None:
         if canary is not None and canary.events is not None:

@@ -19,7 +19,9 @@ MAX_CHANNELS_PER_CANARY = 20
 
 # "log": a message that changes nothing (Healthchecks' /log).
 CheckinKind = Literal["success", "start", "fail", "log"]
-CanaryStatus = Literal["new", "up", "late", "down", "paused"]
+# "maintenance": up, new or late, in a maintenance window (domain.quiet); a canary down in one
+# stays "down" (its alert held).
+CanaryStatus = Literal["new", "up", "late", "down", "paused", "maintenance"]
 # Why a canary went down (or came back up); "too_few_events" and "events" are canaries over
 # events; "not_started" is a run not started within its start margin; "failure_rate" is too
 # many failures among the last runs.
@@ -90,6 +92,9 @@ SLUG_MAX_CHARS = 100
 ScheduleText = Annotated[str, msgspec.Meta(min_length=1, max_length=SCHEDULE_MAX_CHARS)]
 TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,100}$")]
+MAX_TAGS = 20
+Tag = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Tags = Annotated[list[Tag], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 def slugify(name: str) -> str:
@@ -156,6 +161,12 @@ class CanaryDefined(msgspec.Struct, frozen=True, tag="canary.defined", tag_field
     failure_rate: FailureRate | None = None
     slug: str | None = None  # for /ping/<ping-key>/<slug>; None: derived from the name
     abnormal: AbnormalRuns | None = None
+    # Tags group canaries for maintenance windows, dependencies and badges.
+    tags: list[str] = []
+    # While one of these canaries (ids), or a canary carrying one of these tags, is down, this
+    # canary's down-alerts are held and listed in that one's alert (domain.dependencies).
+    depends_on: list[str] = []
+    depends_on_tags: list[str] = []
 
 
 class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field="type"):
@@ -248,6 +259,11 @@ class Flip(msgspec.Struct, frozen=True):
     last_checkin_at: float | None = None
     message: str = ""
     channels: list[str] = []
+    # Why it is sent to no channel (recorded and shown, not notified): "maintenance <window
+    # id>" (domain.quiet), or "depends on <canary name>" (domain.dependencies); "" if sent.
+    held: str = ""
+    # A down flip: the names of the canaries depending on this one that are down with it.
+    dependents: list[str] = []
 
 
 class DeliveryAttempt(msgspec.Struct, frozen=True):

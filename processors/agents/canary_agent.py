@@ -14,6 +14,14 @@
   is due: an idle service writes nothing, and on the embedded broker every record written
   makes each later fetch of its partition dearer (README, "The embedded broker and its rotation").
 
+Maintenance windows and dependencies (domain.holds) are read from the control topic, which a
+task follows from its start like the error router does (it is compacted and carried across
+rotations); a window's change re-indexes the deadlines, since one falling in a window is
+judged at its end instead. The flips of a batch are settled together before they are sent:
+held (no channel) in a window or under a down parent, and a parent's lists its dependents.
+Which canaries are down is this worker's view (every canary, with the one worker of the
+embedded service).
+
 Flips are sent (and acknowledged) before the table is written: a crash in between re-emits
 the same flip (same id) after restart, which the notifier and the store deduplicate; the other
 order could lose an alert.
@@ -30,6 +38,7 @@ one per check-in, which had been the worker's largest per-check-in cost (58 -> 3
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -37,18 +46,13 @@ import faust
 import msgspec
 from faust.types import EventT
 
-from domain.canary_state import (
-    CanaryState,
-    apply,
-    deadline,
-    evaluate,
-    state_decoder,
-    state_encoder,
-)
+from domain.canary_state import CanaryState, apply, state_decoder, state_encoder
+from domain.holds import judge, judged_deadline, remember_holds, settle
 from processors.agents.batching import take_batches
 from processors.agents.topics import log_topic
 from runtime import generations
 from runtime import kafka_client as kafka
+from runtime.control_registry import ControlRegistry
 from runtime.settings import Settings
 from schemas.canaries import (
     CanaryDefined,
@@ -61,6 +65,7 @@ from schemas.canaries import (
 )
 from schemas.control import control_decoder
 from schemas.partitions import canary_partition
+from schemas.quiet import WindowDefined
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
@@ -105,6 +110,28 @@ def register(app: faust.App, settings: Settings) -> None:
     # The agent is inside a batch: states there may hold a change whose flip is not yet sent,
     # which the timer must not write (flips go out before the table is written).
     in_batch = False
+    registry = ControlRegistry()  # maintenance windows (and canaries, for dependencies)
+    control_ready = asyncio.Event()
+    reindex = False  # a window changed: every deadline is looked at again
+    down_now: dict[str, CanaryDefined] = {}  # canaries of this worker known down
+
+    def apply_control(value: bytes) -> None:
+        nonlocal reindex
+        record = control_decoder.decode(value)
+        registry.apply(record)
+        if isinstance(record, WindowDefined):
+            reindex = True
+
+    @app.task
+    async def follow_windows() -> None:
+        bootstrap, timeout = settings.kafka_bootstrap, settings.startup_timeout_s
+        consumer = await kafka.start_follower(bootstrap, Topic.CONTROL)
+        try:
+            await kafka.read_to_end(consumer, apply_control, "control", timeout)
+            control_ready.set()
+            await kafka.follow(consumer, apply_control, "control")
+        finally:
+            await consumer.stop()
 
     async def send_flip(flip: Flip) -> None:
         await flips.send(key=flip.canary_id.encode(), value=record_encoder.encode(flip))
@@ -115,7 +142,11 @@ def register(app: faust.App, settings: Settings) -> None:
         )  # fmt: skip
 
     def remember(state: CanaryState) -> None:
-        due = deadline(state)
+        if state.status == "down" and state.definition is not None and not state.deleted:
+            down_now[state.canary_id] = state.definition
+        else:
+            down_now.pop(state.canary_id, None)
+        due = judged_deadline(state, registry.windows.values())
         of_partition = deadlines.setdefault(canary_partition(state.canary_id), {})
         if due is None:
             of_partition.pop(state.canary_id, None)
@@ -196,6 +227,10 @@ def register(app: faust.App, settings: Settings) -> None:
                 touched[canary_id] = state
                 if flip is not None:
                     caused.append(flip)
+        if caused:
+            await control_ready.wait()
+            caused = settle(caused, touched, down_now, registry.windows.values())
+            remember_holds(caused, touched)
         flipped = {flip.canary_id for flip in caused}
         for flip in caused:
             await send_flip(flip)
@@ -211,20 +246,37 @@ def register(app: faust.App, settings: Settings) -> None:
 
     async def flip_overdue(partitions: set[int]) -> None:
         """Down with every canary of these partitions whose deadline is before stream time."""
+        await control_ready.wait()
+        windows = list(registry.windows.values())
+        judged: dict[str, CanaryState] = {}
+        caused: list[Flip] = []
         for partition in partitions:
             now = stream_time[partition]
             overdue = [c for c, due in deadlines.get(partition, {}).items() if due < now]
             for canary_id in overdue:
-                state = load(canary_id)
-                flip = evaluate(state, now)
+                state = judged[canary_id] = load(canary_id)
+                flip = judge(state, now, windows)
                 if flip is not None:
-                    await send_flip(flip)
-                # Written even without a flip: a canary over events moved on to its next window.
-                store(state)
-                remember(state)
+                    caused.append(flip)
+        caused = settle(caused, judged, down_now, windows)
+        remember_holds(caused, judged)
+        for flip in caused:
+            await send_flip(flip)
+        for state in judged.values():
+            # Written even without a flip: a canary over events moved on to its next window,
+            # a deadline in maintenance restarted at its end.
+            store(state)
+            remember(state)
+
+    def index(partition: int) -> None:
+        for key, value in list(states.items()):
+            canary_id = key.decode()
+            if canary_partition(canary_id) == partition:
+                remember(pending.get(canary_id) or state_decoder.decode(value))
 
     @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")
     async def check_deadlines() -> None:
+        nonlocal reindex
         if (held or pending) and not in_batch and flush_due():
             await flush()  # the stream went quiet after a change
         if generations.draining():
@@ -234,10 +286,11 @@ def register(app: faust.App, settings: Settings) -> None:
             for tp in app.assignor.assigned_actives()
             if tp.topic == Topic.CHECKINS.topic_name
         }
+        if reindex and control_ready.is_set() and not in_batch:
+            reindex = False  # a window changed: the deadlines it moves with it
+            indexed.clear()
         for partition in active - indexed:  # newly assigned: index its canaries once
-            for key, value in list(states.items()):
-                if canary_partition(key.decode()) == partition:
-                    remember(state_decoder.decode(value))
+            index(partition)
             indexed.add(partition)
         indexed.intersection_update(active)
         now = time.time()

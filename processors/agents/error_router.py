@@ -12,6 +12,8 @@ Exactly one alert per window: the alert's id derives from the event that opened 
 after sending the alert but before the records were acknowledged re-sends the same id, which
 the notifier delivers once. The rollups agent's guard (processors.agents.gapless) drops records
 Faust delivers twice and fills the holes, for the router too.
+An alert a silence matches (domain.quiet.silence_of, by the batch's arrival) is not sent and
+opens no window: the first occurrence after the silence ends alerts.
 Historical batches (the bulk lane) and occurrences older than their window when they arrived
 never alert; they reach the digest through the rollups like everything else.
 """
@@ -27,6 +29,7 @@ import faust
 import msgspec
 
 from domain.notification_texts import one_line
+from domain.quiet import silence_of
 from domain.routing_rules import decide, opens_window, ordered, too_late_to_alert
 from processors.agents.topics import log_topic
 from runtime import kafka_client as kafka
@@ -190,6 +193,16 @@ class ErrorRouter:
         rules = state.rules()
         for batch in batches:
             for alert in state.due(batch, rules):
+                silence = silence_of(
+                    state.control.silences.values(), alert.event_type, alert.name, alert.key_id,
+                    batch.received_at,
+                )  # fmt: skip
+                if silence is not None:
+                    log.info(
+                        "error alert silenced by %s (%s): %s %s", silence.id, silence.comment,
+                        alert.event_type, alert.name, extra={"alert_id": alert.id},
+                    )  # fmt: skip
+                    continue
                 await _sent(self.alerts, alert.id.encode(), record_encoder.encode(alert), None)
                 state.sent(alert)
                 log.warning(
