@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -57,6 +57,9 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 
 
+Severity = Literal["critical", "error", "warning", "info"]
+
+
 class Rendered(NamedTuple):
     """A notice ready for any channel: a flip, an error alert or a digest. `id` is the
     delivery id (receivers deduplicate on it), `at` the time it concerns."""
@@ -67,6 +70,14 @@ class Rendered(NamedTuple):
     webhook: Callable[[], bytes]
     slack: Callable[[], bytes]
     email: Callable[[EmailConfig], EmailMessage]
+    # What the other services are sent (domain.channel_payloads): a one-line title, a plain
+    # text, the incident a paging service folds it into (one per canary: an up flip resolves
+    # the down's), how grave it is, and whether it is a recovery.
+    title: str = ""
+    text: str = ""
+    incident: str = ""
+    severity: Severity = "info"
+    resolves: bool = False
 
 
 def rendered_flip(flip: Flip) -> Rendered:
@@ -77,7 +88,17 @@ def rendered_flip(flip: Flip) -> Rendered:
         lambda: webhook_body(flip),
         lambda: slack_body(flip),
         lambda config: email_message(flip, config),
+        title=f"{one_line(flip.canary_name)} is {_state(flip)}",
+        text=_plain_text(flip),
+        incident=incident_of(flip.canary_id),
+        severity="critical" if flip.status == "down" else "info",
+        resolves=flip.status == "up",
     )
+
+
+def incident_of(canary_id: str) -> str:
+    """A canary's incident key at paging services (PagerDuty dedup_key, Opsgenie alias)."""
+    return f"coalmine-{canary_id}"
 
 
 # --- shared wording --------------------------------------------------------------------------
@@ -268,6 +289,9 @@ def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float)
         ),  # fmt: skip
         lambda: _json.encode({"text": f":white_check_mark: {slack_escape(text)}"}),
         email,
+        title="Coalmine test notification",
+        text=text,
+        incident=notice_id,
     )
 
 

@@ -1,4 +1,5 @@
-"""/api/v1/admin/channels: where alerts go (webhook, Slack, e-mail), and a test of each.
+"""/api/v1/admin/channels: where alerts go (webhook, Slack, e-mail and the services of
+domain.channel_payloads), and a test of each.
 Every change is a record on the control topic first (event-sourced), applied locally at once."""
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ import secrets
 import time
 from typing import Any
 
-import httpx
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -16,13 +16,20 @@ from domain.notification_texts import rendered_test
 from ingest_api.admin_canaries import append_control
 from ingest_api.admin_keys import AdminServices
 from ingest_api.responses import error, json_response
-from runtime.notify_senders import deliver
+from runtime.notify_senders import deliver, http_session
 from schemas.canaries import (
+    AppriseConfig,
     ChannelConfig,
     ChannelDefined,
     ChannelDeleted,
+    DiscordConfig,
     EmailConfig,
+    NtfyConfig,
+    OpsgenieConfig,
+    PagerDutyConfig,
     SlackConfig,
+    TeamsConfig,
+    TelegramConfig,
     WebhookConfig,
 )
 from schemas.times import iso_utc
@@ -42,7 +49,15 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
     elif isinstance(config, SlackConfig):
-        shown.update(kind="slack", url_host=config.url.split("/")[2] if "//" in config.url else "")
+        shown.update(kind="slack", url_host=host_of(config.url))
+    elif isinstance(config, (DiscordConfig, TeamsConfig, AppriseConfig)):
+        # Their URLs hold the credential (a webhook token, an Apprise key).
+        shown.update(kind=kind_of(config), url_host=host_of(config.url))
+    elif isinstance(config, TelegramConfig):
+        shown.update(kind="telegram", chat_id=config.chat_id, url_host=host_of(config.url))
+    elif isinstance(config, (PagerDutyConfig, OpsgenieConfig, NtfyConfig)):
+        # No key, no ntfy topic (on a public server, whoever knows it can read it).
+        shown.update(kind=kind_of(config), url=config.url)
     elif isinstance(config, EmailConfig):
         shown.update(
             kind="email",
@@ -54,6 +69,14 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
             sender=config.sender,
         )
     return shown
+
+
+def kind_of(config: ChannelConfig) -> str:
+    return str(config.__struct_config__.tag)
+
+
+def host_of(url: str) -> str:
+    return url.split("/")[2] if "//" in url else ""
 
 
 @router.post("/channels", status_code=201)
@@ -108,7 +131,7 @@ async def test_channel(channel_id: str, services: AdminServices) -> Response:
         channel.id, channel.name, f"test:{channel.id}:{secrets.token_hex(4)}", now
     )
     once = msgspec.structs.replace(channel.config, max_attempts=1)
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with http_session(connections=1) as http:
         [attempt] = await deliver(once, channel.id, notice, http)
     return json_response(
         200, {"id": channel.id, "ok": attempt.ok, "detail": attempt.detail, "delivery": notice.id}

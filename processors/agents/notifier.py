@@ -7,18 +7,24 @@ is published to the deliveries topic, which the store keeps in ClickHouse; that 
 this agent's memory: at start it reads it to its end, and a (flip, channel) with any recorded
 attempt is not sent again when the flip is seen again after a restart. (A Faust table did the
 same job first, but a burst of alerts then queued behind its changelog writes: 200 alerts
-took seconds.) Flips are taken in batches and delivered concurrently.
+took seconds.) Flips are taken in batches and delivered concurrently (at most
+MAX_CONCURRENT_DELIVERIES at once), a batch's deliveries starting as soon as it is taken, not
+after the previous batch's have all finished: a burst split over several batches (the flips of
+200 canaries due at the same second) is one wave of sends, and one slow receiver holds up no
+other batch. Batches are acknowledged in order, each once all its deliveries are done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 
+import aiohttp
 import faust
-import httpx
 import msgspec
+from faust.types import EventT
 
 from domain.alert_texts import rendered
 from domain.notification_texts import Rendered, rendered_flip
@@ -28,7 +34,7 @@ from runtime import kafka_client as kafka
 from runtime.catch_up import CatchUp
 from runtime.control_registry import ControlRegistry
 from runtime.metrics import NOTIFICATIONS
-from runtime.notify_senders import deliver
+from runtime.notify_senders import deliver, http_session
 from runtime.settings import Settings
 from schemas.alerts import alert_decoder
 from schemas.canaries import DeliveryAttempt, attempt_decoder, flip_decoder
@@ -39,7 +45,9 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX_FLIPS = 500
 BATCH_WITHIN_S = 0.02
-MAX_CONCURRENT_DELIVERIES = 50
+MAX_CONCURRENT_DELIVERIES = 64
+# Batches taken whose deliveries are not all done yet; the next waits (bounded memory).
+MAX_BATCHES_IN_FLIGHT = 16
 
 
 class Deliveries:
@@ -104,7 +112,7 @@ def register(app: faust.App, settings: Settings) -> None:
             await channels.stop()
             await offsets.stop()
 
-    async def send(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+    async def send(notice: Rendered, channel_id: str, http: aiohttp.ClientSession) -> None:
         if not known.claim(notice.id, channel_id):
             return
         channel = control.channels.get(channel_id)
@@ -125,7 +133,7 @@ def register(app: faust.App, settings: Settings) -> None:
 
     limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
 
-    async def limited(notice: Rendered, channel_id: str, http: httpx.AsyncClient) -> None:
+    async def limited(notice: Rendered, channel_id: str, http: aiohttp.ClientSession) -> None:
         async with limit:
             await send(notice, channel_id, http)
 
@@ -134,22 +142,44 @@ def register(app: faust.App, settings: Settings) -> None:
         what: str,
         notices: Callable[[bytes], list[tuple[Rendered, str]]],
     ) -> None:
-        """Deliver each record's (notice, channel) pairs. A batch is delivered concurrently and
-        acknowledged (offsets committed) only when every delivery in it is done: a burst of
-        alerts does not queue one by one, and a crash mid-batch re-delivers only what the
+        """Deliver each record's (notice, channel) pairs. A batch's deliveries start at once and
+        run concurrently; the batch is acknowledged (offsets committed) only when every delivery
+        in it is done and every earlier batch is acknowledged: a crash re-delivers only what the
         deliveries log has not recorded."""
         await ready.wait()
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            async for batch in take_batches(stream, BATCH_MAX_FLIPS, within=BATCH_WITHIN_S):
-                deliveries = []
+        in_flight: asyncio.Queue[tuple[asyncio.Future[list[None]], list[EventT]]]
+        in_flight = asyncio.Queue(MAX_BATCHES_IN_FLIGHT)
+
+        async def acknowledge() -> None:
+            while True:
+                done, batch = await in_flight.get()
+                await done
                 for event in batch:
-                    try:
-                        pairs = notices(event.value)
-                    except msgspec.MsgspecError:
-                        log.warning("%s: unreadable record skipped", what)
-                        continue
-                    deliveries.extend(limited(notice, channel, http) for notice, channel in pairs)
-                await asyncio.gather(*deliveries)
+                    await stream.ack(event)
+
+        async with http_session(MAX_CONCURRENT_DELIVERIES) as http:
+            acknowledging = asyncio.create_task(acknowledge(), name=f"{what} acknowledge")
+            try:
+                async for batch in take_batches(
+                    stream, BATCH_MAX_FLIPS, within=BATCH_WITHIN_S, ack=False
+                ):
+                    sends = []
+                    for event in batch:
+                        try:
+                            pairs = notices(event.value)
+                        except msgspec.MsgspecError:
+                            log.warning("%s: unreadable record skipped", what)
+                            continue
+                        sends.extend(limited(notice, channel, http) for notice, channel in pairs)
+                    putting = asyncio.ensure_future(in_flight.put((asyncio.gather(*sends), batch)))
+                    await asyncio.wait({putting, acknowledging}, return_when=FIRST_COMPLETED)
+                    if acknowledging.done():  # only by failing: raise it (a failed log append)
+                        putting.cancel()
+                        acknowledging.result()
+            finally:
+                acknowledging.cancel()
+                while not in_flight.empty():
+                    in_flight.get_nowait()[0].cancel()  # replayed after restart if unrecorded
 
     @app.agent(alerts, name="alert_notifier")
     async def alert_notifier(stream: faust.StreamT[bytes]) -> None:
