@@ -50,6 +50,12 @@ def add_channels_commands(
     create.add_argument("--token", help="ntfy: an access token for a protected topic")
     create.add_argument("--apprise-urls", help="apprise: Apprise URLs (stateless /notify/)")
     create.add_argument("--tag", help="apprise: the tag of the stored services to notify")
+    create.add_argument(
+        "--group-wait",
+        type=float,
+        metavar="SECONDS",
+        help="canaries going down (or up) within this long become one notification (default 0)",
+    )
     create.add_argument("--secret", help="webhook: the signing secret (default: generated)")
     create.add_argument("--smtp-host", help="e-mail: the SMTP server")
     create.add_argument("--smtp-port", type=int, help="e-mail: its port (default 587)")
@@ -72,6 +78,8 @@ def channel_body(args: argparse.Namespace) -> dict[str, Any]:
     """The create request of `coalmine channels create` (argparse.ArgumentTypeError if the
     flags do not make one)."""
     body: dict[str, Any] = {"name": args.name}
+    if args.group_wait:
+        body["group_wait_s"] = args.group_wait
     if args.webhook:
         body.update(kind="webhook", url=args.webhook)
         if args.secret:

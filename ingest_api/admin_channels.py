@@ -18,6 +18,7 @@ from ingest_api.admin_keys import AdminServices
 from ingest_api.responses import error, json_response
 from runtime.notify_senders import deliver, http_session
 from schemas.canaries import (
+    GROUP_WAIT_MAX_S,
     AppriseConfig,
     ChannelConfig,
     ChannelDefined,
@@ -45,6 +46,7 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
         "id": channel.id,
         "name": channel.name,
         "created_at": iso_utc(channel.created_at),
+        "group_wait_s": channel.group_wait_s,
     }
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
@@ -88,6 +90,13 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         name = body.pop("name", None)
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
             raise ValueError("`name` (1-200 characters) is required")
+        group_wait = body.pop("group_wait_s", 0.0)
+        if (
+            not isinstance(group_wait, int | float)
+            or isinstance(group_wait, bool)
+            or not 0 <= group_wait <= GROUP_WAIT_MAX_S
+        ):
+            raise ValueError(f"`group_wait_s` must be 0-{GROUP_WAIT_MAX_S:g} seconds")
         config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
         if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
             raise ValueError("`url` must be an http(s) URL")
@@ -95,7 +104,9 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         return error(400, f"invalid channel: {exc}")
     if isinstance(config, WebhookConfig) and not config.secret:
         config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
-    record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
+    record = ChannelDefined(
+        "chn_" + secrets.token_hex(8), name, config, time.time(), group_wait_s=float(group_wait)
+    )
     failed = await append_control(services, record)
     if failed:
         return failed

@@ -259,11 +259,18 @@ class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field
     deleted_at: float
 
 
+GROUP_WAIT_MAX_S = 300.0
+
+
 class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_field="type"):
     id: str
     name: str
     config: ChannelConfig
     created_at: float
+    # Canaries going down (or up) within this long of the first become one notification
+    # (domain.notification_groups); 0: each at once. Paging services (PagerDuty, Opsgenie)
+    # are never grouped: each canary is an incident there, resolved by its own recovery.
+    group_wait_s: float = 0.0
 
 
 class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_field="type"):

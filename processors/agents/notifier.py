@@ -12,6 +12,11 @@ MAX_CONCURRENT_DELIVERIES at once), a batch's deliveries starting as soon as it 
 after the previous batch's have all finished: a burst split over several batches (the flips of
 200 canaries due at the same second) is one wave of sends, and one slow receiver holds up no
 other batch. Batches are acknowledged in order, each once all its deliveries are done.
+
+A channel with a group wait (ChannelDefined.group_wait_s) holds a flip that long for others of
+the same status to join it, then sends them as one notification (domain.notification_groups),
+recorded under each member's id; the batches holding them are acknowledged once it is sent, so
+a crash while a group fills re-reads its flips and groups them again.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import aiohttp
 import faust
@@ -27,6 +33,7 @@ import msgspec
 from faust.types import EventT
 
 from domain.alert_texts import rendered
+from domain.notification_groups import rendered_group
 from domain.notification_texts import Rendered, rendered_flip
 from processors.agents.batching import take_batches
 from processors.agents.topics import log_topic
@@ -37,7 +44,14 @@ from runtime.metrics import NOTIFICATIONS
 from runtime.notify_senders import deliver, http_session
 from runtime.settings import Settings
 from schemas.alerts import alert_decoder
-from schemas.canaries import DeliveryAttempt, attempt_decoder, flip_decoder
+from schemas.canaries import (
+    DeliveryAttempt,
+    Flip,
+    OpsgenieConfig,
+    PagerDutyConfig,
+    attempt_decoder,
+    flip_decoder,
+)
 from schemas.records import record_encoder
 from schemas.topics import Topic
 
@@ -48,6 +62,8 @@ BATCH_WITHIN_S = 0.02
 MAX_CONCURRENT_DELIVERIES = 64
 # Batches taken whose deliveries are not all done yet; the next waits (bounded memory).
 MAX_BATCHES_IN_FLIGHT = 16
+# Each canary is an incident there, which its own recovery resolves: never grouped.
+PAGING_CONFIGS = (PagerDutyConfig, OpsgenieConfig)
 
 
 class Deliveries:
@@ -77,10 +93,24 @@ class Deliveries:
         # No channels: a default route, which goes to every channel there is.
         return [(notice, channel) for channel in alert.channels or sorted(self.control.channels)]
 
-    def flip_notices(self, value: bytes) -> list[tuple[Rendered, str]]:
+    def flip_notices(self, value: bytes) -> list[tuple[Flip, str]]:
+        """Flips are rendered when sent: alone, or in a group (grouping_wait_s)."""
         flip = flip_decoder.decode(value)
-        notice = rendered_flip(flip)
-        return [(notice, channel) for channel in flip.channels]
+        return [(flip, channel) for channel in flip.channels]
+
+    def grouping_wait_s(self, flip: Flip, channel_id: str) -> float:
+        """How long a flip waits for others to join it on this channel (0: not grouped)."""
+        channel = self.control.channels.get(channel_id)
+        if channel is None or isinstance(channel.config, PAGING_CONFIGS):
+            return 0.0
+        return channel.group_wait_s
+
+
+class Group(NamedTuple):
+    """Flips of one status waiting for their channel's group wait to end."""
+
+    flips: list[Flip]
+    sent: asyncio.Future[None]
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -112,9 +142,14 @@ def register(app: faust.App, settings: Settings) -> None:
             await channels.stop()
             await offsets.stop()
 
-    async def send(notice: Rendered, channel_id: str, http: aiohttp.ClientSession) -> None:
-        if not known.claim(notice.id, channel_id):
-            return
+    async def send(
+        notice: Rendered,
+        channel_id: str,
+        http: aiohttp.ClientSession,
+        members: Sequence[str] = (),
+    ) -> None:
+        """Send one notice and record its attempts: under each member flip's id as well for a
+        group (so none of them is sent again, and each canary's history shows it)."""
         channel = control.channels.get(channel_id)
         if channel is None and channels_caught_up and await channels_caught_up[0].wait():
             channel = control.channels.get(channel_id)
@@ -125,22 +160,55 @@ def register(app: faust.App, settings: Settings) -> None:
                 )
             ]
         else:
-            attempts = await deliver(channel.config, channel_id, notice, http)
+            async with limit:
+                attempts = await deliver(channel.config, channel_id, notice, http)
         final = attempts[-1]
         NOTIFICATIONS.labels(final.channel_kind, "sent" if final.ok else "failed").inc()
-        for attempt in attempts:
-            await deliveries.send(key=notice.id.encode(), value=record_encoder.encode(attempt))
+        for notice_id in members or [notice.id]:
+            for attempt in attempts:
+                attempt = msgspec.structs.replace(attempt, flip_id=notice_id)
+                await deliveries.send(key=notice_id.encode(), value=record_encoder.encode(attempt))
 
     limit = asyncio.Semaphore(MAX_CONCURRENT_DELIVERIES)
+    groups: dict[tuple[str, str], Group] = {}  # (channel, status) -> the group filling up
+    waiting: set[asyncio.Task[None]] = set()
 
-    async def limited(notice: Rendered, channel_id: str, http: aiohttp.ClientSession) -> None:
-        async with limit:
-            await send(notice, channel_id, http)
+    async def send_group(key: tuple[str, str], wait_s: float, http: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(wait_s)
+        group = groups.pop(key)
+        try:
+            notice = rendered_group(group.flips)
+            members = [flip.id for flip in group.flips] if len(group.flips) > 1 else []
+            await send(notice, key[0], http, members)
+            group.sent.set_result(None)
+        except BaseException as exc:
+            group.sent.set_exception(exc)
+            raise
+
+    async def dispatch(item: Rendered | Flip, channel_id: str, http: aiohttp.ClientSession) -> None:
+        """Send a notice now, or a flip now or with the group it joins on its channel; return
+        once it is recorded (its batch is acknowledged then)."""
+        if not known.claim(item.id, channel_id):
+            return
+        if not isinstance(item, Flip):
+            return await send(item, channel_id, http)
+        wait_s = known.grouping_wait_s(item, channel_id)
+        if wait_s <= 0:
+            return await send(rendered_flip(item), channel_id, http)
+        key = (channel_id, item.status)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group([], asyncio.get_running_loop().create_future())
+            task = asyncio.create_task(send_group(key, wait_s, http), name=f"group {key}")
+            waiting.add(task)  # a task nothing refers to may be collected before it runs
+            task.add_done_callback(waiting.discard)
+        group.flips.append(item)
+        await asyncio.shield(group.sent)
 
     async def deliver_batches(
         stream: faust.StreamT[bytes],
         what: str,
-        notices: Callable[[bytes], list[tuple[Rendered, str]]],
+        notices: Callable[[bytes], Sequence[tuple[Rendered | Flip, str]]],
     ) -> None:
         """Deliver each record's (notice, channel) pairs. A batch's deliveries start at once and
         run concurrently; the batch is acknowledged (offsets committed) only when every delivery
@@ -170,7 +238,7 @@ def register(app: faust.App, settings: Settings) -> None:
                         except msgspec.MsgspecError:
                             log.warning("%s: unreadable record skipped", what)
                             continue
-                        sends.extend(limited(notice, channel, http) for notice, channel in pairs)
+                        sends.extend(dispatch(item, channel, http) for item, channel in pairs)
                     putting = asyncio.ensure_future(in_flight.put((asyncio.gather(*sends), batch)))
                     await asyncio.wait({putting, acknowledging}, return_when=FIRST_COMPLETED)
                     if acknowledging.done():  # only by failing: raise it (a failed log append)
