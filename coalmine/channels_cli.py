@@ -56,6 +56,13 @@ def add_channels_commands(
         metavar="SECONDS",
         help="canaries going down (or up) within this long become one notification (default 0)",
     )
+    create.add_argument(
+        "--remind-every",
+        type=int,
+        metavar="SECONDS",
+        help="repeat a down alert this often while the canary stays down (at least 60)",
+    )
+    create.add_argument("--remind-max", type=int, help="at most this many reminders (default 10)")
     create.add_argument("--secret", help="webhook: the signing secret (default: generated)")
     create.add_argument("--smtp-host", help="e-mail: the SMTP server")
     create.add_argument("--smtp-port", type=int, help="e-mail: its port (default 587)")
@@ -80,6 +87,10 @@ def channel_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"name": args.name}
     if args.group_wait:
         body["group_wait_s"] = args.group_wait
+    if args.remind_every:
+        body["remind_every_s"] = args.remind_every
+    if args.remind_max:
+        body["remind_max"] = args.remind_max
     if args.webhook:
         body.update(kind="webhook", url=args.webhook)
         if args.secret:
@@ -119,6 +130,24 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
         optional = {"urls": args.apprise_urls, "tag": args.tag}
         return {"kind": "apprise", "url": args.apprise} | {k: v for k, v in optional.items() if v}
     return {}
+
+
+def add_ack_command(
+    sub: argparse._SubParsersAction, client_flags: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    ack = sub.add_parser("ack", help="acknowledge a canary's down alert: its reminders stop")
+    ack.add_argument("canary_id")
+    client_flags(ack)
+    return ack
+
+
+def run_ack(args: argparse.Namespace, client: Any) -> int:
+    done = client.call("POST", f"/api/v1/admin/canaries/{args.canary_id}/ack")
+    if args.json:
+        print(json.dumps(done))
+    else:
+        print(f"acknowledged {', '.join(done['acknowledged'])}: no more reminders")
+    return 0
 
 
 def run_channels(args: argparse.Namespace, client: Any) -> int:

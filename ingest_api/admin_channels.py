@@ -19,6 +19,8 @@ from ingest_api.responses import error, json_response
 from runtime.notify_senders import deliver, http_session
 from schemas.canaries import (
     GROUP_WAIT_MAX_S,
+    REMIND_EVERY_MIN_S,
+    REMIND_MAX_MAX,
     AppriseConfig,
     ChannelConfig,
     ChannelDefined,
@@ -47,6 +49,8 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
         "name": channel.name,
         "created_at": iso_utc(channel.created_at),
         "group_wait_s": channel.group_wait_s,
+        "remind_every_s": channel.remind_every_s,
+        "remind_max": channel.remind_max,
     }
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
@@ -73,6 +77,10 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
     return shown
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def kind_of(config: ChannelConfig) -> str:
     return str(config.__struct_config__.tag)
 
@@ -97,6 +105,14 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
             or not 0 <= group_wait <= GROUP_WAIT_MAX_S
         ):
             raise ValueError(f"`group_wait_s` must be 0-{GROUP_WAIT_MAX_S:g} seconds")
+        remind_every = body.pop("remind_every_s", 0)
+        remind_max = body.pop("remind_max", 10)
+        if not _whole(remind_every) or not (
+            remind_every == 0 or REMIND_EVERY_MIN_S <= remind_every <= 30 * 86400
+        ):
+            raise ValueError(f"`remind_every_s` must be 0 (never) or {REMIND_EVERY_MIN_S} s-30 d")
+        if not _whole(remind_max) or not 1 <= remind_max <= REMIND_MAX_MAX:
+            raise ValueError(f"`remind_max` must be 1-{REMIND_MAX_MAX}")
         config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
         if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
             raise ValueError("`url` must be an http(s) URL")
@@ -105,7 +121,13 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
     if isinstance(config, WebhookConfig) and not config.secret:
         config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
     record = ChannelDefined(
-        "chn_" + secrets.token_hex(8), name, config, time.time(), group_wait_s=float(group_wait)
+        "chn_" + secrets.token_hex(8),
+        name,
+        config,
+        time.time(),
+        group_wait_s=float(group_wait),
+        remind_every_s=remind_every,
+        remind_max=remind_max,
     )
     failed = await append_control(services, record)
     if failed:

@@ -21,7 +21,7 @@ from ingest_api import admin_canaries as canaries
 from ingest_api import admin_channels as channels
 from ingest_api import admin_keys as admin
 from ingest_api import admin_routing as routes_admin
-from ingest_api import asgi, bulk, checkin, ingest, openapi, ping, query, ui
+from ingest_api import asgi, bulk, checkin, incidents, ingest, openapi, ping, query, ui
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
 from ingest_api.observed import Observed
@@ -184,6 +184,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(canaries.router)
     app.include_router(channels.router)
+    app.include_router(incidents.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
     ui.install(app)  # the web UI at / (ingest_api.ui)

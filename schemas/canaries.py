@@ -271,6 +271,49 @@ class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_fie
     # (domain.notification_groups); 0: each at once. Paging services (PagerDuty, Opsgenie)
     # are never grouped: each canary is an incident there, resolved by its own recovery.
     group_wait_s: float = 0.0
+    # While a canary stays down, its alert is repeated every `remind_every_s` (0: never), at
+    # most `remind_max` times; recovery, pause or an acknowledgement stops it (Incident).
+    remind_every_s: int = 0
+    remind_max: int = 10
+
+
+REMIND_EVERY_MIN_S = 60
+REMIND_MAX_MAX = 100
+
+
+class Incident(msgspec.Struct, frozen=True, tag="incident", tag_field="type"):
+    """A canary down on a channel that reminds, as the notifier keeps it on the control topic
+    (carried across rotations like definitions; latest per id wins): opened when its down
+    alert is sent, counted up at each reminder, closed by recovery, pause or deletion."""
+
+    id: str  # incident:<canary id>:<channel id>
+    canary_id: str
+    channel_id: str
+    flip_id: str  # the down flip
+    opened_at: float
+    changed_at: float
+    reminders: int = 0
+    closed: bool = False
+
+
+class IncidentAcknowledged(
+    msgspec.Struct, frozen=True, tag="incident.acknowledged", tag_field="type"
+):
+    """Someone has seen the down alert `flip_id`: no more reminders for it, on any channel."""
+
+    id: str  # ack:<flip id>
+    flip_id: str
+    canary_id: str
+    at: float
+    by: str  # "admin" (API/CLI) or "link" (the signed link in the alert)
+
+
+def incident_id(canary_id: str, channel_id: str) -> str:
+    return f"incident:{canary_id}:{channel_id}"
+
+
+def ack_id(flip_id: str) -> str:
+    return f"ack:{flip_id}"
 
 
 class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_field="type"):

@@ -35,11 +35,13 @@ from faust.types import EventT
 from domain.alert_texts import rendered
 from domain.notification_groups import rendered_group
 from domain.notification_texts import Rendered, rendered_flip
+from domain.reminders import ack_url, reminder_due, rendered_reminder
 from processors.agents.batching import take_batches
+from processors.agents.digest_agent import clock
 from processors.agents.topics import log_topic
 from runtime import kafka_client as kafka
 from runtime.catch_up import CatchUp
-from runtime.control_registry import ControlRegistry
+from runtime.control_registry import ControlRegistry, ack_link_key
 from runtime.metrics import NOTIFICATIONS
 from runtime.notify_senders import deliver, http_session
 from runtime.settings import Settings
@@ -47,10 +49,12 @@ from schemas.alerts import alert_decoder
 from schemas.canaries import (
     DeliveryAttempt,
     Flip,
+    Incident,
     OpsgenieConfig,
     PagerDutyConfig,
     attempt_decoder,
     flip_decoder,
+    incident_id,
 )
 from schemas.records import record_encoder
 from schemas.topics import Topic
@@ -62,6 +66,7 @@ BATCH_WITHIN_S = 0.02
 MAX_CONCURRENT_DELIVERIES = 64
 # Batches taken whose deliveries are not all done yet; the next waits (bounded memory).
 MAX_BATCHES_IN_FLIGHT = 16
+REMIND_CHECK_EVERY_S = 1.0
 # Each canary is an incident there, which its own recovery resolves: never grouped.
 PAGING_CONFIGS = (PagerDutyConfig, OpsgenieConfig)
 
@@ -177,9 +182,14 @@ def register(app: faust.App, settings: Settings) -> None:
         await asyncio.sleep(wait_s)
         group = groups.pop(key)
         try:
-            notice = rendered_group(group.flips)
+            notice = (
+                rendered_flip(group.flips[0], ack_link(group.flips[0]))
+                if len(group.flips) == 1
+                else rendered_group(group.flips)
+            )
             members = [flip.id for flip in group.flips] if len(group.flips) > 1 else []
             await send(notice, key[0], http, members)
+            await open_incident(group.flips, key[0])
             group.sent.set_result(None)
         except BaseException as exc:
             group.sent.set_exception(exc)
@@ -192,9 +202,12 @@ def register(app: faust.App, settings: Settings) -> None:
             return
         if not isinstance(item, Flip):
             return await send(item, channel_id, http)
+        if item.status == "up":
+            await close_incident(item.canary_id, channel_id)
         wait_s = known.grouping_wait_s(item, channel_id)
         if wait_s <= 0:
-            return await send(rendered_flip(item), channel_id, http)
+            await send(rendered_flip(item, ack_link(item)), channel_id, http)
+            return await open_incident([item], channel_id)
         key = (channel_id, item.status)
         group = groups.get(key)
         if group is None:
@@ -204,6 +217,84 @@ def register(app: faust.App, settings: Settings) -> None:
             task.add_done_callback(waiting.discard)
         group.flips.append(item)
         await asyncio.shield(group.sent)
+
+    # --- reminders (domain.reminders) ------------------------------------------------------
+    control_out = log_topic(app, Topic.CONTROL)
+    link_key = ack_link_key(settings)
+    now = clock(settings)
+
+    def reminds(channel_id: str) -> bool:
+        channel = control.channels.get(channel_id)
+        return channel is not None and channel.remind_every_s > 0
+
+    def ack_link(flip: Flip) -> str:
+        if flip.status != "down" or not any(reminds(c) for c in flip.channels):
+            return ""
+        return ack_url(settings.link_url, link_key, flip.id)
+
+    async def write(incident: Incident) -> None:
+        """On the control topic (event-sourced, carried across rotations), and applied here
+        at once: the timer must not act on the state before it."""
+        await control_out.send(key=incident.id.encode(), value=record_encoder.encode(incident))
+        control.apply(incident)
+
+    async def open_incident(flips: list[Flip], channel_id: str) -> None:
+        if not reminds(channel_id):
+            return
+        for flip in flips:
+            if flip.status == "down":
+                at = now()
+                key = incident_id(flip.canary_id, channel_id)
+                await write(Incident(key, flip.canary_id, channel_id, flip.id, at, at))
+
+    async def close_incident(canary_id: str, channel_id: str) -> None:
+        incident = control.incidents.get(incident_id(canary_id, channel_id))
+        if incident is not None and not incident.closed:
+            closed = msgspec.structs.replace(incident, closed=True, changed_at=now())
+            await write(closed)
+
+    async def remind(incident: Incident, http: aiohttp.ClientSession) -> None:
+        canary = control.canaries.get(incident.canary_id)
+        channel = control.channels.get(incident.channel_id)
+        at = now()
+        decision = reminder_due(
+            incident,
+            channel,
+            acknowledged=incident.flip_id in control.acknowledged,
+            canary_active=canary is not None and not canary.paused,
+            now=at,
+        )
+        if decision is None:
+            return
+        if decision == "close" or channel is None or canary is None:
+            await write(msgspec.structs.replace(incident, closed=True, changed_at=at))
+            return
+        link = ack_url(settings.link_url, link_key, incident.flip_id)
+        notice = rendered_reminder(incident, canary.name, channel.remind_max, link, at)
+        # Claimed already: sent before a restart (its attempt is on the log); only count it.
+        if known.claim(notice.id, incident.channel_id):
+            await send(notice, incident.channel_id, http)
+        await write(msgspec.structs.replace(incident, reminders=decision, changed_at=at))
+
+    def reminds_here() -> bool:
+        """One worker reminds: the one that holds the flips topic's first partition."""
+        return any(
+            tp.topic == Topic.FLIPS.topic_name and tp.partition == 0
+            for tp in app.assignor.assigned_actives()
+        )
+
+    reminder_http: list[aiohttp.ClientSession] = []
+
+    @app.timer(interval=REMIND_CHECK_EVERY_S, name="send_reminders")
+    async def send_reminders() -> None:
+        if not ready.is_set() or not reminds_here():
+            return
+        incidents = control.open_incidents()
+        if not incidents:
+            return
+        if not reminder_http:
+            reminder_http.append(http_session(MAX_CONCURRENT_DELIVERIES))
+        await asyncio.gather(*(remind(incident, reminder_http[0]) for incident in incidents))
 
     async def deliver_batches(
         stream: faust.StreamT[bytes],
