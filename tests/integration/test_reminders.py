@@ -126,3 +126,39 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             assert reminders == {"a": [1], "b": [1, 2], "c": [1]}
         finally:
             stack.stop()
+
+
+def test_a_restarted_worker_goes_on_reminding_without_repeating_one(tmp_path: Path) -> None:
+    clock = tmp_path / "clock"
+    start = time.time()
+    clock.write_text(str(start))
+    stack = Stack(tmp_path, clock_file=str(clock))
+    with HttpReceiver() as receiver:
+        try:
+            stack.start_all()
+            admin = stack.admin()
+            made = admin.post(
+                "/api/v1/admin/channels",
+                json={"name": "p", "kind": "webhook", "url": receiver.url(), "remind_every_s": 60},
+            )
+            channel = made.json()["id"]
+            spec = {"name": "job", "interval_seconds": 1, "channels": [channel]}
+            job = admin.post("/api/v1/admin/canaries", json=spec).json()
+            assert stack.http().get(f"/checkin/{job['token']}").status_code == 200
+            key = incident_id(job["id"], channel)
+            wait_for(lambda: key in incidents(stack), 30, "the incident")
+
+            def reminders() -> list[int]:
+                bodies = [r.json() for r in receiver.requests]
+                return [b["reminder"] for b in bodies if b["event"] == "canary.reminder"]
+
+            clock.write_text(str(start + 61))
+            wait_for(lambda: reminders() == [1], 30, "the first reminder")
+            wait_for(lambda: incidents(stack)[key].reminders == 1, 30, "it counted")
+            stack.kill("worker")
+            stack.start("worker")
+            clock.write_text(str(start + 121))
+            wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
+            assert reminders() == [1, 2]
+        finally:
+            stack.stop()
