@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from coalmine.broker import free_port
 from runtime import kafka_client as kafka
 from schemas.canaries import Incident, incident_id
 from schemas.control import control_decoder
@@ -20,6 +21,7 @@ from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
 from tests.integration.test_cli import coalmine
+from tests.integration.up import Up
 
 
 def incidents(stack: Stack) -> dict[str, Incident]:
@@ -162,3 +164,54 @@ def test_a_restarted_worker_goes_on_reminding_without_repeating_one(tmp_path: Pa
             assert reminders() == [1, 2]
         finally:
             stack.stop()
+
+
+def test_reminders_go_on_after_coalmine_up_restarts_on_an_empty_log(tmp_path: Path) -> None:
+    """Embedded mode: the broker starts empty, the store writes the open incident back."""
+    clock = tmp_path / "clock"
+    start = time.time()
+    clock.write_text(str(start))
+    data_dir = tmp_path / "data"
+    env = {"COALMINE_CLOCK_FILE": str(clock)}
+    with HttpReceiver() as receiver:
+
+        def reminders() -> list[int]:
+            bodies = [r.json() for r in receiver.requests]
+            return [b["reminder"] for b in bodies if b["event"] == "canary.reminder"]
+
+        up = Up(data_dir, free_port(), env)
+        try:
+            up.wait_ready()
+            admin = httpx.Client(
+                base_url=up.url, headers={"Authorization": f"Bearer {up.admin_token}"}
+            )
+            made = admin.post(
+                "/api/v1/admin/channels",
+                json={"name": "p", "kind": "webhook", "url": receiver.url(), "remind_every_s": 60},
+            )
+            spec = {"name": "job", "interval_seconds": 1, "channels": [made.json()["id"]]}
+            job = admin.post("/api/v1/admin/canaries", json=spec).json()
+            assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
+            receiver.wait_for_requests(1, 30)
+            clock.write_text(str(start + 61))
+            wait_for(lambda: reminders() == [1], 30, "the first reminder")
+            history = f"/api/v1/query/canaries/{job['id']}/notifications"
+            wait_for(
+                lambda: any(
+                    ":remind:1" in a["flip_id"] for a in admin.get(history).json()["attempts"]
+                ),
+                30,
+                "the reminder stored",
+            )
+        finally:
+            assert up.stop() == 0
+        up = Up(data_dir, up.port, env)
+        try:
+            up.wait_ready()
+            clock.write_text(str(start + 121))
+            wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
+            assert reminders() == [1, 2]
+            downs = [r.json() for r in receiver.requests if r.json()["event"] == "canary.down"]
+            assert len(downs) == 1  # still down after the restart, not alerted again
+        finally:
+            assert up.stop() == 0
