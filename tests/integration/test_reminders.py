@@ -1,6 +1,6 @@
 """Reminders end to end, on the injected clock (COALMINE_CLOCK_FILE): a channel that reminds
 every minute repeats each down alert until it is acknowledged (by `coalmine ack`, or by the
-signed link in the alert) or the canary recovers; each step is an Incident record on the
+signed link in the alert), the canary recovers or is paused; each step is an Incident record on the
 control topic, which the test waits for before moving the clock on."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def incidents(stack: Stack) -> dict[str, Incident]:
     return asyncio.run(read())
 
 
-def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> None:
+def test_reminders_repeat_until_acknowledged_recovered_or_paused(tmp_path: Path) -> None:
     clock = tmp_path / "clock"
     start = time.time()
     clock.write_text(str(start))
@@ -63,7 +63,7 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             assert refused.status_code == 400
 
             jobs: dict[str, dict[str, Any]] = {}
-            for name in ("a", "b", "c"):
+            for name in ("a", "b", "c", "d"):
                 spec = {"name": name, "interval_seconds": 1, "grace_seconds": 0}
                 job = admin.post("/api/v1/admin/canaries", json={**spec, "channels": [channel]})
                 assert job.status_code == 201, job.text
@@ -81,12 +81,12 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             def opened(name: str) -> Incident | None:
                 return incidents(stack).get(incident_id(jobs[name]["id"], channel))
 
-            wait_for(lambda: all(sent("canary.down").values()), 30, "three down alerts")
+            wait_for(lambda: all(sent("canary.down").values()), 30, "four down alerts")
             downs = {name: alerts[0] for name, alerts in sent("canary.down").items()}
             assert all(
                 d["ack_url"].startswith(f"{stack.url}/ack/{d['id']}?sig=") for d in downs.values()
             )
-            wait_for(lambda: all(opened(name) for name in jobs), 30, "three incidents")
+            wait_for(lambda: all(opened(name) for name in jobs), 30, "four incidents")
 
             clock.write_text(str(start + 61))
             wait_for(lambda: all(sent("canary.reminder").values()), 30, "first reminders")
@@ -95,7 +95,7 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             assert first["down_flip_id"] == downs["b"]["id"]
             assert first["ack_url"] == downs["b"]["ack_url"]
 
-            # a: acknowledged by the CLI; c: recovers.
+            # a: acknowledged by the CLI; c: recovers; d: paused.
             acked = coalmine(stack, "ack", jobs["a"]["id"])
             assert acked.returncode == 0, acked.stderr
             assert downs["a"]["id"] in acked.stdout
@@ -106,8 +106,10 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             assert patched.status_code == 200, patched.text
             assert stack.http().get(f"/checkin/{jobs['c']['token']}").status_code == 200
             wait_for(lambda: sent("canary.up")["c"], 30, "c's recovery")
-            closed = ("a", "c")
-            wait_for(lambda: all(opened(n).closed for n in closed), 30, "a and c closed")  # type: ignore[union-attr]
+            paused = admin.patch(f"/api/v1/admin/canaries/{jobs['d']['id']}", json={"paused": True})
+            assert paused.status_code == 200, paused.text
+            closed = ("a", "c", "d")
+            wait_for(lambda: all(opened(n).closed for n in closed), 30, "a, c and d closed")  # type: ignore[union-attr]
 
             clock.write_text(str(start + 121))
             wait_for(lambda: len(sent("canary.reminder")["b"]) == 2, 30, "b's second reminder")
@@ -125,7 +127,7 @@ def test_reminders_repeat_until_acknowledged_or_recovered(tmp_path: Path) -> Non
             reminders = {
                 n: [r["reminder"] for r in rs] for n, rs in sent("canary.reminder").items()
             }
-            assert reminders == {"a": [1], "b": [1, 2], "c": [1]}
+            assert reminders == {"a": [1], "b": [1, 2], "c": [1], "d": [1]}
         finally:
             stack.stop()
 
