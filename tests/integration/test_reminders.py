@@ -21,6 +21,7 @@ from tests.conftest import wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
 from tests.integration.test_cli import coalmine
+from tests.integration.test_rotation import _rotate
 from tests.integration.up import Up
 
 
@@ -215,5 +216,41 @@ def test_reminders_go_on_after_coalmine_up_restarts_on_an_empty_log(tmp_path: Pa
             assert reminders() == [1, 2]
             downs = [r.json() for r in receiver.requests if r.json()["event"] == "canary.down"]
             assert len(downs) == 1  # still down after the restart, not alerted again
+        finally:
+            assert up.stop() == 0
+
+
+def test_reminders_go_on_across_the_logs_rotation(tmp_path: Path) -> None:
+    """The incident is a control record: carried into the new generation like definitions."""
+    clock = tmp_path / "clock"
+    start = time.time()
+    clock.write_text(str(start))
+    env = {"COALMINE_CLOCK_FILE": str(clock), "COALMINE_LOG_ROTATE_MB": "0"}
+    with HttpReceiver() as receiver:
+
+        def reminders() -> list[int]:
+            bodies = [r.json() for r in receiver.requests]
+            return [b["reminder"] for b in bodies if b["event"] == "canary.reminder"]
+
+        up = Up(tmp_path / "data", free_port(), env)
+        try:
+            up.wait_ready()
+            admin = httpx.Client(
+                base_url=up.url, headers={"Authorization": f"Bearer {up.admin_token}"}
+            )
+            made = admin.post(
+                "/api/v1/admin/channels",
+                json={"name": "p", "kind": "webhook", "url": receiver.url(), "remind_every_s": 60},
+            )
+            spec = {"name": "job", "interval_seconds": 1, "channels": [made.json()["id"]]}
+            job = admin.post("/api/v1/admin/canaries", json=spec).json()
+            assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
+            receiver.wait_for_requests(1, 30)
+            clock.write_text(str(start + 61))
+            wait_for(lambda: reminders() == [1], 30, "the first reminder")
+            assert _rotate(up) == 1
+            clock.write_text(str(start + 121))
+            wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
+            assert reminders() == [1, 2]
         finally:
             assert up.stop() == 0
