@@ -11,7 +11,7 @@ import os
 import sys
 
 from coalmine import __version__
-from coalmine.channels_cli import add_channels_commands, run_channels
+from coalmine.channels_cli import add_ack_command, add_channels_commands, run_ack, run_channels
 from coalmine.flags import duration
 from coalmine.query_cli import add_query_commands, query_request, show_query
 from coalmine.quiet_cli import add_quiet_commands
@@ -502,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_routes_commands(sub, client_flags).set_defaults(
         func=lambda args: run_routes(args, _client(args))
     )
+    add_ack_command(sub, client_flags).set_defaults(func=lambda args: run_ack(args, _client(args)))
     add_channels_commands(sub, client_flags).set_defaults(
         func=lambda args: run_channels(args, _client(args))
     )

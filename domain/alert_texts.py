@@ -44,6 +44,10 @@ def rendered(alert: AlertRecord) -> Rendered:
             lambda: error_webhook_body(alert),
             lambda: error_slack_body(alert),
             lambda config: error_email(alert, config),
+            title=f"{alert.event_type}: {one_line(alert.name)}",
+            text=error_plain_text(alert),
+            incident=alert.id,
+            severity="error",
         )
     return Rendered(
         alert.id,
@@ -52,6 +56,9 @@ def rendered(alert: AlertRecord) -> Rendered:
         lambda: digest_webhook_body(alert),
         lambda: digest_slack_body(alert),
         lambda config: digest_email(alert, config),
+        title=digest_title(alert),
+        text=digest_plain_text(alert),
+        incident=alert.id,
     )
 
 
@@ -134,17 +141,8 @@ def error_slack_body(alert: ErrorAlert) -> bytes:
     return _json.encode({"text": text, "blocks": blocks})
 
 
-def error_email(alert: ErrorAlert, config: EmailConfig) -> EmailMessage:
-    message = EmailMessage()
-    set_email_headers(
-        message,
-        f"[Coalmine] {alert.event_type}: {alert.name}",
-        config,
-        alert.id,
-        alert.at,
-        EVENT_ERROR,
-    )
-    facts = [
+def _error_facts(alert: ErrorAlert) -> list[tuple[str, str]]:
+    return [
         ("Name", alert.name),
         ("At", human_utc(alert.at)),
         ("Message", alert.message or "(none)"),
@@ -155,11 +153,29 @@ def error_email(alert: ErrorAlert, config: EmailConfig) -> EmailMessage:
             f"not before {window_text(alert.quiet_window_s)} of quiet; until then in the digest",
         ),
     ]
+
+
+def error_plain_text(alert: ErrorAlert) -> str:
+    facts = _error_facts(alert)
     width = max(len(label) for label, _ in facts) + 2
     plain = [error_headline(alert), ""] + [
         f"{label + ':':<{width}}{value}" for label, value in facts
     ]
-    message.set_content("\n".join(plain) + "\n")
+    return "\n".join(plain) + "\n"
+
+
+def error_email(alert: ErrorAlert, config: EmailConfig) -> EmailMessage:
+    message = EmailMessage()
+    set_email_headers(
+        message,
+        f"[Coalmine] {alert.event_type}: {alert.name}",
+        config,
+        alert.id,
+        alert.at,
+        EVENT_ERROR,
+    )
+    facts = _error_facts(alert)
+    message.set_content(error_plain_text(alert))
     rows = "\n".join(
         f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
         f'<td style="white-space:pre-wrap">{html.escape(value)}</td></tr>'

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -57,6 +57,9 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 
 
+Severity = Literal["critical", "error", "warning", "info"]
+
+
 class Rendered(NamedTuple):
     """A notice ready for any channel: a flip, an error alert or a digest. `id` is the
     delivery id (receivers deduplicate on it), `at` the time it concerns."""
@@ -67,17 +70,40 @@ class Rendered(NamedTuple):
     webhook: Callable[[], bytes]
     slack: Callable[[], bytes]
     email: Callable[[EmailConfig], EmailMessage]
+    # What the other services are sent (domain.channel_payloads): a one-line title, a plain
+    # text, the incident a paging service folds it into (one per canary: an up flip resolves
+    # the down's), how grave it is, and whether it is a recovery.
+    title: str = ""
+    text: str = ""
+    incident: str = ""
+    severity: Severity = "info"
+    resolves: bool = False
 
 
-def rendered_flip(flip: Flip) -> Rendered:
+def rendered_flip(flip: Flip, ack_link: str = "") -> Rendered:
+    """`ack_link`: the signed link that acknowledges a down alert (domain.reminders), when
+    one of its channels reminds."""
+    text = _plain_text(flip) + (
+        f"\nAcknowledge (stops reminders): {ack_link}\n" if ack_link else ""
+    )
     return Rendered(
         flip.id,
         flip.at,
         event_name(flip),
-        lambda: webhook_body(flip),
-        lambda: slack_body(flip),
-        lambda config: email_message(flip, config),
+        lambda: webhook_body(flip, ack_link),
+        lambda: slack_body(flip, ack_link),
+        lambda config: email_message(flip, config, text),
+        title=f"{one_line(flip.canary_name)} is {_state(flip)}",
+        text=text,
+        incident=incident_of(flip.canary_id),
+        severity="critical" if flip.status == "down" else "info",
+        resolves=flip.status == "up",
     )
+
+
+def incident_of(canary_id: str) -> str:
+    """A canary's incident key at paging services (PagerDuty dedup_key, Opsgenie alias)."""
+    return f"coalmine-{canary_id}"
 
 
 # --- shared wording --------------------------------------------------------------------------
@@ -117,7 +143,8 @@ def headline(flip: Flip) -> str:
 
 
 # --- webhook ---------------------------------------------------------------------------------
-def webhook_body(flip: Flip) -> bytes:
+def webhook_body(flip: Flip, ack_link: str = "") -> bytes:
+    extra = {"ack_url": ack_link} if ack_link else {}
     return _json.encode(
         {
             "event": event_name(flip),
@@ -130,6 +157,7 @@ def webhook_body(flip: Flip) -> bytes:
             if flip.last_checkin_at is None
             else iso_utc(flip.last_checkin_at),
             "message": flip.message,
+            **extra,
         }
     )
 
@@ -145,7 +173,7 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_body(flip: Flip) -> bytes:
+def slack_body(flip: Flip, ack_link: str = "") -> bytes:
     icon = ":red_circle:" if flip.status == "down" else ":large_green_circle:"
     name = slack_escape(one_line(flip.canary_name))
     text = f"{icon} *{name}* is {_state(flip)} — {_why(flip)}"
@@ -156,6 +184,8 @@ def slack_body(flip: Flip) -> bytes:
         quoted = "\n".join(f"> {line}" for line in slack_escape(flip.message).splitlines())
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quoted}})
     context = f"reason `{flip.reason}` · at {human_utc(flip.at)} · canary `{flip.canary_id}`"
+    if ack_link:
+        context += f" · <{ack_link}|Acknowledge>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     # `text` is what notifications and clients without blocks show.
     return _json.encode({"text": text, "blocks": blocks})
@@ -228,11 +258,11 @@ def set_email_headers(
     message[DELIVERY_HEADER] = notice_id
 
 
-def email_message(flip: Flip, config: EmailConfig) -> EmailMessage:
+def email_message(flip: Flip, config: EmailConfig, text: str | None = None) -> EmailMessage:
     message = EmailMessage()
     subject = f"[Coalmine] {flip.canary_name} is {_state(flip)}"
     set_email_headers(message, subject, config, flip.id, flip.at, event_name(flip))
-    message.set_content(_plain_text(flip))
+    message.set_content(_plain_text(flip) if text is None else text)
     message.add_alternative(_html(flip), subtype="html")
     return message
 
@@ -268,6 +298,9 @@ def rendered_test(channel_id: str, channel_name: str, notice_id: str, at: float)
         ),  # fmt: skip
         lambda: _json.encode({"text": f":white_check_mark: {slack_escape(text)}"}),
         email,
+        title="Coalmine test notification",
+        text=text,
+        incident=notice_id,
     )
 
 

@@ -15,6 +15,8 @@ from schemas.canaries import (
     DeliveryAttempt,
     Flip,
     HeartbeatRecord,
+    Incident,
+    IncidentAcknowledged,
     unpacked,
 )
 from schemas.control import ControlRecord
@@ -263,5 +265,9 @@ def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
     if isinstance(record, WindowDefined | SilenceDefined):  # ended, never deleted
         kind = "window" if isinstance(record, WindowDefined) else "silence"
         return [[record.id, kind, raw.decode(), False, int(record.changed_at * 1000)]]
+    if isinstance(record, Incident):  # a closed one is not written back at restart
+        return [[record.id, "incident", raw.decode(), record.closed, int(record.changed_at * 1000)]]
+    if isinstance(record, IncidentAcknowledged):
+        return [[record.id, "ack", raw.decode(), False, int(record.at * 1000)]]
     kind = {CanaryDeleted: "canary", ChannelDeleted: "channel", RouteDeleted: "route"}[type(record)]
     return [[record.id, kind, raw.decode(), True, int(record.deleted_at * 1000)]]

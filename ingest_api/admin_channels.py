@@ -1,4 +1,5 @@
-"""/api/v1/admin/channels: where alerts go (webhook, Slack, e-mail), and a test of each.
+"""/api/v1/admin/channels: where alerts go (webhook, Slack, e-mail and the services of
+domain.channel_payloads), and a test of each.
 Every change is a record on the control topic first (event-sourced), applied locally at once."""
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ import secrets
 import time
 from typing import Any
 
-import httpx
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -16,13 +16,23 @@ from domain.notification_texts import rendered_test
 from ingest_api.admin_canaries import append_control
 from ingest_api.admin_keys import AdminServices
 from ingest_api.responses import error, json_response
-from runtime.notify_senders import deliver
+from runtime.notify_senders import deliver, http_session
 from schemas.canaries import (
+    GROUP_WAIT_MAX_S,
+    REMIND_EVERY_MIN_S,
+    REMIND_MAX_MAX,
+    AppriseConfig,
     ChannelConfig,
     ChannelDefined,
     ChannelDeleted,
+    DiscordConfig,
     EmailConfig,
+    NtfyConfig,
+    OpsgenieConfig,
+    PagerDutyConfig,
     SlackConfig,
+    TeamsConfig,
+    TelegramConfig,
     WebhookConfig,
 )
 from schemas.times import iso_utc
@@ -38,11 +48,22 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
         "id": channel.id,
         "name": channel.name,
         "created_at": iso_utc(channel.created_at),
+        "group_wait_s": channel.group_wait_s,
+        "remind_every_s": channel.remind_every_s,
+        "remind_max": channel.remind_max,
     }
     if isinstance(config, WebhookConfig):
         shown.update(kind="webhook", url=config.url, timeout_s=config.timeout_s)
     elif isinstance(config, SlackConfig):
-        shown.update(kind="slack", url_host=config.url.split("/")[2] if "//" in config.url else "")
+        shown.update(kind="slack", url_host=host_of(config.url))
+    elif isinstance(config, (DiscordConfig, TeamsConfig, AppriseConfig)):
+        # Their URLs hold the credential (a webhook token, an Apprise key).
+        shown.update(kind=kind_of(config), url_host=host_of(config.url))
+    elif isinstance(config, TelegramConfig):
+        shown.update(kind="telegram", chat_id=config.chat_id, url_host=host_of(config.url))
+    elif isinstance(config, (PagerDutyConfig, OpsgenieConfig, NtfyConfig)):
+        # No key, no ntfy topic (on a public server, whoever knows it can read it).
+        shown.update(kind=kind_of(config), url=config.url)
     elif isinstance(config, EmailConfig):
         shown.update(
             kind="email",
@@ -56,6 +77,18 @@ def channel_view(channel: ChannelDefined) -> dict[str, Any]:
     return shown
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def kind_of(config: ChannelConfig) -> str:
+    return str(config.__struct_config__.tag)
+
+
+def host_of(url: str) -> str:
+    return url.split("/")[2] if "//" in url else ""
+
+
 @router.post("/channels", status_code=201)
 async def create_channel(request: Request, services: AdminServices) -> Response:
     try:
@@ -65,6 +98,21 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         name = body.pop("name", None)
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
             raise ValueError("`name` (1-200 characters) is required")
+        group_wait = body.pop("group_wait_s", 0.0)
+        if (
+            not isinstance(group_wait, int | float)
+            or isinstance(group_wait, bool)
+            or not 0 <= group_wait <= GROUP_WAIT_MAX_S
+        ):
+            raise ValueError(f"`group_wait_s` must be 0-{GROUP_WAIT_MAX_S:g} seconds")
+        remind_every = body.pop("remind_every_s", 0)
+        remind_max = body.pop("remind_max", 10)
+        if not _whole(remind_every) or not (
+            remind_every == 0 or REMIND_EVERY_MIN_S <= remind_every <= 30 * 86400
+        ):
+            raise ValueError(f"`remind_every_s` must be 0 (never) or {REMIND_EVERY_MIN_S} s-30 d")
+        if not _whole(remind_max) or not 1 <= remind_max <= REMIND_MAX_MAX:
+            raise ValueError(f"`remind_max` must be 1-{REMIND_MAX_MAX}")
         config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
         if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
             raise ValueError("`url` must be an http(s) URL")
@@ -72,7 +120,15 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         return error(400, f"invalid channel: {exc}")
     if isinstance(config, WebhookConfig) and not config.secret:
         config = msgspec.structs.replace(config, secret=secrets.token_hex(32))
-    record = ChannelDefined("chn_" + secrets.token_hex(8), name, config, time.time())
+    record = ChannelDefined(
+        "chn_" + secrets.token_hex(8),
+        name,
+        config,
+        time.time(),
+        group_wait_s=float(group_wait),
+        remind_every_s=remind_every,
+        remind_max=remind_max,
+    )
     failed = await append_control(services, record)
     if failed:
         return failed
@@ -108,7 +164,7 @@ async def test_channel(channel_id: str, services: AdminServices) -> Response:
         channel.id, channel.name, f"test:{channel.id}:{secrets.token_hex(4)}", now
     )
     once = msgspec.structs.replace(channel.config, max_attempts=1)
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with http_session(connections=1) as http:
         [attempt] = await deliver(once, channel.id, notice, http)
     return json_response(
         200, {"id": channel.id, "ok": attempt.ok, "detail": attempt.detail, "delivery": notice.id}

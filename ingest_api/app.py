@@ -21,7 +21,19 @@ from starlette.routing import Route
 from ingest_api import admin_canaries as canaries
 from ingest_api import admin_channels as channels
 from ingest_api import admin_keys as admin
-from ingest_api import admin_quiet, asgi, badges, bulk, checkin, ingest, openapi, ping, query, ui
+from ingest_api import (
+    admin_quiet,
+    asgi,
+    badges,
+    bulk,
+    checkin,
+    incidents,
+    ingest,
+    openapi,
+    ping,
+    query,
+    ui,
+)
 from ingest_api import admin_routing as routes_admin
 from ingest_api.backpressure import Backpressure, watch_sink_lag
 from ingest_api.bulk_budget import BulkBudget
@@ -187,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_quiet.router)
     app.include_router(badges.router)
     app.include_router(channels.router)
+    app.include_router(incidents.router)
     app.include_router(routes_admin.router)
     app.include_router(query.router)
     ui.install(app)  # the web UI at / (ingest_api.ui)

@@ -11,7 +11,14 @@ import secrets
 
 from runtime.key_registry import URLSAFE_CHARS
 from runtime.settings import Settings
-from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    ChannelDefined,
+    ChannelDeleted,
+    Incident,
+    IncidentAcknowledged,
+)
 from schemas.control import ControlRecord, control_decoder
 from schemas.quiet import SilenceDefined, WindowDefined
 from schemas.routing import RouteDefined, RouteDeleted
@@ -56,6 +63,14 @@ def ping_key(settings: Settings) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:PING_KEY_CHARS]
 
 
+def ack_link_key(settings: Settings) -> str:
+    """The key that signs acknowledgement links (domain.reminders): derived from the admin
+    token, so every process of the service has it and a new admin token voids old links."""
+    return hmac.new(
+        settings.admin_token.encode(), b"coalmine ack links", hashlib.sha256
+    ).hexdigest()
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -67,6 +82,10 @@ class ControlRegistry:
         self.routes: dict[str, RouteDefined] = {}
         self.windows: dict[str, WindowDefined] = {}  # maintenance windows (schemas.quiet)
         self.silences: dict[str, SilenceDefined] = {}
+        # Reminders (processors.agents.notifier): incident id -> its latest state, and the
+        # down flips acknowledged (flip id -> the first acknowledgement).
+        self.incidents: dict[str, Incident] = {}
+        self.acknowledged: dict[str, IncidentAcknowledged] = {}
         # event name -> ids of the canaries over events that count it
         self.event_canaries: dict[str, set[str]] = {}
         self._by_token: dict[str, str] = {}
@@ -107,6 +126,19 @@ class ControlRegistry:
             old_silence = self.silences.get(record.id)
             if old_silence is None or old_silence.changed_at <= record.changed_at:
                 self.silences[record.id] = record
+        elif isinstance(record, Incident):
+            old_incident = self.incidents.get(record.id)
+            if old_incident is None or old_incident.changed_at <= record.changed_at:
+                self.incidents[record.id] = record
+        elif isinstance(record, IncidentAcknowledged):
+            self.acknowledged.setdefault(record.flip_id, record)
+
+    def open_incidents(self, canary_id: str | None = None) -> list[Incident]:
+        return [
+            incident
+            for incident in self.incidents.values()
+            if not incident.closed and canary_id in (None, incident.canary_id)
+        ]
 
     def _forget_events(self, canary: CanaryDefined | None) -> None:
         if canary is not None and canary.events is not None:

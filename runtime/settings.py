@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # (empty: derived from the admin token), and how much of a ping's body is kept as its
     # message (Healthchecks' default; the rest is cut with a marker, never refused).
     ping_key: str = ""
+    # The service's address as people reach it, for links in alerts (the acknowledgement
+    # link of domain.reminders). Empty: http(s)://host:port.
+    public_url: str = ""
     ping_body_max_bytes: int = 10_000
     # Client side: the ingest key `coalmine import` sends when neither --key nor --key-file
     # gives one (an environment variable keeps it out of the shell history and `ps`).
@@ -124,6 +127,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def running_mark_path(self) -> Path:
         """Present while a `coalmine up` runs on data_dir (coalmine.running)."""
         return self.data_path / "running"
+
+    @property
+    def link_url(self) -> str:
+        return self.public_url.rstrip("/") or self.base_url
 
     @property
     def base_url(self) -> str:

@@ -29,7 +29,10 @@ FlipReason = Literal[
     "missed", "failed", "runtime_exceeded", "checkin", "too_few_events", "events",
     "not_started", "failure_rate", "run_too_long", "run_too_short", "too_early",
 ]  # fmt: skip
-ChannelKind = Literal["webhook", "slack", "email"]
+ChannelKind = Literal[
+    "webhook", "slack", "email", "discord", "teams", "pagerduty", "opsgenie", "ntfy",
+    "telegram", "apprise",
+]  # fmt: skip
 
 IntervalSeconds = Annotated[int, msgspec.Meta(ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)]
 GraceSeconds = Annotated[int, msgspec.Meta(ge=GRACE_MIN_S, le=GRACE_MAX_S)]
@@ -76,7 +79,100 @@ class EmailConfig(
     max_attempts: int = 5
 
 
-ChannelConfig = WebhookConfig | SlackConfig | EmailConfig
+# The services below (docs/routing.md, "Channels"): each config's `url` is the service's
+# endpoint or base URL, with the public service as default, so a self-hosted one (ntfy,
+# Apprise, an Opsgenie EU account) or a test receiver can stand in.
+
+
+class DiscordConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="discord", tag_field="kind"
+):
+    """A Discord channel webhook (https://discord.com/api/webhooks/<id>/<token>): content and
+    an embed, no mentions."""
+
+    url: str
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class TeamsConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="teams", tag_field="kind"
+):
+    """A Microsoft Teams Workflows webhook ("Post to a channel when a webhook request is
+    received"): a message with an Adaptive Card."""
+
+    url: str
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class PagerDutyConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="pagerduty", tag_field="kind"
+):
+    """PagerDuty Events API v2: trigger on down, resolve on up, one dedup_key per canary."""
+
+    routing_key: str
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    severity: Literal["critical", "error", "warning", "info"] = "critical"
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class OpsgenieConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="opsgenie", tag_field="kind"
+):
+    """Opsgenie Alert API: create an alert on down, close it (by alias, one per canary) on up.
+    `url` is the API's base (https://api.eu.opsgenie.com for EU accounts)."""
+
+    api_key: str
+    url: str = "https://api.opsgenie.com"
+    priority: Literal["P1", "P2", "P3", "P4", "P5"] = "P1"
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class NtfyConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="ntfy", tag_field="kind"
+):
+    """ntfy: a JSON message published to `topic` on the server at `url`; `token` (an access
+    token) if the topic is protected."""
+
+    topic: str
+    url: str = "https://ntfy.sh"
+    token: str = ""
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class TelegramConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="telegram", tag_field="kind"
+):
+    """Telegram Bot API sendMessage to `chat_id` (a number, or @channelusername)."""
+
+    bot_token: str
+    chat_id: str
+    url: str = "https://api.telegram.org"
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+class AppriseConfig(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="apprise", tag_field="kind"
+):
+    """An Apprise API server's notify endpoint: `url` is .../notify/<key> (its stored
+    configuration), or .../notify/ with `urls` (Apprise URLs, sent with each message)."""
+
+    url: str
+    urls: str = ""
+    tag: str = ""
+    timeout_s: float = 5.0
+    max_attempts: int = 5
+
+
+ChannelConfig = (
+    WebhookConfig | SlackConfig | EmailConfig | DiscordConfig | TeamsConfig | PagerDutyConfig
+    | OpsgenieConfig | NtfyConfig | TelegramConfig | AppriseConfig
+)  # fmt: skip
 
 
 class EventsExpected(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -174,11 +270,61 @@ class CanaryDeleted(msgspec.Struct, frozen=True, tag="canary.deleted", tag_field
     deleted_at: float
 
 
+GROUP_WAIT_MAX_S = 300.0
+
+
 class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_field="type"):
     id: str
     name: str
     config: ChannelConfig
     created_at: float
+    # Canaries going down (or up) within this long of the first become one notification
+    # (domain.notification_groups); 0: each at once. Paging services (PagerDuty, Opsgenie)
+    # are never grouped: each canary is an incident there, resolved by its own recovery.
+    group_wait_s: float = 0.0
+    # While a canary stays down, its alert is repeated every `remind_every_s` (0: never), at
+    # most `remind_max` times; recovery, pause or an acknowledgement stops it (Incident).
+    remind_every_s: int = 0
+    remind_max: int = 10
+
+
+REMIND_EVERY_MIN_S = 60
+REMIND_MAX_MAX = 100
+
+
+class Incident(msgspec.Struct, frozen=True, tag="incident", tag_field="type"):
+    """A canary down on a channel that reminds, as the notifier keeps it on the control topic
+    (carried across rotations like definitions; latest per id wins): opened when its down
+    alert is sent, counted up at each reminder, closed by recovery, pause or deletion."""
+
+    id: str  # incident:<canary id>:<channel id>
+    canary_id: str
+    channel_id: str
+    flip_id: str  # the down flip
+    opened_at: float
+    changed_at: float
+    reminders: int = 0
+    closed: bool = False
+
+
+class IncidentAcknowledged(
+    msgspec.Struct, frozen=True, tag="incident.acknowledged", tag_field="type"
+):
+    """Someone has seen the down alert `flip_id`: no more reminders for it, on any channel."""
+
+    id: str  # ack:<flip id>
+    flip_id: str
+    canary_id: str
+    at: float
+    by: str  # "admin" (API/CLI) or "link" (the signed link in the alert)
+
+
+def incident_id(canary_id: str, channel_id: str) -> str:
+    return f"incident:{canary_id}:{channel_id}"
+
+
+def ack_id(flip_id: str) -> str:
+    return f"ack:{flip_id}"
 
 
 class ChannelDeleted(msgspec.Struct, frozen=True, tag="channel.deleted", tag_field="type"):

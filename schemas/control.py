@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.canaries import CanaryDefined, CanaryDeleted, ChannelDefined, ChannelDeleted
+from schemas.canaries import (
+    CanaryDefined,
+    CanaryDeleted,
+    ChannelDefined,
+    ChannelDeleted,
+    Incident,
+    IncidentAcknowledged,
+)
 from schemas.quiet import SilenceDefined, WindowDefined
 from schemas.routing import RouteDefined, RouteDeleted
 
 ControlRecord = (
     CanaryDefined | CanaryDeleted | ChannelDefined | ChannelDeleted | RouteDefined | RouteDeleted
-    | WindowDefined | SilenceDefined
+    | WindowDefined | SilenceDefined | Incident | IncidentAcknowledged
 )  # fmt: skip
 control_decoder = msgspec.json.Decoder(ControlRecord)  # type: ignore[arg-type]
