@@ -4,8 +4,9 @@ every canary, the latest flips and notification attempts of all canaries.
 
 `totals` reads hour rollup rows only: a bucket starting in the hour of `from` counts that whole
 hour, and the current hour is as fresh as the rollups (about 1-2 s behind raw events). Across
-all names the rollups' key (grain, name, bucket) narrows the read to the hour grain only; that
-is 24 rows per name and day.
+all names the rollups' key (grain, name, bucket) narrows the read to the hour grain only, every
+hour row of every name: it reads `rollups_by_time` instead (migration 0011), the same counts
+ordered by (grain, bucket), which reads only the range's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MAX_BUCKETS = 2000
 
 TOTALS_SQL = """
 SELECT intDiv(toUnixTimestamp(bucket), {step:UInt32}) * {step:UInt32} AS at, type, sum(count)
-FROM rollups
+FROM rollups_by_time
 WHERE grain = 'hour'
   AND bucket >= toStartOfHour(fromUnixTimestamp({from_s:Int64}))
   AND bucket < fromUnixTimestamp({to_s:Int64})

@@ -65,7 +65,7 @@ def _rollups_sql() -> str:
     WHERE {grain}type IN {{types:Array(String)}} AND ({current} OR {previous})
     GROUP BY name"""
 
-    parts = [part(grain, "bucket", "rollups", "count") for grain in TOP_GRAINS]
+    parts = [part(grain, "bucket", "rollups_by_time", "count") for grain in TOP_GRAINS]
     parts.append(part(EVENTS, "ts", "events", "toUInt64(1)"))
     return f"""
 SELECT name, sum(in_period) AS count, sum(before) AS previous
