@@ -137,12 +137,15 @@ async def overview(request: Request) -> Response:
 async def canary_list(request: Request) -> Response:
     who = await viewer(request)
     services: Services = request.app.state.services
-    views, recent = await asyncio.gather(
-        _canaries(services),
-        run(services, "recent_checkins", {"from": "-3d", "per": str(STRIP_CELLS)}),
-    )
+    views = await _canaries(services)
     ordered_views = None if views is None else sorted_by_status(views)
     page_number, shown = paged(ordered_views or [], request.query_params.get("page", "1"))
+    # The strips of this page's canaries only: a tenth of the read with 1,000 canaries.
+    recent = await run(
+        services,
+        "recent_checkins",
+        {"from": "-3d", "per": str(STRIP_CELLS), "ids": ",".join(v["id"] for v in shown)},
+    ) if shown else None  # fmt: skip
     strips = {}
     shown_ids = {v["id"] for v in shown}
     for canary_id, checkins in (recent or {}).get("canaries", {}).items():

@@ -270,3 +270,18 @@ def test_the_totals_count_every_event_of_the_hours_in_range(chdb_dir: Path) -> N
         } == expected
     finally:
         client.close()
+
+
+def test_the_strips_of_a_page_of_canaries_are_theirs_alone(chdb_dir: Path) -> None:
+    client = fresh_clickhouse(chdb_dir)
+    try:
+        store_canaries(client)
+        params = {"from": "2026-06-30T00:00:00Z", "per": "2"}
+        every = run_query(client, "recent_checkins", params, NOW)["canaries"]
+        some = run_query(client, "recent_checkins", {**params, "ids": "can_a,can_c,nope"}, NOW)
+
+        assert sorted(every) == ["can_a", "can_b", "can_c"]
+        assert some["canaries"] == {"can_a": every["can_a"], "can_c": every["can_c"]}
+        assert [c["message"] for c in every["can_a"]] == ["done", ""]  # the last two, oldest first
+    finally:
+        client.close()
