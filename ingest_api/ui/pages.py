@@ -31,6 +31,7 @@ from ingest_api.ui.views import (
     series_points,
     sorted_by_status,
     status_counts,
+    whole_buckets,
     whole_hours,
 )
 from queries import QueryError
@@ -264,7 +265,7 @@ async def events_page(request: Request) -> Response:
     form = events_form(dict(request.query_params))
     range_s = RANGES[form["range"]]
     interval = chart_interval(range_s, form["interval"])
-    window = {"from": f"-{form['range']}", "interval": str(interval)}
+    window = {**whole_buckets(range_s, interval, time.time()), "interval": str(interval)}
     top_query = run(services, "top_names", {**whole_hours(range_s, time.time()), "limit": "15"})
     if form["names"]:  # the chart and the newest events need not wait for the top names
         names = form["names"]
