@@ -55,7 +55,7 @@ def _bench_module(name: str):  # bench/queries.py would shadow the queries packa
 
 
 CHECKINS_SQL = """
-INSERT INTO checkins
+INSERT INTO checkins (id, canary_id, kind, at, message)
 SELECT concat('chk_', toString(number)), concat('can_bench', leftPad(toString(number % {canaries:UInt32}), 7, '0')),
        if(number % 97 = 0, 'fail', 'success'),
        fromUnixTimestamp64Milli(toInt64({now_ms:Int64} - (intDiv(number, {canaries:UInt32}) + 1) * 3600000 + number % 60000)),

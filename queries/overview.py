@@ -4,8 +4,9 @@ every canary, the latest flips and notification attempts of all canaries.
 
 `totals` reads hour rollup rows only: a bucket starting in the hour of `from` counts that whole
 hour, and the current hour is as fresh as the rollups (about 1-2 s behind raw events). Across
-all names the rollups' key (grain, name, bucket) narrows the read to the hour grain only; that
-is 24 rows per name and day.
+all names the rollups' key (grain, name, bucket) narrows the read to the hour grain only, every
+hour row of every name: it reads `rollups_by_time` instead (migration 0011), the same counts
+ordered by (grain, bucket), which reads only the range's.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from schemas.times import iso_or_none
 
 HOUR_S = 3600
 MAX_BUCKETS = 2000
+MAX_IDS = 1000  # canaries of one recent_checkins
 
 TOTALS_SQL = """
 SELECT intDiv(toUnixTimestamp(bucket), {step:UInt32}) * {step:UInt32} AS at, type, sum(count)
-FROM rollups
+FROM rollups_by_time
 WHERE grain = 'hour'
   AND bucket >= toStartOfHour(fromUnixTimestamp({from_s:Int64}))
   AND bucket < fromUnixTimestamp({to_s:Int64})
@@ -42,6 +44,7 @@ SELECT canary_id, groupArray({per:UInt32})(formatDateTime(at, '%Y-%m-%dT%H:%i:%S
 FROM (
     SELECT canary_id, at, kind, substring(message, 1, 200) AS message FROM checkins
     WHERE at >= fromUnixTimestamp64Milli({from_ms:Int64})
+      AND (empty({ids:Array(String)}) OR canary_id IN {ids:Array(String)})
     ORDER BY canary_id, at DESC
 )
 GROUP BY canary_id
@@ -100,12 +103,16 @@ def _epoch(moment: dt.datetime) -> float:
 
 
 def recent_checkins(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
-    """The last `per` (default 12) check-ins of every canary since `from` (default -3d), oldest
-    first, times to the second, messages cut at 200 characters (for the list's strips)."""
+    """The last `per` (default 12) check-ins of every canary since `from` (default -3d), or of
+    those in `ids` (comma-separated: the list's page, which the table's key (canary_id, at)
+    then narrows the read to), oldest first, times to the second, messages cut at 200
+    characters (for the list's strips)."""
     start, _ = time_range(params, now, default_from="-3d")
     per = parse_limit(params, 12, 100, "per")
+    ids = [i for i in params.get("ids", "").split(",") if i][:MAX_IDS]
     rows = client.query(
-        RECENT_CHECKINS_SQL, parameters={"from_ms": stored_range_ms(start, now)[0], "per": per}
+        RECENT_CHECKINS_SQL,
+        parameters={"from_ms": stored_range_ms(start, now)[0], "per": per, "ids": ids},
     ).result_rows
     return {
         "canaries": {

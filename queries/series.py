@@ -16,13 +16,13 @@ raw events by the rollups agent's lag (about 1-2 s).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from queries.grains import (
     EVENTS,
-    GRAINS,
     cover,
     finer_grains,
     grain_for_step,
@@ -59,22 +59,27 @@ ORDER BY bucket
 """
 
 
-def _rollups_sql(coarsest: str) -> str:
-    """Grain rows (deltas, so aggregated again) plus the raw events of the partial minutes
-    at the ends, summed into interval buckets."""
+@functools.cache
+def rollups_sql(sources: tuple[str, ...]) -> str:
+    """The rows of `sources` (grains, coarsest first, then maybe raw events for the partial
+    minutes at the ends; rollup rows are deltas, so aggregated again), summed into interval
+    buckets. Only the sources a range needs (queries.grains.cover): a range of whole buckets
+    of its grain, as the web UI asks, reads that grain alone (each part left out saves ~30 %)."""
     parts = [
         f"""
     SELECT toUnixTimestamp(bucket) AS at, count, value_count, value_sum, value_min, value_max
     FROM rollups
     WHERE grain = '{grain}' AND name = {{name:String}} AND {source_condition(grain, "bucket")}"""
-        for grain in finer_grains(coarsest)
+        for grain in sources
+        if grain != EVENTS
     ]
-    parts.append(
-        f"""
+    if EVENTS in sources:
+        parts.append(
+            f"""
     SELECT toUnixTimestamp(ts), toUInt64(1), toUInt64(value IS NOT NULL), ifNull(value, 0), value, value
     FROM events
     WHERE name = {{name:String}} AND {source_condition(EVENTS, "ts")}"""
-    )
+        )
     return f"""
 SELECT
     intDiv(at, {{step:UInt32}}) * {{step:UInt32}} AS bucket,
@@ -84,10 +89,6 @@ FROM ({" UNION ALL ".join(parts)}
 GROUP BY bucket
 ORDER BY bucket
 """
-
-
-# Built once from constants: the grain names are ours, every user value is a bound parameter.
-ROLLUPS_SQL = {grain: _rollups_sql(grain) for grain, _ in GRAINS}
 
 
 def fill_gaps(rows: list[tuple], start: int, end: int, step: int) -> list[dict[str, Any]]:
@@ -138,9 +139,17 @@ def series(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str
         sql = EVENTS_SQL
         parameters: dict[str, Any] = {"from_ms": from_ms, "to_ms": to_ms}
     else:
-        sql = ROLLUPS_SQL[grain]
-        parameters = source_parameters(cover(from_ms, to_ms, finer_grains(grain)))
-    rows = client.query(sql, parameters={**parameters, "name": name, "step": step}).result_rows
+        # The grain names are ours, every user value is a bound parameter.
+        plan = {
+            s: ranges for s, ranges in cover(from_ms, to_ms, finer_grains(grain)).items() if ranges
+        }
+        sql = rollups_sql(tuple(plan)) if plan else ""
+        parameters = source_parameters(plan)
+    rows = (
+        client.query(sql, parameters={**parameters, "name": name, "step": step}).result_rows
+        if sql
+        else []
+    )
     return {
         "name": name,
         "from": iso(start),

@@ -1,14 +1,14 @@
 """top_names(from, to, type, limit): the names with the most events in [from, to), and how
 their count changed against the previous period of the same length, [from - (to - from), from).
 
-Served from the rollups by default, exactly: whole days from the day rows, the partial days at
-the ends of both periods from raw events (queries.grains.cover), or from the hour rows when
-every bound is a whole hour. Why not hour and minute rows for any end, as series does: a time
-range over all names cannot use the rollups' key (grain, name, bucket), so it reads most hour
-and minute rows, which costs more than reading the raw ends, unless the hour rows leave no raw
-read at all (bench/queries.py, 10 M events, 7 days: ~70 ms, ~30 ms on whole hours; ~100 ms with
-hour and minute rows for unaligned ends; ~85 ms from raw events alone; 30 days: ~40 ms against
-~105 ms raw). `source=events` counts raw events instead.
+Served from the rollups by default, exactly: whole days from the day rows, whole hours at the
+ends from the hour rows, and what is left at the very ends (less than an hour each) from raw
+events (queries.grains.cover); when every bound is a whole hour (as the web UI asks) no raw
+read is left and the query has no raw part at all. The rollups are read from
+`rollups_by_time` (migration 0011), their hour and day counts ordered by (grain, bucket): a
+time range over all names reads only its own rows there, where the rollups' key (grain, name,
+bucket) read every hour row of every name (which made partial days cheaper to read raw, and
+took 55-105 ms over 24 h with 10 M events). `source=events` counts raw events instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from queries.grains import EVENTS, Range, cover, source_condition, source_parameters
+from queries.grains import EVENTS, cover, source_condition, source_parameters
 from queries.params import (
     EPOCH,
     EVENT_TYPES,
@@ -54,7 +54,7 @@ LIMIT {limit:UInt32}
 """
 
 
-def _rollups_sql() -> str:
+def _rollups_sql(raw: bool) -> str:
     # Inner aliases differ from `count`, a rollups column that an alias would shadow.
     def part(source: str, column: str, table: str, counted: str) -> str:
         current, previous = (source_condition(source, column, prefix) for prefix in PERIODS)
@@ -65,8 +65,9 @@ def _rollups_sql() -> str:
     WHERE {grain}type IN {{types:Array(String)}} AND ({current} OR {previous})
     GROUP BY name"""
 
-    parts = [part(grain, "bucket", "rollups", "count") for grain in TOP_GRAINS]
-    parts.append(part(EVENTS, "ts", "events", "toUInt64(1)"))
+    parts = [part(grain, "bucket", "rollups_by_time", "count") for grain in TOP_GRAINS]
+    if raw:
+        parts.append(part(EVENTS, "ts", "events", "toUInt64(1)"))
     return f"""
 SELECT name, sum(in_period) AS count, sum(before) AS previous
 FROM ({" UNION ALL ".join(parts)}
@@ -78,17 +79,14 @@ LIMIT {{limit:UInt32}}
 """
 
 
-ROLLUPS_SQL = _rollups_sql()
+ROLLUPS_SQL = _rollups_sql(raw=True)
+# Every bound a whole hour: the raw part would read nothing, yet cost ~30 % of the query.
+WHOLE_HOURS_SQL = _rollups_sql(raw=False)
 
 
-def grains_for(bounds_ms: tuple[int, ...]) -> tuple[str, ...]:
-    """Day rows, plus hour rows when every bound is a whole hour (then no raw read is left)."""
-    return TOP_GRAINS if all(bound % HOUR_MS == 0 for bound in bounds_ms) else ("day",)
-
-
-def _cover(start_ms: int, end_ms: int, grains: tuple[str, ...]) -> dict[str, list[Range]]:
-    """cover() with every grain of the SQL present: a grain left out binds empty ranges."""
-    return {grain: [] for grain in TOP_GRAINS} | cover(start_ms, end_ms, grains)
+def reads_raw(bounds_ms: tuple[int, ...]) -> bool:
+    """Whether the rollups leave raw ends to read: unless every bound is a whole hour."""
+    return not all(bound % HOUR_MS == 0 for bound in bounds_ms)
 
 
 def change(count: int, previous: int) -> dict[str, Any]:
@@ -119,10 +117,13 @@ def top_names(client: Client, params: dict[str, str], now: dt.datetime) -> dict[
         sql = EVENTS_SQL
         parameters |= {"previous_ms": previous_ms, "from_ms": from_ms, "to_ms": to_ms}
     else:
-        sql = ROLLUPS_SQL
-        grains = grains_for((previous_ms, from_ms, to_ms))
-        parameters |= source_parameters(_cover(from_ms, to_ms, grains), "cur_")
-        parameters |= source_parameters(_cover(previous_ms, from_ms, grains), "prev_")
+        raw = reads_raw((previous_ms, from_ms, to_ms))
+        sql = ROLLUPS_SQL if raw else WHOLE_HOURS_SQL
+        for prefix, (lo, hi) in zip(PERIODS, ((from_ms, to_ms), (previous_ms, from_ms))):
+            plan = cover(lo, hi, TOP_GRAINS)
+            if not raw:
+                del plan[EVENTS]  # nothing (whole hours), and no part of the SQL
+            parameters |= source_parameters(plan, prefix)
     rows = client.query(sql, parameters=parameters).result_rows
     return {
         "from": iso(start),

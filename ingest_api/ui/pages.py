@@ -31,6 +31,7 @@ from ingest_api.ui.views import (
     series_points,
     sorted_by_status,
     status_counts,
+    whole_buckets,
     whole_hours,
 )
 from queries import QueryError
@@ -137,12 +138,15 @@ async def overview(request: Request) -> Response:
 async def canary_list(request: Request) -> Response:
     who = await viewer(request)
     services: Services = request.app.state.services
-    views, recent = await asyncio.gather(
-        _canaries(services),
-        run(services, "recent_checkins", {"from": "-3d", "per": str(STRIP_CELLS)}),
-    )
+    views = await _canaries(services)
     ordered_views = None if views is None else sorted_by_status(views)
     page_number, shown = paged(ordered_views or [], request.query_params.get("page", "1"))
+    # The strips of this page's canaries only: a tenth of the read with 1,000 canaries.
+    recent = await run(
+        services,
+        "recent_checkins",
+        {"from": "-3d", "per": str(STRIP_CELLS), "ids": ",".join(v["id"] for v in shown)},
+    ) if shown else None  # fmt: skip
     strips = {}
     shown_ids = {v["id"] for v in shown}
     for canary_id, checkins in (recent or {}).get("canaries", {}).items():
@@ -261,7 +265,7 @@ async def events_page(request: Request) -> Response:
     form = events_form(dict(request.query_params))
     range_s = RANGES[form["range"]]
     interval = chart_interval(range_s, form["interval"])
-    window = {"from": f"-{form['range']}", "interval": str(interval)}
+    window = {**whole_buckets(range_s, interval, time.time()), "interval": str(interval)}
     top_query = run(services, "top_names", {**whole_hours(range_s, time.time()), "limit": "15"})
     if form["names"]:  # the chart and the newest events need not wait for the top names
         names = form["names"]

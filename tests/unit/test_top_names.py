@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from queries.top_names import change, grains_for
+from queries.top_names import change, reads_raw
 
 
 def test_it_gives_the_absolute_and_percent_change() -> None:
@@ -15,8 +15,8 @@ def test_it_gives_no_percentage_against_an_empty_previous_period() -> None:
     assert change(7, 0) == {"change": 7, "change_pct": None}
 
 
-def test_it_reads_hour_rows_only_when_every_bound_is_a_whole_hour() -> None:
+def test_it_reads_raw_events_unless_every_bound_is_a_whole_hour() -> None:
     hour = 3_600_000
-    assert grains_for((5 * hour, 7 * hour, 9 * hour)) == ("day", "hour")
-    assert grains_for((5 * hour, 7 * hour, 9 * hour + 1)) == ("day",)
-    assert grains_for((5 * hour - 60_000, 7 * hour, 9 * hour)) == ("day",)
+    assert not reads_raw((5 * hour, 7 * hour, 9 * hour))
+    assert reads_raw((5 * hour, 7 * hour, 9 * hour + 1))
+    assert reads_raw((5 * hour - 60_000, 7 * hour, 9 * hour))

@@ -25,6 +25,7 @@ from ingest_api.ui.views import (
     run_durations,
     sorted_by_status,
     status_counts,
+    whole_buckets,
     whole_hours,
 )
 
@@ -188,6 +189,13 @@ def test_it_pages_the_canaries_and_clamps_the_page_number() -> None:
 def test_top_names_cover_whole_hours_up_to_the_next_one() -> None:
     assert whole_hours(86400, 7 * 3600 + 5) == {"from": str(8 * 3600 - 86400), "to": str(8 * 3600)}
     assert whole_hours(3600, 7200) == {"from": "7200", "to": "10800"}
+
+
+def test_a_chart_covers_whole_buckets_up_to_the_next_one() -> None:
+    assert whole_buckets(86400, 300, 7 * 3600 + 301) == {
+        "from": str(7 * 3600 + 600 - 86400),
+        "to": str(7 * 3600 + 600),
+    }
 
 
 def test_it_measures_runs_from_start_to_the_next_outcome() -> None:
