@@ -139,12 +139,23 @@ def _state(flip: Flip) -> str:
 
 def headline(flip: Flip) -> str:
     """One plain line: `nightly-backup is DOWN — missed its check-in (last check-in …Z)`."""
-    return f"{one_line(flip.canary_name)} is {_state(flip)} — {_why(flip)}"
+    return f"{one_line(flip.canary_name)} is {_state(flip)} — {_why(flip)}{_dependents(flip)}"
+
+
+def _dependents(flip: Flip) -> str:
+    """The canaries depending on this one that are down with it: their own alerts are held
+    (domain.holds), so this alert is where their users learn of them."""
+    if not flip.dependents:
+        return ""
+    names = ", ".join(one_line(name) for name in flip.dependents)
+    return f"; also down, depending on it: {names}"
 
 
 # --- webhook ---------------------------------------------------------------------------------
 def webhook_body(flip: Flip, ack_link: str = "") -> bytes:
-    extra = {"ack_url": ack_link} if ack_link else {}
+    extra: dict[str, object] = {"ack_url": ack_link} if ack_link else {}
+    if flip.dependents:  # only then: the body stays what receivers already parse
+        extra["dependents"] = flip.dependents
     return _json.encode(
         {
             "event": event_name(flip),
@@ -176,7 +187,7 @@ def slack_escape(text: str) -> str:
 def slack_body(flip: Flip, ack_link: str = "") -> bytes:
     icon = ":red_circle:" if flip.status == "down" else ":large_green_circle:"
     name = slack_escape(one_line(flip.canary_name))
-    text = f"{icon} *{name}* is {_state(flip)} — {_why(flip)}"
+    text = f"{icon} *{name}* is {_state(flip)} — {_why(flip)}{slack_escape(_dependents(flip))}"
     blocks: list[dict[str, object]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
     ]
@@ -210,6 +221,8 @@ def _facts(flip: Flip) -> list[tuple[str, str]]:
     ]
     if flip.message:
         facts.append(("Message", flip.message))
+    if flip.dependents:
+        facts.append(("Also down", ", ".join(flip.dependents)))
     facts.append(("Canary id", flip.canary_id))
     return facts
 
@@ -231,7 +244,7 @@ def _html(flip: Flip) -> str:
     return (
         '<!doctype html>\n<html><body style="font-family:sans-serif">\n'
         f'<p style="font-size:16px"><strong style="color:{colour}">'
-        f"{html.escape(one_line(flip.canary_name))}</strong> is {_state(flip)} — {html.escape(_why(flip))}</p>\n"
+        f"{html.escape(one_line(flip.canary_name))}</strong> is {_state(flip)} — {html.escape(_why(flip) + _dependents(flip))}</p>\n"
         f"<table>\n{rows}\n</table>\n</body></html>\n"
     )
 

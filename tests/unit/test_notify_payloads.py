@@ -245,3 +245,16 @@ def test_it_waits_longer_when_told_to_by_retry_after_but_not_past_the_cap() -> N
     assert retry_delay_s(1, "3600") == BACKOFF_CAP_S
     assert retry_delay_s(1, "Wed, 21 Oct 2026 07:28:00 GMT") == 0.5
     assert retry_delay_s(2, None) == 1
+
+
+def test_a_parents_alert_lists_the_dependents_down_with_it_everywhere() -> None:
+    parent = with_(DOWN, dependents=["etl-load", "report <mail>"])
+    body = json.loads(webhook_body(parent))
+    assert body["dependents"] == ["etl-load", "report <mail>"]
+    assert "dependents" not in json.loads(webhook_body(DOWN))
+    assert "also down, depending on it: etl-load, report &lt;mail&gt;" in slack(parent)["text"]
+    mail = email_message(parent, MAIL)
+    plain = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "Also down:" in plain and "etl-load, report <mail>" in plain
+    assert "report &lt;mail&gt;" in html and "report <mail>" not in html
