@@ -1,6 +1,7 @@
-"""`coalmine windows ...`, `coalmine silences ...` and `coalmine badges`: maintenance windows,
-error silences and badge URLs of a running service (/api/v1/admin/windows, /silences,
-/badges), as flags in and a table out (`--json` prints the API's answer)."""
+"""`coalmine windows ...`, `coalmine silences ...`, `coalmine badges` and `coalmine
+status-pages`: maintenance windows, error silences, badge and public status page URLs of a
+running service (/api/v1/admin/windows, /silences, /badges, /status-pages), as flags in and a
+table out (`--json` prints the API's answer)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 from coalmine.flags import duration
 from coalmine.terminal import print_table
 
-WINDOWS, SILENCES, BADGES = (
+WINDOWS, SILENCES, BADGES, STATUS_PAGES = (
     "/api/v1/admin/windows",
     "/api/v1/admin/silences",
     "/api/v1/admin/badges",
+    "/api/v1/admin/status-pages",
 )
 ClientFlags = Callable[[argparse.ArgumentParser], None]
 
@@ -69,6 +71,10 @@ def add_quiet_commands(
     client_flags(badges)
     badges.set_defaults(func=lambda args: _run(args, client_of(args), "badges"))
 
+    pages = sub.add_parser("status-pages", help="the public status page URL of each tag")
+    client_flags(pages)
+    pages.set_defaults(func=lambda args: _run(args, client_of(args), "status_pages"))
+
 
 def _minutes(seconds: int | None) -> int | None:
     return None if seconds is None else max(1, -(-seconds // 60))
@@ -113,6 +119,13 @@ def _run(args: argparse.Namespace, client: Any, what: str) -> int:
             print(json.dumps(badges))
         else:
             print_table(badges, ["target", "svg", "json", "shields"])
+        return 0
+    if what == "status_pages":
+        pages = client.call("GET", STATUS_PAGES)["status_pages"]
+        if args.json:
+            print(json.dumps(pages))
+        else:
+            print_table(pages, ["tag", "url"])
         return 0
     path = WINDOWS if what == "windows" else SILENCES
     command = getattr(args, f"{what}_command")

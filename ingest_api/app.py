@@ -32,6 +32,7 @@ from ingest_api import (
     openapi,
     ping,
     query,
+    status_page,
     ui,
 )
 from ingest_api import admin_routing as routes_admin
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(canaries.router)
     app.include_router(admin_quiet.router)
     app.include_router(badges.router)
+    app.include_router(status_page.router)
     app.include_router(channels.router)
     app.include_router(incidents.router)
     app.include_router(routes_admin.router)

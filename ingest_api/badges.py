@@ -32,9 +32,13 @@ FORMATS = ("svg", "json", "shields")
 NO_CACHE = {"Cache-Control": "no-cache, max-age=0"}
 
 
-def signature(settings: Settings, target: str) -> str:
+def signature(settings: Settings, target: str, kind: str = "badge") -> str:
+    """The URL signature of a badge (or, kind "status", of a status page) of `target`: one
+    never stands for the other."""
     digest = hmac.new(
-        settings.admin_token.encode(), b"coalmine badge\x1f" + target.encode(), hashlib.sha256
+        settings.admin_token.encode(),
+        b"coalmine %s\x1f%s" % (kind.encode(), target.encode()),
+        hashlib.sha256,
     ).digest()
     return base64.urlsafe_b64encode(digest).decode()[:SIGNATURE_CHARS]
 

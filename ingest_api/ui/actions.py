@@ -164,6 +164,26 @@ async def resume_canary(canary_id: str, request: Request) -> Response:
     )
 
 
+@router.post("/canaries/{canary_id}/snooze")
+async def snooze_canary(canary_id: str, request: Request) -> Response:
+    """A maintenance window over this canary alone, from now, for the minutes chosen (the
+    same window the job's own `/ping/<token>/snooze` opens, through the admin API)."""
+    who, form = await form_of(request)
+    minutes = form.get("minutes")
+    if not (minutes.isdigit() and int(minutes) in render.SNOOZE_CHOICES_MIN):
+        return _failed(request, who, 400, {"error": "choose how long to snooze"})
+    body = {
+        "canaries": [canary_id],
+        "minutes": int(minutes),
+        "comment": "snoozed from the web UI",
+        "created_by": "web UI",
+    }
+    status, answer = await admin_api(request, "POST", "/windows", body)
+    if status >= 300:
+        return _failed(request, who, status, answer)
+    return done(f"/canaries/{canary_id}", "snoozed")
+
+
 @router.post("/canaries/{canary_id}/delete")
 async def delete_canary(canary_id: str, request: Request) -> Response:
     return await _simple(request, "DELETE", f"/canaries/{canary_id}", None, "/canaries", "deleted")

@@ -34,6 +34,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 PAGE_DEFAULTS: dict[str, Any] = {"viewer": None, "nav": "", "done": "", "now": 0.0}
+# How long the canary page offers to snooze a canary for (ui.actions.snooze_canary).
+SNOOZE_CHOICES_MIN = (15, 30, 60, 120, 240, 480, 1440)
 STATUS_ORDER = {"down": 0, "late": 1, "new": 2, "up": 3, "paused": 4}
 
 
@@ -108,7 +110,7 @@ def environment() -> jinja2.Environment:
         clip=clip,
         number=svg.format_number,
     )
-    env.globals.update(assets=ASSETS)
+    env.globals.update(assets=ASSETS, snooze_choices=SNOOZE_CHOICES_MIN)
     return env
 
 

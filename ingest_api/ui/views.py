@@ -22,6 +22,7 @@ DONE_MESSAGES = {
     "saved": "Saved.",
     "paused": "Paused.",
     "resumed": "Resumed.",
+    "snoozed": "Snoozed: it alerts nothing until the window ends.",
     "deleted": "Deleted.",
     "revoked": "Revoked.",
 }

@@ -257,3 +257,31 @@ def test_the_cli_makes_tags_windows_snoozes_silences_and_lists_badges(stack: Sta
     badges = json.loads(coalmine(stack, "badges", "--json").stdout)
     (mine,) = [b for b in badges if b["target"] == tag]
     assert stack.http().get(mine["json"]).json()["total"] == 1
+
+
+def test_a_tags_public_status_page_shows_only_names_and_statuses_at_its_signed_url(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    tag = f"public{time.monotonic_ns()}"
+    hook = webhook(stack, receiver)
+    name = f"<b>billing</b>-{time.monotonic_ns()}"
+    shown = canary(stack, hook, tags=[tag], name=name)
+    hidden = canary(stack, hook, tags=["internal"])
+    pages = stack.admin().get("/api/v1/admin/status-pages").json()["status_pages"]
+    (mine,) = [p for p in pages if p["tag"] == tag]
+    page = stack.http().get(mine["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src" not in page.headers["content-security-policy"]
+    assert "&lt;b&gt;billing&lt;/b&gt;" in page.text and "<b>billing" not in page.text
+    assert hidden["name"] not in page.text
+    assert shown["token"] not in page.text and shown["id"] not in page.text
+    # Its signature opens this page only: not another tag's, and not a badge.
+    assert stack.http().get(mine["url"].replace(f"/{tag}", "/internal")).status_code == 404
+    sig = mine["url"].split("/")[2]
+    assert stack.http().get(f"/badge/{sig}/{tag}.json").status_code == 404
+    assert stack.http().get(f"/status/{'A' * len(sig)}/{tag}").status_code == 404
+
+    assert stack.http().get(f"/ping/{shown['token']}/fail").status_code == 200
+    wait_for(
+        lambda: "Some checks are down" in stack.http().get(mine["url"]).text, 30, "a down page"
+    )

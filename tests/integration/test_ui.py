@@ -4,6 +4,7 @@ their changes through the admin API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from html.parser import HTMLParser
@@ -187,6 +188,29 @@ def test_the_forms_create_pause_resume_and_delete_a_canary_through_the_admin_api
         assert (
             stack.admin().get(f"/api/v1/admin/canaries/{canary['id']}").json()["paused"] is paused
         )
+    assert (
+        client.post(
+            f"/canaries/{canary['id']}/snooze", data={"csrf": csrf, "minutes": "7"}
+        ).status_code
+        == 400
+    )  # not one of the page's choices
+    snoozed = client.post(f"/canaries/{canary['id']}/snooze", data={"csrf": csrf, "minutes": "30"})
+    assert snoozed.status_code == 303
+    [window] = [
+        w
+        for w in stack.admin().get("/api/v1/admin/windows").json()["windows"]
+        if w["canaries"] == [canary["id"]]
+    ]
+    length = dt.datetime.fromisoformat(window["ends_at"]) - dt.datetime.fromisoformat(
+        window["starts_at"]
+    )
+    assert (length, window["state"], window["comment"]) == (
+        dt.timedelta(minutes=30),
+        "open",
+        "snoozed from the web UI",
+    )
+    page = client.get(f"/canaries/{canary['id']}").text
+    assert 'action="/canaries/' + canary["id"] + '/snooze"' in page
     edited = client.post(
         f"/canaries/{canary['id']}/edit", data={"csrf": csrf, "name": name + "-x", "interval": "2h"}
     )
