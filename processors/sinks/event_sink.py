@@ -25,6 +25,7 @@ from clickhouse_connect.driver.client import Client
 from domain.store_rows import EVENT_COLUMNS, EventColumns
 from runtime.kafka_client import drained, partitions_of
 from runtime.retry import until_done
+from schemas.ids import event_id
 from schemas.records import EventBatch, batch_decoder
 from schemas.topics import Topic
 
@@ -136,12 +137,18 @@ class EventSink:
         bound = self._recovery_bound[tp]
         maybe_stored = [batch for batch, message in decoded if message.offset < bound]
         skip = await self._stored_ids(tp.partition, maybe_stored) if maybe_stored else frozenset()
-        if skip:
+        # Count the replayed events themselves: `skip` holds every event stored in the
+        # batches' time window, most of them other records' (a new generation starts with the
+        # old one's last seconds in that window).
+        replayed = len(
+            {event_id(b.batch_id, i) for b in maybe_stored for i in range(len(b.events))} & skip
+        )
+        if replayed:
             log.warning(
                 "recovery: partition %d had %d events of replayed records already stored;"
                 " storing only the rest",
                 tp.partition,
-                len(skip),
+                replayed,
             )
         for batch, message in decoded:
             try:
