@@ -59,13 +59,15 @@ def reminder_due(
 
 
 def ack_signature(key: str, flip_id: str) -> str:
-    return hmac.new(key.encode(), f"ack:{flip_id}".encode(), hashlib.sha256).hexdigest()[
-        :SIGNATURE_CHARS
-    ]
+    return hmac.new(
+        key.encode(), f"ack:{flip_id}".encode("utf-8", "replace"), hashlib.sha256
+    ).hexdigest()[:SIGNATURE_CHARS]
 
 
 def ack_signature_ok(key: str, flip_id: str, signature: str) -> bool:
-    return hmac.compare_digest(ack_signature(key, flip_id), signature)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a hostile link's).
+    expected = ack_signature(key, flip_id).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 def ack_url(public_url: str, key: str, flip_id: str) -> str:

@@ -84,3 +84,10 @@ def test_a_closed_incident_is_not_written_back_at_restart(closed: bool) -> None:
     )
     [row] = control_rows(incident, record_encoder.encode(incident))
     assert (row[0], row[1], row[3]) == ("incident:can_1:chn_1", "incident", closed)
+
+
+def test_a_hostile_ack_link_is_refused_not_an_error() -> None:
+    from domain.reminders import ack_signature, ack_signature_ok
+
+    assert not ack_signature_ok("k", "Fé#\x13\ud800", "\u00e5\U0001f8f9")
+    assert ack_signature_ok("k", "can_1:down:1", ack_signature("k", "can_1:down:1"))
