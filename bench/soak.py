@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -79,6 +81,7 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
     latencies: dict[tuple[str, int], list[float]] = defaultdict(list)
     statuses: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
     acked_events: Counter[str] = Counter()
+    acked_requests: list[int] = []  # the sequence numbers of the ingest requests with a 202
     acked_checkins: list[int] = [0] * len(conf["paths"])
     limits = httpx.Limits(
         max_connections=conf["connections"], max_keepalive_connections=conf["connections"]
@@ -102,9 +105,11 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
 
         async def ingest(i: int) -> None:
             name = NAMES[i % len(NAMES)]
+            # The first event (the error) carries the request's sequence number: a shortfall
+            # at the end names the requests it lost (_missing_requests).
             body = {
                 "events": [
-                    {"type": "error" if j == 0 else "event", "name": name, "value": j}
+                    {"type": "error" if j == 0 else "event", "name": name, "value": j or i}
                     for j in range(100)
                 ]
             }
@@ -113,6 +118,7 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
             )
             if response is not None and response.status_code == 202:
                 acked_events[name] += 100
+                acked_requests.append(i)
 
         async def checkin(i: int) -> None:
             n = i % len(conf["paths"])
@@ -139,6 +145,7 @@ async def _load(conf: dict[str, Any], out: Any) -> None:
             "latencies": dict(latencies),
             "statuses": {k: dict(v) for k, v in statuses.items()},
             "acked_events": dict(acked_events),
+            "acked_requests": acked_requests,
             "acked_checkins": acked_checkins,
             "dropped": dict(zip(KINDS, dropped, strict=True)),
         }
@@ -349,7 +356,37 @@ def main() -> int:
         failed = not exact or five_xx > 0
     finally:
         service.stop()
+    if failed and not exact:
+        _missing_requests(service, result["acked_requests"], args.ingest_rate)
     return 1 if failed else 0
+
+
+def _missing_requests(service: Service, acked: list[int], rate: float) -> None:
+    """Name the acknowledged requests missing from (or doubled in) ClickHouse, read from the
+    stopped service's chDB, with when each was sent and where the log had put it."""
+    code = (
+        "import json, clickhouse_connect\n"
+        f"c = clickhouse_connect.get_client(dsn='chdb://{service.data_dir / 'clickhouse'}')\n"
+        "rows = c.query(\"SELECT toInt64(value), count() FROM events WHERE type = 'error'"
+        ' GROUP BY 1").result_rows\n'
+        "print(json.dumps([list(r) for r in rows]))\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"could not read the stored requests: {exc}")
+        return
+    stored = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    missing = sorted(set(acked) - set(stored))
+    doubled = sorted(i for i, n in stored.items() if n > 1)
+    print(f"acknowledged requests missing: {len(missing)}; stored more than once: {len(doubled)}")
+    for i in missing[:20]:
+        print(f"  missing: request {i}, sent about {i / rate:.1f} s into the load")
+    for i in doubled[:20]:
+        print(f"  doubled: request {i} ({stored[i]} times), sent about {i / rate:.1f} s in")
+    print(f"the service's log is kept at {service.log_path}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from ingest_api.responses import error_body
 from ingest_api.services import Services
 from runtime.key_registry import ApiKey
 from runtime.metrics import EVENTS_ACCEPTED, count
+from schemas.errors import LogRestoring
 from schemas.records import RejectReason
 
 Answer = tuple[int, bytes, dict[str, str]]
@@ -119,9 +120,12 @@ class Lane(ABC, Generic[Decoded, Charged]):
     ) -> Answer:
         """One request, start to end: (status, JSON body, headers)."""
         # A known key is answered from memory; only an unknown one awaits the log (services).
-        key = services.registry.authenticate(authorization, "ingest") or await services.key(
-            authorization, "ingest"
-        )
+        try:
+            key = services.registry.authenticate(authorization, "ingest") or await services.key(
+                authorization, "ingest"
+            )
+        except LogRestoring as exc:  # not a refusal of this key: nothing counted against it
+            return refusal(503, str(exc), "overloaded", {"Retry-After": "1"}).answer
         if key is None:
             message = services.registry.ingest_refusal(authorization)
             return _counted(services, "", refusal(401, message, "unauthorized"))

@@ -52,6 +52,7 @@ from runtime.logging_setup import quiet_client_loggers
 from runtime.metrics import canary_metrics_text, flush_every, metrics_text
 from runtime.query_backend import QueryBackendUnavailable, query_backend_for
 from runtime.settings import Settings, SettingsError
+from schemas.errors import LogRestoring
 from schemas.records import record_encoder
 from schemas.topics import Topic, set_generation
 
@@ -103,8 +104,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         control,
         Backpressure(settings.shed_lag_records, settings.max_in_flight),
         BulkBudget(settings.bulk_rate_per_hour, settings.bulk_burst, settings.api_workers),
-        keys_caught_up=CatchUp(follower, offsets, live_partitions(Topic.KEYS, state)),
-        control_caught_up=CatchUp(follower, offsets, live_partitions(Topic.CONTROL, state)),
+        keys_caught_up=CatchUp(
+            follower, offsets, live_partitions(Topic.KEYS, state), mark=seeded_mark(state)
+        ),
+        control_caught_up=CatchUp(
+            follower, offsets, live_partitions(Topic.CONTROL, state), mark=seeded_mark(state)
+        ),
     )
     services.checkins = checkin.checkin_log(services)
     services.background.append(asyncio.create_task(kafka.follow(follower, handlers, what)))
@@ -117,8 +122,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "following the live topics",
             kafka.refollow(follower, [tp for t in FOLLOWED for tp in live_partitions(t, state)]),
         )
-        services.keys_caught_up.wait_for(live_partitions(Topic.KEYS, state))
-        services.control_caught_up.wait_for(live_partitions(Topic.CONTROL, state))
+        services.keys_caught_up.wait_for(live_partitions(Topic.KEYS, state), seeded_mark(state))
+        services.control_caught_up.wait_for(
+            live_partitions(Topic.CONTROL, state), seeded_mark(state)
+        )
         # Nothing of this process is left on its way to an older generation (each append is
         # bounded by append_timeout_s: acknowledged, or refused with a 503, by then).
         await generations.step("the appends under way", services.settled([state.current]))
@@ -161,6 +168,17 @@ FOLLOWED = (Topic.KEYS, Topic.RATELIMIT, Topic.CONTROL)
 
 def live_partitions(topic: Topic, state: generations.Generations) -> list[TopicPartition]:
     return [tp for g in state.live for tp in kafka.partitions_of(topic, g)]
+
+
+def seeded_mark(state: generations.Generations) -> TopicPartition:
+    """Where the store marks a log it has written keys and canaries back onto (the oldest
+    live generation holds it; a rotation carries it on)."""
+    (mark,) = kafka.partitions_of(Topic.SEEDED, state.live[0])
+    return mark
+
+
+async def _log_restoring(request: Request, exc: Exception) -> Response:
+    return error(503, str(exc), {"Retry-After": "1"})
 
 
 async def _admin_denied(request: Request, exc: Exception) -> Response:
@@ -208,6 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(admin.AdminDenied, _admin_denied)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(LogRestoring, _log_restoring)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -31,7 +31,7 @@ from schemas.canaries import (
     CheckinKind,
     CheckIns,
 )
-from schemas.errors import BadCheckin
+from schemas.errors import BadCheckin, LogRestoring
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.records import record_encoder
@@ -155,7 +155,10 @@ async def handle(services: Services, scope: Scope, receive: Receive, send: Send)
             {"Allow": ", ".join(METHODS)},
         )
     # A known token is answered from memory; only an unknown one awaits the log (services).
-    canary = services.control.canary_by_token(token) or await services.canary(token)
+    try:
+        canary = services.control.canary_by_token(token) or await services.canary(token)
+    except LogRestoring as exc:
+        return await _respond(send, method, 503, {"status": "error", "message": str(exc)})
     if canary is None:
         return await _respond(send, method, 404, {"status": "error", "message": "Invalid token"})
     if method != "POST" and not scope["query_string"]:

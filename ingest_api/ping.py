@@ -49,6 +49,7 @@ from schemas.canaries import (
     CheckIns,
     slug_of,
 )
+from schemas.errors import LogRestoring
 from schemas.ids import new_batch_id
 from schemas.partitions import canary_partition
 from schemas.quiet import SNOOZE_DEFAULT_MINUTES, SNOOZE_MAX_MINUTES, WindowDefined
@@ -111,6 +112,13 @@ _create_lock = asyncio.Lock()
 
 async def handle(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one request whose path starts with PREFIX."""
+    try:
+        await _handle(services, scope, receive, send)
+    except LogRestoring as exc:  # raised before any answer began
+        await _answer(send, scope["method"], 503, str(exc))
+
+
+async def _handle(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
     method = scope["method"]
     if method not in METHODS:
         return await _answer(send, method, 405, "method not allowed", {"Allow": ", ".join(METHODS)})
@@ -175,6 +183,7 @@ async def _by_slug(services: Services, slug: str) -> CanaryDefined | str | None:
             return found[0]
         if attempt == 0 and not await services.control_caught_up.wait():
             break
+    services.refusable(services.control_caught_up)  # nor created twice while it is restored
     return None
 
 

@@ -25,7 +25,7 @@ from runtime.key_registry import ApiKey, KeyRegistry
 from runtime.query_backend import QueryBackend
 from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CheckIn
-from schemas.errors import AppendFailed
+from schemas.errors import AppendFailed, LogRestoring
 from schemas.records import KeyScope, record_encoder
 from schemas.topics import Topic, current_generation, generation_of, position
 
@@ -134,6 +134,8 @@ class Services:
             and await self.keys_caught_up.wait()
         ):
             key = self.registry.authenticate(authorization, scope)
+            if key is None:
+                self.refusable(self.keys_caught_up)
         return key
 
     async def canary(self, token: str) -> CanaryDefined | None:
@@ -141,4 +143,12 @@ class Services:
         canary = self.control.canary_by_token(token)
         if canary is None and could_be_token(token) and await self.control_caught_up.wait():
             canary = self.control.canary_by_token(token)
+            if canary is None:
+                self.refusable(self.control_caught_up)
         return canary
+
+    @staticmethod
+    def refusable(caught_up: CatchUp) -> None:
+        """LogRestoring if the log just read may still lack what the store writes back."""
+        if caught_up.restoring:
+            raise LogRestoring("the log is being restored from ClickHouse; retry in a moment")

@@ -15,6 +15,11 @@ then waiting for the follower's position to pass it) serves every request that a
 the round began, so a flood of bad credentials costs one broker request at a time, not one
 each. A round that cannot finish within the timeout (the broker is away) leaves the refusal as
 it was.
+
+A refusal is only as good as the log it is read from: the embedded broker starts empty after
+a restart, and the store writes keys and canaries back from ClickHouse a moment later. A round
+also reads the seeded mark (processors.sinks.store.reseed_if_new_log); while it is missing,
+`restoring` is True and the caller answers 503 rather than a false 401 or 404.
 """
 
 from __future__ import annotations
@@ -48,9 +53,12 @@ class CatchUp:
         offsets: AIOKafkaConsumer,
         partitions: list[TopicPartition] | None = None,
         timeout_s: float = CATCH_UP_TIMEOUT_S,
+        mark: TopicPartition | None = None,
     ) -> None:
         self._follower, self._offsets = follower, offsets
         self._partitions = partitions  # the follower's partitions this waits for (None: all)
+        self._mark = mark  # the seeded mark's partition (None: the log is never restored)
+        self.restoring = False  # the last round found the log new and not yet seeded
         # Offsets appended and applied here, not yet read back, by partition (None: the one
         # partition this waits for; a rotation of the log makes it two for a while).
         self._mine: dict[TopicPartition | None, set[int]] = {}
@@ -63,9 +71,9 @@ class CatchUp:
         this waits for) and applied it already."""
         self._mine.setdefault(tp, set()).add(offset)
 
-    def wait_for(self, partitions: list[TopicPartition]) -> None:
+    def wait_for(self, partitions: list[TopicPartition], mark: TopicPartition | None) -> None:
         """Wait for these partitions from now on (a rotation of the log moved them)."""
-        self._partitions = partitions
+        self._partitions, self._mark = partitions, mark
 
     async def wait(self) -> bool:
         """True once the follower has applied everything the log held when this was called;
@@ -93,7 +101,9 @@ class CatchUp:
             partitions = self._partitions or sorted(self._follower.assignment())
             if None in self._mine:
                 self._mine.setdefault(partitions[0], set()).update(self._mine.pop(None))
-            ends = await self._offsets.end_offsets(partitions)
+            marks = [] if self._mark is None else [self._mark]
+            ends = await self._offsets.end_offsets(partitions + marks)
+            self.restoring = any(ends[mark] == 0 for mark in marks)
             for tp in partitions:
                 mine = self._mine.setdefault(tp, set())
                 if mine and max(mine) >= ends[tp]:

@@ -142,6 +142,11 @@ class AppendFailed(DependencyDown, RuntimeError):
     """The log did not acknowledge a record in time: the client gets a 503, never a 202."""
 
 
+class LogRestoring(DependencyDown, RuntimeError):
+    """The log is new (the embedded broker restarted) and the store has not yet written keys and
+    canaries back onto it: an unknown key or token cannot be refused yet (503, not 401/404)."""
+
+
 class QueryBackendUnavailable(DependencyDown, RuntimeError):
     """The query backend (ClickHouse, or the store's socket) did not answer."""
 

@@ -29,7 +29,7 @@ from ingest_api.ui.session import (
     sign_session,
     ui_secret,
 )
-from schemas.errors import AdminNeeded, CsrfRefused, SignInNeeded
+from schemas.errors import AdminNeeded, CsrfRefused, LogRestoring, SignInNeeded
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 64 * 1024
@@ -141,7 +141,10 @@ async def login(request: Request) -> Response:
     if token and hmac.compare_digest(token.encode(), services.settings.admin_token.encode()):
         session = new_session("admin", "", now)
     else:
-        key = await services.key(f"Bearer {token}", "read") if token else None
+        try:
+            key = await services.key(f"Bearer {token}", "read") if token else None
+        except LogRestoring:
+            return sign_in_page(request, "The service is restoring its log: try again.", 503)
         if key is None:
             return sign_in_page(request, "Neither the admin token nor an active read key.", 401)
         session = new_session("read", key.id, now)

@@ -71,8 +71,11 @@ async def reseed_if_new_log(
     (mark,) = kafka.partitions_of(Topic.SEEDED, generation)
     if (await probe.end_offsets([mark]))[mark] > 0:
         return
-    keys = await reseed_keys(client, producer)
+    # Canaries before keys: an API that knows a key again knows the canaries too (a client
+    # whose key works is not told its check-in token is unknown); the mark comes last, and
+    # until then the API answers an unknown key or token with a 503 (runtime.catch_up).
     control = await reseed_control(client, producer)
+    keys = await reseed_keys(client, producer)
     if keys or control:
         # INFO: every start of the embedded default does this; nothing is wrong.
         log.info(
