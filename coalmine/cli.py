@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 
 from coalmine import __version__
@@ -540,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
         log_format = settings.log_format
         if args.command in SERVICE_COMMANDS:
             os.umask(SERVICE_UMASK)  # before any file or socket of the service is created
+            # The launcher's "the log's generation moved" may reach a process still starting:
+            # ignored until its handler is in (it reads the state file then), not fatal.
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
             use_metrics_dir(settings)
     except SettingsError:
         log_format = "auto"  # the command itself reports the bad setting

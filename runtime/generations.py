@@ -98,17 +98,24 @@ def draining() -> bool:
     return _draining
 
 
+_watched: tuple[str, int] | None = None  # the worker's state file and its generation
+
+
 def watch_as_worker(path: str, generation: int) -> None:
     """Keep `draining` true once the state file names a newer current generation (read now
-    and on every SIGUSR1 from the launcher)."""
-
-    def look() -> None:
-        global _draining
-        _draining = read(path).current != generation
-
-    look()
+    and on every SIGUSR1 from the launcher: `look_again`)."""
+    global _watched
+    _watched = (path, generation)
+    look_again()
     if path:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, look)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, look_again)
+
+
+def look_again() -> None:
+    """The launcher signalled the worker: read the state file again."""
+    global _draining
+    if _watched is not None and _watched[0]:
+        _draining = read(_watched[0]).current != _watched[1]
 
 
 # One step of a move (following the live topics, flushing the producer) gets this long; a move

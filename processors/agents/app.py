@@ -125,7 +125,20 @@ def run_worker(settings: Settings) -> None:
         "handlers": {"coalmine": {"()": lambda: handler("worker", settings.log_format)}},
         "root": {"level": settings.log_level.upper(), "handlers": ["coalmine"]},
     }
-    worker = Worker(
+
+    class QuietSignals(Worker):
+        """mode's Worker without its debugging signals, whichever installs its handler last:
+        SIGUSR1 is the launcher's "the log's generation moved" (runtime.generations), not a
+        dump of every task's stack with its locals (the settings, admin token included) into
+        the log; SIGUSR2 does not stop the worker in pdb."""
+
+        def _on_sigusr1(self) -> None:
+            generations.look_again()
+
+        def _on_sigusr2(self) -> None:
+            pass
+
+    worker = QuietSignals(
         app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logging_config
     )
     worker.execute_from_commandline()
