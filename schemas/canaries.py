@@ -360,6 +360,8 @@ class StateRestored(msgspec.Struct, frozen=True, tag="state.restored", tag_field
     at: float
     last_checkin_at: float | None = None
     last_message: str = ""
+    # Why its last down flip was held (Flip.held): its recovery must be held too.
+    held: str = ""
 
 
 class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
