@@ -260,7 +260,9 @@ def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
     if isinstance(record, CanaryDefined):
         return [[record.id, "canary", raw.decode(), False, int(record.changed_at * 1000)]]
     if isinstance(record, ChannelDefined):
-        return [[record.id, "channel", raw.decode(), False, int(record.created_at * 1000)]]
+        # A changed channel is a newer version of the same id (ReplacingMergeTree keeps it).
+        version = int(max(record.created_at, record.changed_at) * 1000)
+        return [[record.id, "channel", raw.decode(), False, version]]
     if isinstance(record, RouteDefined):
         return [[record.id, "route", raw.decode(), False, int(record.changed_at * 1000)]]
     if isinstance(record, WindowDefined | SilenceDefined):  # ended, never deleted

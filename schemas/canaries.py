@@ -286,6 +286,8 @@ class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_fie
     # most `remind_max` times; recovery, pause or an acknowledgement stops it (Incident).
     remind_every_s: int = 0
     remind_max: int = 10
+    # When its settings were last changed (PATCH): a new version of the same id; 0: never.
+    changed_at: float = 0.0
 
 
 REMIND_EVERY_MIN_S = 60
