@@ -1,4 +1,4 @@
-"""`coalmine channels ...`: where alerts go, on a running service (POST/GET/DELETE
+"""`coalmine channels ...`: where alerts go, on a running service (POST/GET/PATCH/DELETE
 /api/v1/admin/channels, and POST …/{id}/test), as flags in and a table out (`--json` prints
 the API's answer)."""
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from coalmine.flags import duration
 from coalmine.terminal import print_table
 
 PATH = "/api/v1/admin/channels"
@@ -73,6 +74,19 @@ def add_channels_commands(
         "--no-starttls", action="store_true", help="e-mail: no STARTTLS (not advised)"
     )
     client_flags(create)
+    update = channels_sub.add_parser(
+        "update", help="change a channel's name, reminders or group wait (not where it sends)"
+    )
+    update.add_argument("id")
+    update.add_argument("--name")
+    update.add_argument(
+        "--group-wait", type=duration, metavar="DURATION", help="30s, 2m; 0: each at once"
+    )
+    update.add_argument(
+        "--remind-every", type=duration, metavar="DURATION", help="30m, 4h; 0: no reminders"
+    )
+    update.add_argument("--remind-max", type=int, help="at most this many reminders")
+    client_flags(update)
     client_flags(channels_sub.add_parser("list", help="channels (no secrets)"))
     for verb, text in (("delete", "remove a channel"), ("test", "send a test notification now")):
         p = channels_sub.add_parser(verb, help=text)
@@ -168,6 +182,20 @@ def run_channels(args: argparse.Namespace, client: Any) -> int:
                     f"secret: {created['secret']}\n(the secret is shown only once: it signs each webhook)"
                 )
             print(f"use it: coalmine canaries create NAME --interval 1h --channel {created['id']}")
+    elif command == "update":
+        optional = {
+            "name": args.name,
+            "group_wait_s": args.group_wait,
+            "remind_every_s": args.remind_every,
+            "remind_max": args.remind_max,
+        }
+        changed = client.call(
+            "PATCH", f"{PATH}/{args.id}", json={k: v for k, v in optional.items() if v is not None}
+        )
+        if args.json:
+            print(json.dumps(changed))
+        else:
+            print_table([changed], ["id", "name", "group_wait_s", "remind_every_s", "remind_max"])
     elif command == "list":
         channels = client.call("GET", PATH)["channels"]
         if args.json:

@@ -19,6 +19,7 @@ ROUTES = {
     "events": "events",
     "rejections": "rejections",
     "runs": "canary_runs",
+    "flips": "canary_history",
 }
 # argparse dest -> query parameter; absent flags are not sent (the API applies its defaults).
 PARAMETERS = {
@@ -72,6 +73,8 @@ def add_query_commands(
     command("rejections", "rejected requests per key and reason")
     runs = command("runs", "a canary's runs (start to finish) and their durations", since="-7d")
     runs.add_argument("canary", help="the canary's id (can_…) or name")
+    flips = command("flips", "a canary's status flips, held ones with why", since="-7d")
+    flips.add_argument("canary", help="the canary's id (can_…) or name")
     return query
 
 
@@ -155,6 +158,13 @@ def _show_runs(result: dict[str, Any]) -> None:
     print_table(rows, ["started_at", "ended_at", "duration", "outcome", "rid"])
 
 
+def _show_flips(result: dict[str, Any]) -> None:
+    # A held flip went to no channel (a maintenance window, a down parent): say why, since the
+    # history is where a user finds a down nobody was told of.
+    print(f"flips of {result['canary_id']}  {result['from']} → {result['to']}  newest first")
+    print_table(result["flips"], ["at", "status", "reason", "held"])
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -174,6 +184,7 @@ SHOW: dict[str, Callable[[dict[str, Any]], None]] = {
     "events": _show_events,
     "rejections": _show_rejections,
     "runs": _show_runs,
+    "flips": _show_flips,
 }
 
 

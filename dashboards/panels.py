@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboards.bind import bind
-from queries import canaries, errors, rejections, top_names
+from queries import alerting, canaries, errors, rejections, top_names
 
 TIMESERIES, TABLE = 0, 1  # the plugin's `format`: long time series are pivoted to wide
 
@@ -325,7 +325,9 @@ ORDER BY time""",
         Panel(
             "Down and recovered per interval",
             "timeseries",
-            """SELECT $__timeInterval(at) AS time, status, count() AS flips
+            # A held flip (a maintenance window, a down parent) went to no channel: its own series.
+            """SELECT $__timeInterval(at) AS time,
+    if(held = '', status, concat(status, ' (held)')) AS status, count() AS flips
 FROM canary_flips FINAL
 WHERE $__timeFilter(at)
 GROUP BY time, status
@@ -335,12 +337,41 @@ ORDER BY time, status""",
         Panel(
             "Flips",
             "table",
-            """SELECT at, canary_name AS canary, status, reason
+            """SELECT at, canary_name AS canary, status, reason, held AS not_sent_because
 FROM canary_flips FINAL
 WHERE $__timeFilter(at)
 ORDER BY at DESC
 LIMIT 500""",
             width=24,
+            description="`not_sent_because`: why a flip went to no channel (empty: it was sent).",
+        ),
+        Panel(
+            "Maintenance windows and silences",
+            "table",
+            bind(alerting.QUIET_SQL, limit="200"),
+            width=24,
+            description="In force at some time of the range (`coalmine windows list --all`,"
+            " `coalmine silences list --all`). A recurring window: its schedule, within its bounds.",
+        ),
+        Panel(
+            "Incidents",
+            "table",
+            bind(alerting.INCIDENTS_SQL, limit="200"),
+            width=16,
+            description="A canary down on a channel that reminds: its reminders so far, and"
+            " whether someone acknowledged it (`coalmine ack`). The latest per canary and channel.",
+        ),
+        Panel(
+            "Reminders sent",
+            "timeseries",
+            # domain/reminders.py names a reminder's notice `<down flip id>:remind:<n>`.
+            """SELECT $__timeInterval(at) AS time, count() AS reminders
+FROM notification_attempts FINAL
+WHERE $__timeFilter(at) AND ok AND position(flip_id, ':remind:') > 0
+GROUP BY time
+ORDER BY time""",
+            width=8,
+            field_config=STACKED_BARS,
         ),
     ),
 )

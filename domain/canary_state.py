@@ -188,6 +188,7 @@ def apply(state: CanaryState, record: HeartbeatRecord) -> Flip | None:
         state.status = record.status
         state.last_checkin_at = record.last_checkin_at
         state.last_message = record.last_message
+        state.held = record.held if record.status == "down" else ""
         state.period_start = max(state.period_start, record.at)
         if record.at > state.window_start:
             _fresh_window(state, record.at)

@@ -232,7 +232,7 @@ def rejection_rows(record: Rejections) -> list[list[object]]:
 
 
 CHECKIN_COLUMNS = ("id", "canary_id", "kind", "at", "message", "rid")
-FLIP_COLUMNS = ("id", "canary_id", "canary_name", "status", "reason", "at")
+FLIP_COLUMNS = ("id", "canary_id", "canary_name", "status", "reason", "at", "held")
 ATTEMPT_COLUMNS = ("flip_id", "channel_id", "channel_kind", "attempt", "at", "ok", "detail")
 CONTROL_COLUMNS = ("id", "kind", "record", "deleted", "version")
 
@@ -247,7 +247,8 @@ def checkin_rows(record: HeartbeatRecord) -> list[list[object]]:
 
 
 def flip_rows(flip: Flip) -> list[list[object]]:
-    return [[flip.id, flip.canary_id, flip.canary_name, flip.status, flip.reason, _utc(flip.at)]]
+    f = flip
+    return [[f.id, f.canary_id, f.canary_name, f.status, f.reason, _utc(f.at), f.held]]
 
 
 def attempt_rows(a: DeliveryAttempt) -> list[list[object]]:
@@ -259,7 +260,9 @@ def control_rows(record: ControlRecord, raw: bytes) -> list[list[object]]:
     if isinstance(record, CanaryDefined):
         return [[record.id, "canary", raw.decode(), False, int(record.changed_at * 1000)]]
     if isinstance(record, ChannelDefined):
-        return [[record.id, "channel", raw.decode(), False, int(record.created_at * 1000)]]
+        # A changed channel is a newer version of the same id (ReplacingMergeTree keeps it).
+        version = int(max(record.created_at, record.changed_at) * 1000)
+        return [[record.id, "channel", raw.decode(), False, version]]
     if isinstance(record, RouteDefined):
         return [[record.id, "route", raw.decode(), False, int(record.changed_at * 1000)]]
     if isinstance(record, WindowDefined | SilenceDefined):  # ended, never deleted

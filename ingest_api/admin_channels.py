@@ -89,6 +89,29 @@ def host_of(url: str) -> str:
     return url.split("/")[2] if "//" in url else ""
 
 
+def _settings(
+    body: dict[str, Any], group_wait: float, remind_every: int, remind_max: int
+) -> tuple[float, int, int]:
+    """The delivery settings popped from a request body (given ones replace the defaults
+    passed in), checked; ValueError says which is wrong."""
+    group_wait = body.pop("group_wait_s", group_wait)
+    if (
+        not isinstance(group_wait, int | float)
+        or isinstance(group_wait, bool)
+        or not 0 <= group_wait <= GROUP_WAIT_MAX_S
+    ):
+        raise ValueError(f"`group_wait_s` must be 0-{GROUP_WAIT_MAX_S:g} seconds")
+    remind_every = body.pop("remind_every_s", remind_every)
+    remind_max = body.pop("remind_max", remind_max)
+    if not _whole(remind_every) or not (
+        remind_every == 0 or REMIND_EVERY_MIN_S <= remind_every <= 30 * 86400
+    ):
+        raise ValueError(f"`remind_every_s` must be 0 (never) or {REMIND_EVERY_MIN_S} s-30 d")
+    if not _whole(remind_max) or not 1 <= remind_max <= REMIND_MAX_MAX:
+        raise ValueError(f"`remind_max` must be 1-{REMIND_MAX_MAX}")
+    return float(group_wait), remind_every, remind_max
+
+
 @router.post("/channels", status_code=201)
 async def create_channel(request: Request, services: AdminServices) -> Response:
     try:
@@ -98,21 +121,7 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         name = body.pop("name", None)
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
             raise ValueError("`name` (1-200 characters) is required")
-        group_wait = body.pop("group_wait_s", 0.0)
-        if (
-            not isinstance(group_wait, int | float)
-            or isinstance(group_wait, bool)
-            or not 0 <= group_wait <= GROUP_WAIT_MAX_S
-        ):
-            raise ValueError(f"`group_wait_s` must be 0-{GROUP_WAIT_MAX_S:g} seconds")
-        remind_every = body.pop("remind_every_s", 0)
-        remind_max = body.pop("remind_max", 10)
-        if not _whole(remind_every) or not (
-            remind_every == 0 or REMIND_EVERY_MIN_S <= remind_every <= 30 * 86400
-        ):
-            raise ValueError(f"`remind_every_s` must be 0 (never) or {REMIND_EVERY_MIN_S} s-30 d")
-        if not _whole(remind_max) or not 1 <= remind_max <= REMIND_MAX_MAX:
-            raise ValueError(f"`remind_max` must be 1-{REMIND_MAX_MAX}")
+        group_wait, remind_every, remind_max = _settings(body, 0.0, 0, 10)
         config = msgspec.convert(body, ChannelConfig)  # type: ignore[arg-type]
         if not getattr(config, "url", "https://x").startswith(("http://", "https://")):
             raise ValueError("`url` must be an http(s) URL")
@@ -125,7 +134,7 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
         name,
         config,
         time.time(),
-        group_wait_s=float(group_wait),
+        group_wait_s=group_wait,
         remind_every_s=remind_every,
         remind_max=remind_max,
     )
@@ -142,6 +151,41 @@ async def create_channel(request: Request, services: AdminServices) -> Response:
 async def list_channels(services: AdminServices) -> Response:
     channels = sorted(services.control.channels.values(), key=lambda c: c.created_at)
     return json_response(200, {"channels": [channel_view(c) for c in channels]})
+
+
+@router.patch("/channels/{channel_id}")
+async def update_channel(channel_id: str, request: Request, services: AdminServices) -> Response:
+    """Change a channel's name or delivery settings (`group_wait_s`, `remind_every_s`,
+    `remind_max`) without deleting it: a new version of its definition on the control topic.
+    Where it sends is not changed here (delete and create: canaries name the new id)."""
+    channel = services.control.channels.get(channel_id)
+    if channel is None:
+        return error(404, f"no channel {channel_id!r}")
+    try:
+        body = msgspec.json.decode(await request.body())
+        if not isinstance(body, dict):
+            raise ValueError("expected an object")
+        name = body.pop("name", channel.name)
+        if not isinstance(name, str) or not 1 <= len(name) <= 200:
+            raise ValueError("`name` must be 1-200 characters")
+        settings = _settings(body, channel.group_wait_s, channel.remind_every_s, channel.remind_max)
+        if body:
+            raise ValueError(f"only name and the delivery settings change here, not {sorted(body)}")
+    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError) as exc:
+        return error(400, f"invalid change: {exc}")
+    group_wait, remind_every, remind_max = settings
+    record = msgspec.structs.replace(
+        channel,
+        name=name,
+        group_wait_s=group_wait,
+        remind_every_s=remind_every,
+        remind_max=remind_max,
+        # Strictly after the version it replaces (the store keeps the highest), whatever
+        # the clock did.
+        changed_at=max(time.time(), max(channel.created_at, channel.changed_at) + 0.001),
+    )
+    failed = await append_control(services, record)
+    return failed or json_response(200, channel_view(record))
 
 
 @router.delete("/channels/{channel_id}")

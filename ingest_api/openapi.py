@@ -76,7 +76,10 @@ QUERY_PARAMETERS: list[tuple[str, str]] = [
     ("interval", "series: bucket width, `60`, `5m`, `1h`, `1d` (default 1h)"),
     ("source", "series, top_names: `rollups` or `events` (default: rollups where exact)"),
     ("type", "top_names, events: `event` or `error` (default both)"),
-    ("limit", "top_names, errors, events, canary_history: at most this many rows"),
+    (
+        "limit",
+        "top_names, errors, events, canary_history, quiet_periods, incidents: at most this many rows",
+    ),
     ("cursor", "events: the previous page's `next_cursor`"),
     ("q", "percentiles: levels in [0, 1], comma-separated (default 0.5,0.95,0.99)"),
     ("key_id", "rejections: one key's"),

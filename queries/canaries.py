@@ -53,10 +53,21 @@ LIMIT {limit:UInt32}
 """
 
 HISTORY_FLIPS_SQL = """
-SELECT at, status, reason FROM canary_flips FINAL
+SELECT at, status, reason, held FROM canary_flips FINAL
 WHERE canary_id = {canary_id:String}
   AND at >= fromUnixTimestamp64Milli({from_ms:Int64}) AND at < fromUnixTimestamp64Milli({to_ms:Int64})
 ORDER BY at DESC
+"""
+
+# Why each canary's latest flip was held, where that flip is a held down: read once, when the
+# store writes each canary's state back onto an empty log (processors.sinks.control_sink).
+# Ordered as canary_latest is (a tie in one millisecond: the later status by name).
+HELD_DOWNS_SQL = """
+SELECT canary_id, latest.3 FROM (
+    SELECT canary_id, max((at, toString(status), held)) AS latest
+    FROM canary_flips FINAL GROUP BY canary_id
+)
+WHERE latest.2 = 'down' AND latest.3 != ''
 """
 
 HISTORY_LIMIT_MAX = 10_000
@@ -96,6 +107,12 @@ def canary_facts(client: Client, params: dict[str, str], now: dt.datetime) -> di
     return {"canaries": facts}
 
 
+def held_downs(client: Client) -> dict[str, str]:
+    """canary id -> why its down flip was held, for the canaries whose latest flip is a held
+    down (their recovery must be held too)."""
+    return dict(client.query(HELD_DOWNS_SQL).result_rows)
+
+
 def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     canary_id = required(params, "canary_id")
     start, end = time_range(params, now, default_from="-7d")
@@ -133,7 +150,10 @@ def canary_history(client: Client, params: dict[str, str], now: dt.datetime) -> 
             }
             for at, kind, msg, rid in checkins
         ],
-        "flips": [{"at": _iso(at), "status": st, "reason": reason} for at, st, reason in flips],
+        "flips": [
+            {"at": _iso(at), "status": st, "reason": reason, "held": held or None}
+            for at, st, reason, held in flips
+        ],
     }
 
 

@@ -51,7 +51,7 @@ GROUP BY canary_id
 """
 
 RECENT_FLIPS_SQL = """
-SELECT canary_id, canary_name, status, reason, at
+SELECT canary_id, canary_name, status, reason, at, held
 FROM canary_flips FINAL
 WHERE at >= fromUnixTimestamp64Milli({from_ms:Int64})
 ORDER BY at DESC
@@ -140,8 +140,9 @@ def recent_flips(client: Client, params: dict[str, str], now: dt.datetime) -> di
                 "status": s,
                 "reason": r,
                 "at": iso_or_none(_epoch(at)),
+                "held": held or None,
             }
-            for c, n, s, r, at in flips
+            for c, n, s, r, at, held in flips
         ],
         "attempts": [
             {

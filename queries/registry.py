@@ -8,6 +8,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from queries.alerting import incidents, quiet_periods
 from queries.canaries import canary_facts, canary_history, canary_notifications, canary_runs
 from queries.digest import digest_rows
 from queries.errors import errors
@@ -34,6 +35,8 @@ NAMED_QUERIES: dict[str, QueryFn] = {
     "canary_history": canary_history,
     "canary_notifications": canary_notifications,
     "canary_runs": canary_runs,
+    "quiet_periods": quiet_periods,
+    "incidents": incidents,
     "digest_rows": digest_rows,
     "freshness": freshness,
     "ping": ping,
@@ -47,7 +50,8 @@ NAMED_QUERIES: dict[str, QueryFn] = {
 # canary facts, the digests' rows, the readiness ping): not an API, so not offered as one.
 PUBLIC_QUERIES = (
     "series", "top_names", "errors", "percentiles", "events", "rejections",
-    "canary_history", "canary_notifications", "canary_runs", "freshness",
+    "canary_history", "canary_notifications", "canary_runs", "freshness", "quiet_periods",
+    "incidents",
 )  # fmt: skip
 # Other names a public query answers to over HTTP: the CLI's.
 QUERY_ALIASES = {"top": "top_names"}

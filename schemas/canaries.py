@@ -286,6 +286,8 @@ class ChannelDefined(msgspec.Struct, frozen=True, tag="channel.defined", tag_fie
     # most `remind_max` times; recovery, pause or an acknowledgement stops it (Incident).
     remind_every_s: int = 0
     remind_max: int = 10
+    # When its settings were last changed (PATCH): a new version of the same id; 0: never.
+    changed_at: float = 0.0
 
 
 REMIND_EVERY_MIN_S = 60
@@ -360,6 +362,8 @@ class StateRestored(msgspec.Struct, frozen=True, tag="state.restored", tag_field
     at: float
     last_checkin_at: float | None = None
     last_message: str = ""
+    # Why its last down flip was held (Flip.held): its recovery must be held too.
+    held: str = ""
 
 
 class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):

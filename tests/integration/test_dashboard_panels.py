@@ -18,6 +18,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from dashboards.panels import DASHBOARDS, Dashboard, Panel
+from queries import run_query
 from tests.conftest import fresh_clickhouse
 from tests.grafana_plugin import ALL, render
 
@@ -36,6 +37,25 @@ CANARY = {
     "interval_s": 7200, "grace_s": 60, "channels": [], "created_at": START.timestamp(),
     "changed_at": START.timestamp(),
 }  # fmt: skip
+
+# A window over the canary (open-ended), a silence, and its incident on a reminding channel,
+# acknowledged by the alert's link: control records, as the store files them.
+HOUR_AGO = (NOW - dt.timedelta(hours=1)).timestamp()
+ALERTING = [
+    ("channel", {"type": "channel.defined", "id": "chn_1", "name": "on-call", "kind": "webhook",
+                 "created_at": HOUR_AGO}),
+    ("window", {"type": "window.defined", "id": "win_1", "starts_at": HOUR_AGO, "ends_at": None,
+                "created_at": HOUR_AGO, "changed_at": HOUR_AGO, "canaries": ["can_1"],
+                "tags": [], "everything": False, "comment": "disk swap", "created_by": "ana"}),
+    ("silence", {"type": "silence.defined", "id": "sil_1", "name": "payment.*",
+                 "starts_at": HOUR_AGO, "ends_at": HOUR_AGO + 86400, "comment": "failover",
+                 "created_by": "bo", "created_at": HOUR_AGO, "changed_at": HOUR_AGO}),
+    ("incident", {"type": "incident", "id": "incident:can_1:chn_1", "canary_id": "can_1",
+                  "channel_id": "chn_1", "flip_id": "can_1:down:1", "opened_at": HOUR_AGO,
+                  "changed_at": HOUR_AGO, "reminders": 1, "closed": False}),
+    ("ack", {"type": "incident.acknowledged", "id": "ack:can_1:down:1", "flip_id": "can_1:down:1",
+             "canary_id": "can_1", "at": HOUR_AGO + 60, "by": "link"}),
+]  # fmt: skip
 
 
 def seed_events() -> list[list[object]]:
@@ -78,8 +98,14 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     chdb.insert(
         "control",
         [["can_1", "canary", json.dumps(CANARY), False, 1],
-         ["can_2", "canary", json.dumps({**CANARY, "id": "can_2", "name": "gone"}), True, 2]],
+         ["can_2", "canary", json.dumps({**CANARY, "id": "can_2", "name": "gone"}), True, 2],
+         *[[r["id"], kind, json.dumps(r), False, 3] for kind, r in ALERTING]],
         column_names=["id", "kind", "record", "deleted", "version"],
+    )  # fmt: skip
+    chdb.insert(
+        "notification_attempts",
+        [["can_1:down:1:remind:1", "chn_1", "webhook", 1, NOW - dt.timedelta(minutes=30), True, "200"]],
+        column_names=["flip_id", "channel_id", "channel_kind", "attempt", "at", "ok", "detail"],
     )  # fmt: skip
     chdb.insert(
         "checkins",
@@ -89,9 +115,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     )  # fmt: skip
     chdb.insert(
         "canary_flips",
-        [["can_1:down:1", "can_1", "nightly-backup", "down", "missed", NOW - dt.timedelta(hours=3)],
-         ["can_1:up:1", "can_1", "nightly-backup", "up", "checkin", NOW - dt.timedelta(hours=2)]],
-        column_names=["id", "canary_id", "canary_name", "status", "reason", "at"],
+        [["can_1:down:1", "can_1", "nightly-backup", "down", "missed", NOW - dt.timedelta(hours=3), ""],
+         ["can_1:up:1", "can_1", "nightly-backup", "up", "checkin", NOW - dt.timedelta(hours=2), ""],
+         ["can_1:down:2", "can_1", "nightly-backup", "down", "failed", NOW - dt.timedelta(minutes=150),
+          "maintenance win_1"]],
+        column_names=["id", "canary_id", "canary_name", "status", "reason", "at", "held"],
     )  # fmt: skip
     try:
         yield chdb
@@ -183,3 +211,23 @@ def test_it_shows_the_seeded_canary_and_skips_the_deleted_one(client: Client) ->
     (panel,) = [p for p in DASHBOARDS[2].panels if p.title == "Canaries"]
     rows = run(client, panel.sql, START, 3600, [ALL]).result_rows
     assert [(row[0], row[1]) for row in rows] == [("nightly-backup", "up")]
+
+
+def test_it_shows_windows_silences_and_incidents_by_name(client: Client) -> None:
+    panels = {p.title: p for p in DASHBOARDS[2].panels}
+    quiet = run(client, panels["Maintenance windows and silences"].sql, START, 3600, [ALL])
+    covers = {row[1]: row[2] for row in quiet.result_rows}
+    assert covers == {"win_1": "nightly-backup", "sil_1": "errors matching payment.*"}
+    (incident,) = run(client, panels["Incidents"].sql, START, 3600, [ALL]).result_rows
+    assert incident[1:5] == ("nightly-backup", "on-call", 1, "acknowledged")
+    assert incident[6] == "link"
+    flips = run(client, panels["Down and recovered per interval"].sql, START, 3600, [ALL])
+    assert "down (held)" in {row[1] for row in flips.result_rows}
+
+
+def test_the_named_queries_behind_them_answer_over_the_api_too(client: Client) -> None:
+    quiet = run_query(client, "quiet_periods", {"from": "-1d"})["quiet"]
+    assert {(q["kind"], q["ends_at"]) for q in quiet} >= {("window", None)}
+    (incident,) = run_query(client, "incidents", {"from": "-1d"})["incidents"]
+    assert (incident["state"], incident["acknowledged_by"]) == ("acknowledged", "link")
+    assert run_query(client, "incidents", {"from": "-10m"})["incidents"] == []  # opened before

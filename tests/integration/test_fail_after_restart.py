@@ -1,21 +1,19 @@
-"""A known bug, kept as a failing expectation: after a restart of `coalmine up`, a `/fail`
-check-in of a canary that was up does not flip it down (seen by a helper on 2026-12-07 with
-the canary agent as it was before that day's changes too; not yet explained). strict: when it
-is fixed, this test fails until the marker goes."""
+"""After a restart of `coalmine up`, a `/fail` check-in of a canary that was up flips it down.
+It did not: the API took the check-in before the worker had forwarded the re-seeded
+definition onto the check-ins topic, so it met a state without one (processors.sinks.
+control_sink now writes the definition there first)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
-import pytest
 
 from coalmine.broker import free_port
 from tests.conftest import wait_for
 from tests.integration.up import Up
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: no flip for a /fail after a restart")
 def test_a_fail_after_a_restart_flips_the_canary_down(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()

@@ -12,7 +12,8 @@ import pytest
 from domain.canary_state import CanaryState, apply, deadline, status_at
 from domain.holds import judge, judged_deadline, remember_holds, settle
 from domain.quiet import FOREVER, next_opening, open_until, quiet_until, silence_of, window_now
-from schemas.canaries import CanaryDefined, CheckIn, Flip
+from domain.store_rows import FLIP_COLUMNS, flip_rows
+from schemas.canaries import CanaryDefined, CheckIn, Flip, StateRestored
 from schemas.quiet import SilenceDefined, WindowDefined
 
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC).timestamp()  # a Monday, 12:00 UTC
@@ -291,3 +292,27 @@ def test_a_held_down_and_its_recovery_in_one_batch_are_both_held() -> None:
     assert down.held == up.held == "maintenance win_1"
     remember_holds([down, up], s)
     assert s["can_a"].held == ""
+
+
+def test_a_held_down_restored_on_an_empty_log_keeps_its_recovery_held() -> None:
+    """A restart of `coalmine up` writes the state back (StateRestored): a canary whose down
+    was held must not announce a recovery nobody was told the down of."""
+    s = {"can_a": CanaryState("can_a")}
+    apply(s["can_a"], StateRestored("can_a", "down", T0, T0 - 50, held="depends on db"))
+    apply(s["can_a"], canary())
+    recovered = apply(s["can_a"], CheckIn("chk_1", "can_a", "success", T0 + 10))
+    assert recovered is not None and recovered.status == "up"
+    (up,) = settle([recovered], s, {}, [])
+    assert (up.held, up.channels) == ("depends on db", [])
+
+
+def test_a_restored_canary_that_is_up_has_nothing_held() -> None:
+    state = CanaryState("can_a", held="maintenance win_1")
+    apply(state, StateRestored("can_a", "up", T0, T0 - 50, held="maintenance win_1"))
+    assert state.held == ""
+
+
+def test_a_flips_row_records_why_it_was_held() -> None:
+    held = msgspec.structs.replace(flip("can_a"), held="maintenance win_9", channels=[])
+    (row,) = flip_rows(held)
+    assert dict(zip(FLIP_COLUMNS, row))["held"] == "maintenance win_9"

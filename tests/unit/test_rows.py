@@ -412,3 +412,17 @@ def test_a_cron_canary_with_thresholds_survives_the_control_table_and_reseeding(
     rows = checkin_rows(msgspec.json.decode(record_encoder.encode(checkins), type=CheckIns))
     assert [row[-1] for row in rows] == ["run-1", ""]
     assert [row[2] for row in rows] == ["start", "log"]
+
+
+def test_a_changed_channel_is_a_newer_version_of_its_id() -> None:
+    """PATCH /api/v1/admin/channels/<id> writes the same id again: the control table
+    (ReplacingMergeTree by version) must keep the change, which a restart writes back."""
+    from domain.store_rows import control_rows
+    from schemas.canaries import ChannelDefined, WebhookConfig
+    from schemas.records import record_encoder
+
+    made = ChannelDefined("chn_1", "pager", WebhookConfig("https://x.test/h"), 100.0)
+    changed = msgspec.structs.replace(made, remind_every_s=60, changed_at=100.5)
+    ((*_, first),) = control_rows(made, record_encoder.encode(made))
+    ((*_, second),) = control_rows(changed, record_encoder.encode(changed))
+    assert (first, second) == (100_000, 100_500)
