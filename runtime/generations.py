@@ -88,26 +88,37 @@ def clear_acknowledgements(path: str) -> None:
         stale.unlink(missing_ok=True)
 
 
-_draining = False  # the worker: its generation is retiring (see `watch_as_worker`)
+_draining = False  # the worker: its generation is retiring (see `run_as_worker`)
 
 
 def draining() -> bool:
     """In the worker: whether the API appends to a newer generation than the one it runs on.
     It then only finishes what its generation holds: it judges no deadline any more, since
-    the check-ins that would answer them go to the new generation (its successor judges)."""
+    the check-ins that would answer them go to the new generation (its successor judges).
+
+    Read from the state file each time (a small file, read at most a few times a second
+    while a deadline is near): a launcher's signal can come while the process starts and
+    has no handler yet, and a worker that missed it would judge its retiring generation's
+    deadlines, where no check-in arrives any more, and call live canaries down."""
+    look_again()
     return _draining
 
 
 _watched: tuple[str, int] | None = None  # the worker's state file and its generation
 
 
-def watch_as_worker(path: str, generation: int) -> None:
-    """Keep `draining` true once the state file names a newer current generation (read now
-    and on every SIGUSR1 from the launcher: `look_again`)."""
+def run_as_worker(path: str, generation: int) -> None:
+    """The worker process runs on `generation`: `draining` is right from now on (read now,
+    before any agent runs: a restarted worker of a generation being drained must never
+    judge a deadline), and again at every `look_again`."""
     global _watched
     _watched = (path, generation)
     look_again()
-    if path:
+
+
+def watch_as_worker() -> None:
+    """From now on, every SIGUSR1 from the launcher reads the state file again."""
+    if _watched is not None and _watched[0]:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, look_again)
 
 

@@ -19,7 +19,7 @@ from faust.types import TP
 from processors.agents import faust_transport
 from runtime import generations
 from runtime.settings import Settings
-from schemas.topics import current_generation, processors_group
+from schemas.topics import processors_group
 
 log = logging.getLogger(__name__)
 AGENT_MODULES: tuple[str, ...] = (
@@ -57,7 +57,7 @@ def create_faust_app(settings: Settings) -> faust.App:
 
     @app.task
     async def watch_generation() -> None:
-        generations.watch_as_worker(settings.generation_file, current_generation())
+        generations.watch_as_worker()
 
     held: set[TP] = set()
 
@@ -114,7 +114,9 @@ def run_worker(settings: Settings) -> None:
 
     # The generation this worker runs on (runtime.generations): until a rotation has drained
     # the old one, a restarted worker goes on with it.
-    set_generation(generations.read(settings.generation_file).worker)
+    worker_generation = generations.read(settings.generation_file).worker
+    set_generation(worker_generation)
+    generations.run_as_worker(settings.generation_file, worker_generation)
     app = create_faust_app(settings)
     quiet_client_loggers()
     kafka.rest_when_idle(settings.fetch_rests)

@@ -5,8 +5,10 @@
   state machine (domain.canary_state) needs.
 - `heartbeats` folds that stream into a changelogged table (so a restarted worker resumes),
   emitting a flip when a check-in causes one (fail, or back up).
-- `check_deadlines`, a timer every 250 ms, appends a Tick to each of this worker's partitions
-  where some canary's deadline has passed; when the agent reads a tick it flips the canaries
+- `check_deadlines` appends a Tick to each of this worker's partitions where some canary's
+  deadline has passed (every 250 ms from HURRY_LEAD_S before a deadline, or while changed
+  states wait to be written; else once a second, or when a batch changed something: an idle
+  worker wakes once a second, not four times); when the agent reads a tick it flips the canaries
   whose deadline lies before that partition's stream time: the time of the last tick read.
   A check-in acknowledged before a tick sits before it in the partition, so a canary is never
   judged on a stream that has not yet delivered its check-ins (a lagging or restarted worker),
@@ -39,6 +41,7 @@ one per check-in, which had been the worker's largest per-check-in cost (58 -> 3
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -72,6 +75,8 @@ from schemas.topics import Topic
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.25
+# With no deadline near and nothing to write: a new partition is indexed within this.
+IDLE_CHECK_S = 1.0
 # How long a changed state may wait before it is written to the table (and its records
 # acknowledged): the bound on replay after a crash, and on a rebalance's wait for acks.
 FLUSH_EVERY_S = 1.0
@@ -113,6 +118,7 @@ def register(app: faust.App, settings: Settings) -> None:
     registry = ControlRegistry()  # maintenance windows (and canaries, for dependencies)
     control_ready = asyncio.Event()
     reindex = False  # a window changed: every deadline is looked at again
+    changed = asyncio.Event()  # a batch or a window changed what check_deadlines looks at
     down_now: dict[str, CanaryDefined] = {}  # canaries of this worker known down
 
     def apply_control(value: bytes) -> None:
@@ -121,6 +127,7 @@ def register(app: faust.App, settings: Settings) -> None:
         registry.apply(record)
         if isinstance(record, WindowDefined):
             reindex = True
+            changed.set()
 
     @app.task
     async def follow_windows() -> None:
@@ -243,6 +250,7 @@ def register(app: faust.App, settings: Settings) -> None:
         held.extend(batch)  # acknowledged by the next flush, which writes what it changed
         if ticked:
             await flip_overdue(ticked)
+        changed.set()
 
     async def flip_overdue(partitions: set[int]) -> None:
         """Down with every canary of these partitions whose deadline is before stream time."""
@@ -274,13 +282,28 @@ def register(app: faust.App, settings: Settings) -> None:
             if canary_partition(canary_id) == partition:
                 remember(pending.get(canary_id) or state_decoder.decode(value))
 
-    @app.timer(interval=CHECK_EVERY_S, name="check_deadlines")
-    async def check_deadlines() -> None:
+    @app.task
+    async def deadline_loop() -> None:
+        await asyncio.sleep(CHECK_EVERY_S)  # as a Faust timer: not in the worker's first moment
+        while True:
+            try:
+                wait_s = await check_deadlines()
+            except Exception:  # never the end of judging deadlines
+                log.exception("check_deadlines failed; trying again")
+                wait_s = IDLE_CHECK_S
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await changed.wait()
+
+    async def check_deadlines() -> float:
+        """Flush, tick where due, hurry the fetches ahead of a deadline; return how long
+        until it is worth looking again (a change wakes it sooner)."""
         nonlocal reindex
         if (held or pending) and not in_batch and flush_due():
             await flush()  # the stream went quiet after a change
         if generations.draining():
-            return  # check-ins go to the next log generation: its worker judges (coalmine.rotation)
+            return IDLE_CHECK_S  # the next log generation's worker judges (coalmine.rotation)
         active = {
             tp.partition
             for tp in app.assignor.assigned_actives()
@@ -308,3 +331,14 @@ def register(app: faust.App, settings: Settings) -> None:
             # Fetch without idle waits from before a deadline until its alert has left: the
             # tick, the flip and its delivery each take a hop through the log.
             kafka.hurry_all(max(0.0, earliest - now) + HURRY_AFTER_S)
+        return next_check_s(earliest, now, bool(held or pending))
+
+
+def next_check_s(earliest: float | None, now: float, unwritten: bool) -> float:
+    """How long check_deadlines may sleep: CHECK_EVERY_S while states wait to be written or
+    from HURRY_LEAD_S before the earliest deadline, else until then, at most IDLE_CHECK_S."""
+    if unwritten or (earliest is not None and earliest - now <= HURRY_LEAD_S):
+        return CHECK_EVERY_S
+    if earliest is None:
+        return IDLE_CHECK_S
+    return min(IDLE_CHECK_S, max(CHECK_EVERY_S, earliest - now - HURRY_LEAD_S))

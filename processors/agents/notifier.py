@@ -66,7 +66,8 @@ BATCH_WITHIN_S = 0.02
 MAX_CONCURRENT_DELIVERIES = 64
 # Batches taken whose deliveries are not all done yet; the next waits (bounded memory).
 MAX_BATCHES_IN_FLIGHT = 16
-REMIND_CHECK_EVERY_S = 1.0
+# Reminders come minutes apart: a few seconds late is nothing, and an idle worker wakes less.
+REMIND_CHECK_EVERY_S = 5.0
 # Each canary is an incident there, which its own recovery resolves: never grouped.
 PAGING_CONFIGS = (PagerDutyConfig, OpsgenieConfig)
 
