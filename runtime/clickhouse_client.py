@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "migrations"
 
 
+# chDB's engine options (its clickhouse-local start arguments). Its memory worker re-reads the
+# allocator's statistics every 50 ms by default: 20 wake-ups a second, a quarter of the idle
+# store's CPU (docs/benchmarks.md, "Idle cost"); once a second is plenty for one process's
+# memory accounting.
+CHDB_OPTIONS = {"memory_worker_period_ms": 1000}
+
+
 def connect(settings: Settings) -> Client:
     """A client for the configured ClickHouse, retried until settings.startup_timeout_s."""
     deadline = time.monotonic() + settings.startup_timeout_s
@@ -26,7 +33,11 @@ def connect(settings: Settings) -> Client:
         (settings.data_path / "clickhouse").mkdir(parents=True, exist_ok=True)
     # A server session refuses concurrent queries, and the API queries from several threads:
     # no session id (chDB has no sessions to speak of and warns about the option).
-    options = {} if settings.embedded_clickhouse else {"autogenerate_session_id": False}
+    options: dict[str, object] = (
+        {"chdb_options": CHDB_OPTIONS}
+        if settings.embedded_clickhouse
+        else {"autogenerate_session_id": False}
+    )
     while True:
         try:
             client = clickhouse_connect.get_client(dsn=settings.clickhouse_dsn, **options)
