@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from domain.store_rows import EVENT_COLUMNS, EventColumns
+from runtime.holes import Holes
 from runtime.kafka_client import drained, partitions_of
 from runtime.retry import until_done
 from schemas.ids import event_id
@@ -61,6 +62,7 @@ class EventSink:
         self._max_wait_s = max_wait_s
         # Per partition: records below this offset may already be in ClickHouse.
         self._recovery_bound: dict[TopicPartition, int] = {}
+        self._holes = Holes(consumer)  # what a fetch skipped is read again (runtime.holes)
         self.stored = 0
         self.dead_lettered = 0
 
@@ -77,6 +79,7 @@ class EventSink:
                 await self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek(tp, committed)
+                self._holes.expect(tp, committed)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Store for ever; once `stop` is set, drain what the log holds and return."""
@@ -104,7 +107,8 @@ class EventSink:
             fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=2_000)
             if fetched and deadline is None:
                 deadline = time.monotonic() + self._max_wait_s
-            for tp, messages in fetched.items():
+            for tp, fetched_messages in fetched.items():
+                messages = await self._holes.whole(tp, fetched_messages)
                 await self._add(columns, tp, messages)
                 next_offsets[tp] = messages[-1].offset + 1
                 records += len(messages)

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
+from runtime.holes import Holes
 from runtime.kafka_client import drained
 from runtime.retry import until_done
 
@@ -41,6 +42,7 @@ async def sink_topic(
     insert is a part that ClickHouse merges later, so many small ones cost more CPU than the
     records themselves (check-ins arrive thousands per second)."""
     loop = asyncio.get_running_loop()
+    holes = Holes(consumer)  # what a fetch skipped is read again (runtime.holes)
     while True:
         rows: list[list[object]] = []
         fetched_any = False
@@ -51,8 +53,8 @@ async def sink_topic(
                 (0.2 if stop.is_set() else IDLE_POLL_S) if until is None else until - loop.time()
             )
             fetched = await consumer.getmany(timeout_ms=max(0, int(wait_s * 1000)))
-            for messages in fetched.values():
-                for message in messages:
+            for tp, fetched_messages in fetched.items():
+                for message in await holes.whole(tp, fetched_messages):
                     try:
                         rows.extend(to_rows(message.value))
                     except Exception:
