@@ -3,6 +3,9 @@
 Faust (at_least_once) was seen here to deliver a partition's records with a hole after a
 worker restart or rebalance, and to commit past it (a restarted worker's first batch lacked
 exactly one offset; faust-streaming issues #216, #221 and #606 describe the same family).
+Holes also come from the embedded broker itself, which can answer a fetch with a later record
+than the one asked for: the store's sinks saw them too, and fill them the same way
+(runtime.holes).
 An agent that loses a record loses an alert, a check-in or a rollup. So the guard keeps, per
 partition, the next offset it expects: a record below it (Faust delivering again what this
 worker already handled) is dropped, and a record above it brings the missing ones first, read
