@@ -67,7 +67,8 @@ FLIPS_SQL = """
 INSERT INTO canary_flips
 SELECT concat('can_bench', leftPad(toString(n), 7, '0'), ':', s), concat('can_bench', leftPad(toString(n), 7, '0')),
        concat('job ', toString(n)), s, if(s = 'down', 'missed', 'checkin'),
-       fromUnixTimestamp64Milli(toInt64({now_ms:Int64} - 86400000 + if(s = 'down', 0, 600000)))
+       fromUnixTimestamp64Milli(toInt64({now_ms:Int64} - 86400000 + if(s = 'down', 0, 600000))),
+       ''
 FROM (SELECT number * 10 AS n FROM numbers(intDiv({canaries:UInt32}, 10))) ARRAY JOIN ['down', 'up'] AS s
 """
 
