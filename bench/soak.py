@@ -38,6 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import Service, call, machine, percentile, stored_counts  # noqa: E402
 
 NAMES = [f"soak-{i}" for i in range(20)]
+# The launcher's lines for a rotation's steps (coalmine.launcher.LogRotation.rotate), marked
+# in the windows they fall in: a = appends move to the new generation, w = the new worker
+# runs, d = the old generation is deleted.
+ROTATION_STEPS = {
+    "log rotation: appending to": "a",
+    "log rotation: the worker runs on": "w",
+    "log rotated to": "d",
+}
 KINDS = ("ingest", "checkin", "query")
 
 
@@ -250,7 +258,20 @@ def main() -> int:
         rss: list[tuple[float, dict[str, float]]] = []
         started = time.monotonic()
         next_sample = started
+        # The rotation's steps as the launcher logs them, timed against the load: a window's
+        # p99 is read beside the steps that fell in it.
+        steps: list[tuple[float, str]] = []
+        log_at = service.log_path.stat().st_size
         while not parent.poll(0.2):
+            with service.log_path.open("rb") as log_file:
+                log_file.seek(log_at)
+                fresh = log_file.read()
+            whole = fresh.rfind(b"\n") + 1
+            log_at += whole
+            for line in fresh[:whole].decode(errors="replace").splitlines():
+                step = ROTATION_STEPS.get(line.split(" generation")[0])
+                if step:
+                    steps.append((time.monotonic() - started, step))
             if time.monotonic() >= next_sample:
                 roles.update(service.find_descendants())  # restarted processes too
                 sample: dict[str, float] = defaultdict(float)
@@ -289,11 +310,13 @@ def main() -> int:
                             five_xx += n if status.startswith("5") else 0
                 rate = ok * (100 if kind == "ingest" else 1) / window
                 cells.append(f"{rate:>11,.0f} {percentile(sorted(lat), 0.99) * 1000:7.1f}")
+            marks = "".join(step for t, step in steps if start <= t < start + window)
             print(
                 f" {start:4d}-{start + window:<4d}s |"
                 + " |".join(cells)
                 + " | "
                 + (", ".join(f"{k}: {v}" for k, v in sorted(problems.items())) or "none")
+                + (f"  rotation: {marks}" if marks else "")
             )
         print(f"dropped at the generator (service saturated): {result['dropped']}")
         peak = {role: max(s.get(role, 0.0) for _, s in rss) for role in rss[0][1]} if rss else {}
