@@ -46,8 +46,13 @@ IDLE_WAIT_WORKER_MS = 5_000
 # this bounds how late a rate-limit snapshot is seen after a quiet spell.
 IDLE_WAIT_API_MS = 2_000
 # How often aiokafka's fetch loop wakes when nothing happens (its default, 200 ms, is 5
-# wake-ups a second per consumer); fetch answers, seeks, pauses and resumes wake it anyway.
-CONSUMER_TIMEOUT_MS = 2_000
+# wake-ups a second per consumer). Fetch answers, seeks, resumes, assignment and metadata
+# changes wake it anyway (aiokafka's Fetcher._fetch_requests_routine waits on each), so the
+# timer only costs: at 2 s the idle worker's six consumers still woke 3 times a second.
+CONSUMER_TIMEOUT_MS = 10_000
+# How long a follower's poll lasts when nothing comes: a rest is cut into polls this long,
+# each a wake-up (at 2 s, 0.7 a second per follower on an idle worker).
+FOLLOW_POLL_MS = 10_000
 
 
 class FetchPacer:
@@ -99,7 +104,6 @@ class FetchPacer:
             return math.inf
         if self._apply is not None or self._empty_since is None:
             # Held waits too: a poll that returns now and then lets a hurry (a stop) be seen.
-            return QUIET_BEFORE_REST_S
             return QUIET_BEFORE_REST_S
         # After a rest, one fetch (its wait and the answer) tells whether to rest again.
         return max(1.5 * self.busy_ms / 1000, QUIET_BEFORE_REST_S - (now - self._empty_since))
@@ -158,6 +162,11 @@ def rest_when_idle(enabled: bool) -> None:
     """Settings.fetch_rests, for every consumer this process makes from now on."""
     global _resting
     _resting = enabled
+
+
+def rests_when_idle() -> bool:
+    """Whether consumers made now rest (rest_when_idle)."""
+    return _resting
 
 
 class PacedConsumer(AIOKafkaConsumer):
@@ -395,7 +404,7 @@ async def follow(consumer: AIOKafkaConsumer, handle: Handler, what: str) -> None
     broker), read it again from its beginning: followers hold whole states keyed by id, so
     applying a record again changes nothing."""
     while True:
-        batches = await consumer.getmany(timeout_ms=2_000)
+        batches = await consumer.getmany(timeout_ms=FOLLOW_POLL_MS)
         _handle_all(batches, handle, what)
         if not batches:
             await rewind_if_restarted(consumer, what)
