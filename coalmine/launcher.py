@@ -444,12 +444,18 @@ def up(settings: Settings) -> int:
         generation_file = (
             str((settings.data_path / "log-generation").resolve()) if embedded_log else ""
         )
+        fetch_rests = settings.fetch_rests or embedded_log
+        # Where readers rest, the API wakes the worker after a quiet spell (runtime.nudges).
+        worker_socket = settings.worker_socket or (
+            str((settings.data_path / "worker.sock").resolve()) if fetch_rests else ""
+        )
         child = settings.replace(
             kafka_bootstrap=bootstrap,
             store_socket=store_socket,
+            worker_socket=worker_socket,
             admin_token=token,
             data_dir=str(settings.data_path.resolve()),
-            fetch_rests=settings.fetch_rests or embedded_log,
+            fetch_rests=fetch_rests,
             generation_file=generation_file,
         )
         rotating = LogRotation(supervisor, child) if embedded_log else None

@@ -22,6 +22,7 @@ from ingest_api.rejections import RejectionCounter
 from runtime.catch_up import CatchUp
 from runtime.control_registry import ControlRegistry, could_be_token
 from runtime.key_registry import ApiKey, KeyRegistry
+from runtime.nudges import Nudger
 from runtime.query_backend import QueryBackend
 from runtime.settings import Settings
 from schemas.canaries import CanaryDefined, CheckIn
@@ -50,9 +51,13 @@ class Services:
     control_caught_up: CatchUp
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
+    worker: Nudger = field(init=False)  # runtime.nudges
     last_append_at: float = 0.0  # monotonic time of the last acknowledged append
     # Appends not yet acknowledged, by log generation (runtime.generations).
     appending: Counter[int] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.worker = Nudger(self.settings.worker_socket)
 
     @property
     def origin(self) -> str:
@@ -87,10 +92,12 @@ class Services:
             self.appending[generation] -= 1
         # After a quiet spell the store's readers may be resting (Settings.fetch_rests): wake
         # them, so what was just acknowledged is stored at once, not when the rest runs out
-        # (a kill -9 of the whole embedded stack loses what the store has not read yet).
+        # (a kill -9 of the whole embedded stack loses what the store has not read yet); and
+        # the worker's, so a check-in or a new canary is judged at once (runtime.nudges).
         now = time.monotonic()
         if now - self.last_append_at > STORE_NUDGE_AFTER_S:
             self.queries.nudge()
+            self.worker.nudge()
         self.last_append_at = now
         return metadata
 

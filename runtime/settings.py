@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Unix socket of the store process, which owns ClickHouse when it is chDB (one process
     # per data directory). Empty: the API queries ClickHouse itself.
     store_socket: str = ""
+    # Unix datagram socket the worker listens on for the API's "appended after a quiet spell"
+    # (runtime.nudges), where its readers rest (fetch_rests). Empty: no nudges.
+    worker_socket: str = ""
     # How long an ingest request may wait for the broker's acknowledgement before a 503.
     append_timeout_s: float = 5.0
     # How long a process waits for the broker / ClickHouse at start before giving up.

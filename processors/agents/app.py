@@ -7,6 +7,7 @@ idempotent instead) and short rebalance timings, without which a worker waits ~3
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import time
@@ -17,11 +18,15 @@ import faust
 from faust.types import TP
 
 from processors.agents import faust_transport
-from runtime import generations
+from runtime import generations, nudges
+from runtime import kafka_client as kafka
 from runtime.settings import Settings
 from schemas.topics import processors_group
 
 log = logging.getLogger(__name__)
+# A nudge only ends the rests: the readers then find the new records and stay busy while
+# records keep coming, by their own pacing.
+NUDGE_HURRY_S = 0.3
 AGENT_MODULES: tuple[str, ...] = (
     "processors.agents.key_usage",
     "processors.agents.ratelimit_agent",
@@ -58,6 +63,20 @@ def create_faust_app(settings: Settings) -> faust.App:
     @app.task
     async def watch_generation() -> None:
         generations.watch_as_worker()
+
+    if settings.worker_socket:
+
+        @app.task
+        async def listen_for_nudges() -> None:
+            """An API process appended after a quiet spell: end every rest now
+            (runtime.nudges). A newer worker of a rotation takes the socket's path over."""
+            sock = nudges.listen(Path(settings.worker_socket))
+
+            def woken() -> None:
+                if nudges.drain(sock):
+                    kafka.hurry_all(NUDGE_HURRY_S)
+
+            asyncio.get_running_loop().add_reader(sock.fileno(), woken)
 
     held: set[TP] = set()
 
@@ -108,7 +127,6 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     from runtime import generations
-    from runtime import kafka_client as kafka
     from runtime.logging_setup import handler, quiet_client_loggers
     from schemas.topics import set_generation
 

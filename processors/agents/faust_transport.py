@@ -14,14 +14,16 @@ IDLE_WAIT_WORKER_MS. A held fetch costs that broker ~0.5 % of a core whatever it
 polls its storage meanwhile), and this consumer's was the one always held: half the broker's
 idle cost. Faust's own pauses never reach aiokafka (Consumer.pause_partitions only narrows the
 partitions it asks records of), so pausing them here fights nothing of Faust's. A rest is
-looked at again at least once per Faust poll (its getmany timeout, 1 s): a hurry, which comes
-from another thread, ends it within that. Against Kafka, which answers a held fetch as soon as
+ended by a hurry at once: hurries come from the worker's main thread (a deadline ahead, an API
+process's nudge after a quiet spell, runtime.nudges), so this pacer's wake-up is handed to the
+consumer thread's loop (ThreadWake). Against Kafka, which answers a held fetch as soon as
 records arrive, the wait grows to IDLE_WAIT_WORKER_MS instead (held-waits mode).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -39,6 +41,25 @@ from runtime.kafka_client import (
 SCHEME = "coalmine-kafka"
 
 
+class ThreadWake:
+    """FetchPacer.woken for a pacer hurried from other threads than its consumer's: `set`
+    is handed to the consumer's loop (an asyncio.Event is not thread-safe)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     _pacer: FetchPacer | None = None
     _rested: list[Any] | None = None  # the partitions a rest paused
@@ -50,6 +71,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer._consumer_timeout = CONSUMER_TIMEOUT_MS / 1000
         if rests_when_idle():
             self._pacer = FetchPacer(IDLE_WAIT_WORKER_MS)
+            self._pacer.woken = ThreadWake(self.thread_loop)  # type: ignore[assignment]
         else:
             self._pacer = FetchPacer(IDLE_WAIT_WORKER_MS, lambda ms: set_fetch_wait(consumer, ms))
         set_fetch_wait(consumer, self._pacer.wait_ms)
@@ -72,7 +94,9 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
             if self._rested is None:
                 self._rested = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
                 consumer.pause(*self._rested)
-            await asyncio.sleep(max(0.0, min(timeout, pacer.rest_until - now)))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(timeout, pacer.rest_until - now))):
+                    await pacer.woken.wait()
             if pacer.resting(time.monotonic()):
                 return {}
         if self._rested is not None:
