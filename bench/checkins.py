@@ -99,6 +99,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as most receivers: with HTTP/1.0 every alert was a new connection
+            # and a new thread here, which a burst of them paid for in this process.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 receiver.arrivals.setdefault(body["canary"]["id"], (time.time(), body))
