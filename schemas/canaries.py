@@ -3,6 +3,7 @@ bodies of the check-in and admin APIs and the records on the log (docs/checkins.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Annotated, Literal
@@ -193,6 +194,7 @@ Tag = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=MAX_TAGS)]
 
 
+@functools.lru_cache(maxsize=4096)  # every canary's on each refresh of the statuses
 def slugify(name: str) -> str:
     """A name as Healthchecks (Django's slugify) makes a slug of it: ASCII, lowercase, runs
     of spaces and dashes as one dash, other punctuation dropped."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import queue
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -86,7 +88,43 @@ async def reseed_if_new_log(
     await producer.send_and_wait(Topic.SEEDED.topic_name, b"seeded")
 
 
-def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
+# The API's queries run on threads of their own, each with its own connection: chDB runs the
+# queries of different connections in parallel (chdb.connect), so a page's independent
+# queries (the events page's series, newest events, percentiles) overlap instead of queuing
+# one behind another and behind the sinks' inserts on the sinks' thread. Four: the events
+# page asks up to nine at once, and chDB spreads each over the 2-core machine's cores anyway.
+QUERY_THREADS = 4
+
+
+class QueryPool:
+    """QUERY_THREADS threads and as many ClickHouse clients: a query takes a free client for
+    its run (a client serializes its calls, so sharing one would queue them again)."""
+
+    def __init__(self, settings: Settings, threads: int = QUERY_THREADS) -> None:
+        self.clients = [connect(settings) for _ in range(threads)]
+        self._free: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for client in self.clients:
+            self._free.put(client)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="clickhouse-query")
+
+    def _run(self, name: str, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+        client = self._free.get()  # never waits: one client per thread
+        try:
+            return run_query(client, name, params, now)
+        finally:
+            self._free.put(client)
+
+    async def run(self, name: str, params: dict[str, str], now: dt.datetime) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, name, params, now)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+        for client in self.clients:
+            client.close()
+
+
+def query_app(pool: QueryPool) -> Starlette:
     """POST /queries/<name> with JSON parameters -> the query's JSON result."""
 
     async def run(request: Request) -> Response:
@@ -94,11 +132,10 @@ def query_app(client: Client, executor: ThreadPoolExecutor) -> Starlette:
             params = msgspec.json.decode(await request.body(), type=dict[str, str])
         except msgspec.MsgspecError as exc:
             return Response(msgspec.json.encode({"error": str(exc)}), 400)
-        loop = asyncio.get_running_loop()
         now = dt.datetime.now(dt.UTC)
         name = request.path_params["name"]
         try:
-            result = await loop.run_in_executor(executor, run_query, client, name, params, now)
+            result = await pool.run(name, params, now)
         except QueryError as exc:
             return Response(msgspec.json.encode({"error": str(exc)}), 400)
         return Response(msgspec.json.encode(result), 200, media_type="application/json")
@@ -255,7 +292,8 @@ async def serve_store(settings: Settings) -> None:
     set_generation(state.current)
     for generation in state.live:
         await kafka.create_topics(bootstrap, generation=generation)
-    # chDB calls run on one thread: the sinks and the queries never race inside the library.
+    # The sinks' chDB calls run on one thread, one after another (the API's queries have a
+    # QueryPool of their own).
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
     producer = kafka.producer(bootstrap)
     await producer.start()
@@ -301,12 +339,14 @@ async def serve_store(settings: Settings) -> None:
 
     mover = generations.on_signal(settings.generation_file, move)
     server: uvicorn.Server | None = None
+    pool: QueryPool | None = None
     others: list[asyncio.Task[None]] = [mover]
     if settings.store_socket:
         # Query results hold event names and messages: this user's processes only.
         listener = private_unix_socket(Path(settings.store_socket))
+        pool = QueryPool(settings)
         config = uvicorn.Config(
-            query_app(client, executor), http=OwnerOnlyProtocol, log_level="warning", lifespan="off"
+            query_app(pool), http=OwnerOnlyProtocol, log_level="warning", lifespan="off"
         )
         server = QuietServer(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -341,5 +381,7 @@ async def serve_store(settings: Settings) -> None:
             await sink_set.close()
         await producer.stop()
         executor.shutdown(wait=False)
+        if pool is not None:
+            pool.close()
         if settings.store_socket:
             Path(settings.store_socket).unlink(missing_ok=True)
