@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 # waits while records flow, and once it has found nothing for QUIET_BEFORE_REST_S it rests:
 # it pauses its partitions (no fetch at all) for a while that doubles up to its idle time.
 # Whoever needs it sooner hurries it (a refused key, a flip naming a new channel, a deadline,
-# a stop), which ends the rest at once. Faust's consumer rests too, its rests looked at once a
-# second from its own thread (processors.agents.faust_transport).
+# a stop), which ends the rest at once. Faust's consumer rests too, from its own thread, woken
+# there by a hurry from any other (processors.agents.faust_transport.ThreadWake).
 BUSY_WAIT_MS = 50
 QUIET_BEFORE_REST_S = 0.5
 # Readers whose latency nobody waits on (the store's sinks into ClickHouse).

@@ -15,26 +15,21 @@ hurry the worker.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from pathlib import Path
 
-from runtime.private import PRIVATE_SOCKET_MODE, SERVICE_UMASK
+from runtime.private import private_unix_socket
 
 NUDGE = b"!"
+# A nudge only ends the readers' rests (runtime.kafka_client.hurry_all, for this long): they
+# then find the new records and stay busy while records keep coming, by their own pacing.
+HURRY_S = 0.3
 
 
 def listen(path: Path) -> socket.socket:
     """A non-blocking datagram socket at `path` that only this user may send to."""
-    path.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock = private_unix_socket(path, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    previous = os.umask(SERVICE_UMASK)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(previous)
-    path.chmod(PRIVATE_SOCKET_MODE)
     return sock
 
 

@@ -24,18 +24,19 @@ def private_dir(path: Path) -> None:
     path.chmod(PRIVATE_DIR_MODE)
 
 
-def private_unix_socket(path: Path) -> socket.socket:
-    """A listening unix socket at `path` that only this user may connect to (the socket
-    file's mode decides who may connect; uvicorn's own `uds` makes it 0666)."""
+def private_unix_socket(path: Path, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A unix socket bound at `path` that only this user may connect or send to (the socket
+    file's mode decides who may; uvicorn's own `uds` makes it 0666); a stream one listens."""
     path.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, kind)
     previous = os.umask(SERVICE_UMASK)
     try:
         sock.bind(str(path))
     finally:
         os.umask(previous)
     path.chmod(PRIVATE_SOCKET_MODE)
-    sock.listen(128)
+    if kind == socket.SOCK_STREAM:
+        sock.listen(128)
     return sock
 
 

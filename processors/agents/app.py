@@ -24,9 +24,6 @@ from runtime.settings import Settings
 from schemas.topics import processors_group
 
 log = logging.getLogger(__name__)
-# A nudge only ends the rests: the readers then find the new records and stay busy while
-# records keep coming, by their own pacing.
-NUDGE_HURRY_S = 0.3
 AGENT_MODULES: tuple[str, ...] = (
     "processors.agents.key_usage",
     "processors.agents.ratelimit_agent",
@@ -74,7 +71,7 @@ def create_faust_app(settings: Settings) -> faust.App:
 
             def woken() -> None:
                 if nudges.drain(sock):
-                    kafka.hurry_all(NUDGE_HURRY_S)
+                    kafka.hurry_all(nudges.HURRY_S)
 
             asyncio.get_running_loop().add_reader(sock.fileno(), woken)
 

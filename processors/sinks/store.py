@@ -44,7 +44,7 @@ from processors.sinks.key_sink import key_rows, reseed_keys
 from processors.sinks.rollup_sink import RollupSink
 from processors.sinks.topic_sink import ToRows, resume, sink_topic
 from queries import QueryError, run_query
-from runtime import generations
+from runtime import generations, nudges
 from runtime import kafka_client as kafka
 from runtime.clickhouse_client import connect, migrate
 from runtime.http_server import QuietServer
@@ -57,10 +57,6 @@ from schemas.records import rejections_decoder
 from schemas.topics import Topic, set_generation
 
 log = logging.getLogger(__name__)
-
-# A nudge only ends the rests: the sinks then find the new records and stay busy while
-# records keep coming, by their own pacing.
-NUDGE_HURRY_S = 0.3
 
 
 async def reseed_if_new_log(
@@ -145,7 +141,7 @@ def query_app(pool: QueryPool) -> Starlette:
 
     async def nudge(request: Request) -> Response:
         """An API process appended after a quiet spell: end the sinks' rests now."""
-        kafka.hurry_all(NUDGE_HURRY_S)
+        kafka.hurry_all(nudges.HURRY_S)
         return Response(status_code=204)
 
     return Starlette(
