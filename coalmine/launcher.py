@@ -249,6 +249,8 @@ ROTATION_CHECK_S = 5.0
 ROTATION_MIN_INTERVAL_S = 30.0
 ACK_RESEND_S = 2.0
 ROTATION_WAIT_LOG_S = 10.0
+# How long a stuck drain's worker gets to stop before it is killed (it only drains).
+STALLED_WORKER_GRACE_S = 10.0
 
 
 @dataclass
@@ -294,11 +296,28 @@ class LogRotation:
         # The old worker finishes the old generation: everything committed and rolled up.
         set_generation(old)
         behind: dict[str, int] = {}
+        left_before: object = None  # what was left to drain at the last look
+        moved_at = time.monotonic()
 
         def drained() -> bool:
+            nonlocal left_before, moved_at
             behind.clear()
             behind.update(asyncio.run(rotation.worker_behind(bootstrap, old)))
-            return not behind and asyncio.run(unrolled(bootstrap)) == 0
+            left = (sorted(behind.items()), asyncio.run(unrolled(bootstrap)))
+            if left != left_before:
+                left_before, moved_at = left, time.monotonic()
+            elif time.monotonic() - moved_at > self.settings.rotation_stall_s:
+                # Stuck on a record the old worker will never handle (Faust was seen to lose
+                # one at a rebalance: processors.agents.faust_transport): a fresh consumer
+                # fetches again from the committed offsets.
+                say(
+                    f"log rotation: the worker has not moved on generation {old} for"
+                    f" {self.settings.rotation_stall_s:.0f}s (behind: {behind}); restarting it"
+                )
+                self.supervisor.stop_child("worker", STALLED_WORKER_GRACE_S)
+                self.supervisor.start_child("worker")
+                moved_at = time.monotonic()
+            return not behind and left[1] == 0
 
         self._wait(
             lambda: f"the worker to drain generation {old} (behind: {behind})", on_restart, drained

@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # holds, and at 10,000 events/s a 256 MB log already cut throughput to ~40 % on 2 cores,
     # where 48 MB held it (docs/benchmarks.md, the soaks).
     log_rotate_mb: int = 64
+    # A rotation whose old-generation worker has not moved for this long restarts that worker
+    # (coalmine.launcher.Rotation.rotate): longer than a worker's start on a saturated machine.
+    rotation_stall_s: float = 60.0
     # Set by `coalmine up` for its children when it runs the embedded broker: the file saying
     # which log generation each process works in (runtime.generations). Empty: generation 0.
     generation_file: str = ""

@@ -15,6 +15,12 @@ Where a partition starts after an assignment is the agent's call (`progress`): b
 group's committed offset, where Faust itself resumes. A partition nothing was committed for
 starts at the log's first offset (Faust's `earliest` reset): a worker killed before its first
 commit was seen to resume, restarted, past the records it had never handled.
+
+A hole filled here is also handed to Faust's consumer as done (`release_hole`). Faust commits a
+partition only up to its first offset never acknowledged, and it never acknowledges what it
+never delivered: without this, the group's commit stayed at the hole for good (seen under load:
+a log rotation then waited forever for the old generation's worker to drain, and Faust's list
+of acknowledged offsets above the hole grew with every record).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
 from runtime import kafka_client as kafka
 from runtime.retry import until_done
@@ -47,6 +54,20 @@ async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
         await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001
         log.warning("stopping a helper consumer failed (%r)", exc)
+
+
+def release_hole(consumer: Any, topic: str, partition: int, start: int, end: int) -> None:
+    """Tell Faust's consumer that offsets [start, end) of a partition are handled, as its own
+    gap tracking does for offsets it sees skipped (faust.transport.consumer.Consumer._add_gap,
+    which misses a hole that opens across a rebalance): its commit then moves past them once
+    the records after them are acknowledged. Faust's internals, hence this one place."""
+    tp = TP(topic, partition)
+    committed = consumer._committed_offset[tp]
+    start = start if committed is None else max(start, committed)
+    if start < end:
+        gaps = consumer._gap[tp]
+        gaps.addi(start, end)
+        gaps.merge_overlaps()
 
 
 class Gapless:
@@ -150,6 +171,7 @@ class Gapless:
             if expected is not None and offset > expected:
                 for missed in await self._missed(partition, expected, offset):
                     handled.append((partition, missed.offset, missed.value))
+                release_hole(self.app.consumer, self.topic.topic_name, partition, expected, offset)
             handled.append((partition, offset, event.value))
             self.next_offsets[partition] = offset + 1
         if replayed:

@@ -8,6 +8,7 @@ the old generations' topics are gone from the broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections import Counter
@@ -26,6 +27,7 @@ from tests.integration.test_faults import (
     Load,
     _admin,
     _assert_stored_once,
+    _series,
     _stored_total,
     assert_canaries,
     assert_stored_and_rolled_up,
@@ -184,4 +186,37 @@ def test_a_spent_bucket_stays_spent_across_a_rotation(tmp_path: Path) -> None:
         # locals hold the admin token).
         assert not [line for line in up.lines if up.admin_token in line or "Stack for" in line]
     finally:
+        assert up.stop() == 0
+
+
+def test_a_drain_that_stops_moving_restarts_the_old_worker(tmp_path: Path) -> None:
+    """A worker that will not drain its generation (here: frozen with SIGSTOP, as a worker
+    stuck on a record Faust lost would be) is restarted after COALMINE_ROTATION_STALL_S, and
+    the rotation ends with everything rolled up."""
+    env = {"COALMINE_LOG_ROTATE_MB": "0", "COALMINE_ROTATION_STALL_S": "5"}
+    up = Up(tmp_path / "data", free_port(), env=env)
+    try:
+        up.wait_ready()
+        admin = _admin(up)
+        key = admin.post("/api/v1/admin/keys", json={"name": "stall"}).json()["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        frozen = up.pids("worker")[0]
+        os.kill(frozen, signal.SIGSTOP)  # it reads nothing from here on
+        batch = {"events": [{"type": "event", "name": "stalled"}] * 50}
+        for _ in range(2):
+            answer = httpx.post(f"{up.url}/api/v1/events", json=batch, headers=headers)
+            assert answer.status_code == 202, answer.text
+        assert _rotate(up) == 1
+        assert any("has not moved on generation 0" in line for line in up.lines), up.lines[-20:]
+        assert frozen not in up.pids("worker")
+        # The restarted worker rolled the events up before the old generation was deleted.
+        wait_for(lambda: _stored_total(admin, "stalled") == 100, 60, "the events to be stored")
+        wait_for(
+            lambda: sum(c for _, c, _ in _series(admin, "stalled", "rollups")) == 100,
+            60,
+            "the rollups to count every event",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen, signal.SIGCONT)
         assert up.stop() == 0
