@@ -41,3 +41,11 @@ def fresh_clickhouse(data_dir: Path) -> Client:
     client = connect(load_settings({}, data_dir=str(data_dir)))
     migrate(client)
     return client
+
+
+def set_clock(path: Path, at: float) -> None:
+    """Move the COALMINE_CLOCK_FILE clock: written aside and renamed into place, so a reader
+    never meets the file empty (it would read the system clock then)."""
+    aside = path.with_name(path.name + ".new")
+    aside.write_text(str(at))
+    aside.replace(path)

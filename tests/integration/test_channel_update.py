@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.canaries import incident_id
-from tests.conftest import wait_for
+from tests.conftest import set_clock, wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
 from tests.integration.test_cli import coalmine
@@ -21,7 +21,7 @@ from tests.integration.test_reminders import incidents
 def test_a_channels_reminders_change_without_deleting_it(tmp_path: Path) -> None:
     clock = tmp_path / "clock"
     start = time.time()
-    clock.write_text(str(start))
+    set_clock(clock, start)
     stack = Stack(tmp_path, clock_file=str(clock))
     with HttpReceiver() as receiver:
 
@@ -56,7 +56,7 @@ def test_a_channels_reminders_change_without_deleting_it(tmp_path: Path) -> None
             (listed,) = admin.get("/api/v1/admin/channels").json()["channels"]
             assert (listed["id"], listed["remind_every_s"]) == (channel, 60)
 
-            clock.write_text(str(start + 61))
+            set_clock(clock, start + 61)
             wait_for(lambda: sent("canary.reminder"), 30, "a reminder a minute after the down")
             (reminder,) = sent("canary.reminder")
             assert (reminder["reminder"], reminder["reminders_max"]) == (1, 2)

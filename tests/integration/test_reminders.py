@@ -17,7 +17,7 @@ from runtime import kafka_client as kafka
 from schemas.canaries import Incident, incident_id
 from schemas.control import control_decoder
 from schemas.topics import Topic
-from tests.conftest import wait_for
+from tests.conftest import set_clock, wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver
 from tests.integration.test_cli import coalmine
@@ -47,7 +47,7 @@ def incidents(stack: Stack) -> dict[str, Incident]:
 def test_reminders_repeat_until_acknowledged_recovered_or_paused(tmp_path: Path) -> None:
     clock = tmp_path / "clock"
     start = time.time()
-    clock.write_text(str(start))
+    set_clock(clock, start)
     stack = Stack(tmp_path, clock_file=str(clock))
     with HttpReceiver() as receiver:
         try:
@@ -89,7 +89,7 @@ def test_reminders_repeat_until_acknowledged_recovered_or_paused(tmp_path: Path)
             )
             wait_for(lambda: all(opened(name) for name in jobs), 30, "four incidents")
 
-            clock.write_text(str(start + 61))
+            set_clock(clock, start + 61)
             wait_for(lambda: all(sent("canary.reminder").values()), 30, "first reminders")
             first = sent("canary.reminder")["b"][0]
             assert (first["reminder"], first["reminders_max"]) == (1, 3)
@@ -112,7 +112,7 @@ def test_reminders_repeat_until_acknowledged_recovered_or_paused(tmp_path: Path)
             closed = ("a", "c", "d")
             wait_for(lambda: all(opened(n).closed for n in closed), 30, "a, c and d closed")  # type: ignore[union-attr]
 
-            clock.write_text(str(start + 121))
+            set_clock(clock, start + 121)
             wait_for(lambda: len(sent("canary.reminder")["b"]) == 2, 30, "b's second reminder")
 
             # b: acknowledged by the link in its alert. Its GET only asks; the POST acts.
@@ -136,7 +136,7 @@ def test_reminders_repeat_until_acknowledged_recovered_or_paused(tmp_path: Path)
 def test_a_restarted_worker_goes_on_reminding_without_repeating_one(tmp_path: Path) -> None:
     clock = tmp_path / "clock"
     start = time.time()
-    clock.write_text(str(start))
+    set_clock(clock, start)
     stack = Stack(tmp_path, clock_file=str(clock))
     with HttpReceiver() as receiver:
         try:
@@ -157,12 +157,12 @@ def test_a_restarted_worker_goes_on_reminding_without_repeating_one(tmp_path: Pa
                 bodies = [r.json() for r in receiver.requests]
                 return [b["reminder"] for b in bodies if b["event"] == "canary.reminder"]
 
-            clock.write_text(str(start + 61))
+            set_clock(clock, start + 61)
             wait_for(lambda: reminders() == [1], 30, "the first reminder")
             wait_for(lambda: incidents(stack)[key].reminders == 1, 30, "it counted")
             stack.kill("worker")
             stack.start("worker")
-            clock.write_text(str(start + 121))
+            set_clock(clock, start + 121)
             wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
             assert reminders() == [1, 2]
         finally:
@@ -173,7 +173,7 @@ def test_reminders_go_on_after_coalmine_up_restarts_on_an_empty_log(tmp_path: Pa
     """Embedded mode: the broker starts empty, the store writes the open incident back."""
     clock = tmp_path / "clock"
     start = time.time()
-    clock.write_text(str(start))
+    set_clock(clock, start)
     data_dir = tmp_path / "data"
     env = {"COALMINE_CLOCK_FILE": str(clock)}
     with HttpReceiver() as receiver:
@@ -196,7 +196,7 @@ def test_reminders_go_on_after_coalmine_up_restarts_on_an_empty_log(tmp_path: Pa
             job = admin.post("/api/v1/admin/canaries", json=spec).json()
             assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
             receiver.wait_for_requests(1, 30)
-            clock.write_text(str(start + 61))
+            set_clock(clock, start + 61)
             wait_for(lambda: reminders() == [1], 30, "the first reminder")
             history = f"/api/v1/query/canaries/{job['id']}/notifications"
             wait_for(
@@ -211,7 +211,7 @@ def test_reminders_go_on_after_coalmine_up_restarts_on_an_empty_log(tmp_path: Pa
         up = Up(data_dir, up.port, env)
         try:
             up.wait_ready()
-            clock.write_text(str(start + 121))
+            set_clock(clock, start + 121)
             wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
             assert reminders() == [1, 2]
             downs = [r.json() for r in receiver.requests if r.json()["event"] == "canary.down"]
@@ -224,7 +224,7 @@ def test_reminders_go_on_across_the_logs_rotation(tmp_path: Path) -> None:
     """The incident is a control record: carried into the new generation like definitions."""
     clock = tmp_path / "clock"
     start = time.time()
-    clock.write_text(str(start))
+    set_clock(clock, start)
     env = {"COALMINE_CLOCK_FILE": str(clock), "COALMINE_LOG_ROTATE_MB": "0"}
     with HttpReceiver() as receiver:
 
@@ -246,10 +246,10 @@ def test_reminders_go_on_across_the_logs_rotation(tmp_path: Path) -> None:
             job = admin.post("/api/v1/admin/canaries", json=spec).json()
             assert httpx.get(f"{up.url}/checkin/{job['token']}").status_code == 200
             receiver.wait_for_requests(1, 30)
-            clock.write_text(str(start + 61))
+            set_clock(clock, start + 61)
             wait_for(lambda: reminders() == [1], 30, "the first reminder")
             assert _rotate(up) == 1
-            clock.write_text(str(start + 121))
+            set_clock(clock, start + 121)
             wait_for(lambda: len(reminders()) >= 2, 60, "the second reminder")
             assert reminders() == [1, 2]
         finally:

@@ -15,7 +15,7 @@ import pytest
 
 from domain.digest_plan import period_end_at_or_before
 from schemas.routing import DigestSchedule
-from tests.conftest import wait_for
+from tests.conftest import set_clock, wait_for
 from tests.integration.harness import Stack
 from tests.integration.receivers import HttpReceiver, ReceivedRequest, SmtpReceiver
 
@@ -42,7 +42,7 @@ def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
     # `end`; the clock stands just before it, and is moved past it once all is rolled up.
     end = period_end_at_or_before(DigestSchedule(), time.time()) + DAY
     clock = tmp_path / "clock"
-    clock.write_text(str(end - 120))
+    set_clock(clock, end - 120)
     stack = Stack(tmp_path, clock_file=str(clock))
     try:
         stack.start_all()
@@ -127,7 +127,7 @@ def test_errors_alert_at_once_then_wait_for_the_digest_with_the_events(
         except AssertionError:
             raise AssertionError(f"rolled up {seen}, expected {expected}") from None
 
-        clock.write_text(str(end + 60))
+        set_clock(clock, end + 60)
         digest = wait_for(lambda: of(http, "/hook", "digest"), 60, "the digest")[0].json()
         names = {line["name"]: line for line in digest["names"]}
         assert set(names) == {"db.timeout", "page.view"}  # payment: immediate only; noisy: silent
