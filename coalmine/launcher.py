@@ -308,7 +308,7 @@ class LogRotation:
                 left_before, moved_at = left, time.monotonic()
             elif time.monotonic() - moved_at > self.settings.rotation_stall_s:
                 # Stuck on a record the old worker will never handle (Faust was seen to lose
-                # one at a rebalance: processors.agents.faust_transport): a fresh consumer
+                # one at a rebalance: processors.agents.gapless): a fresh consumer
                 # fetches again from the committed offsets.
                 say(
                     f"log rotation: the worker has not moved on generation {old} for"

@@ -52,6 +52,8 @@ def quiet_until(windows: Iterable[WindowDefined], canary: CanaryDefined, at: flo
     """Until when the canary is quiet from `at`: `at` itself if no window covering it is open
     then, FOREVER under an open-ended one; windows open at each end found are chained."""
     mine = [w for w in windows if covers(w, canary)]
+    if not mine:  # the common case, once per canary shown
+        return at
     until = at
     for _ in range(CHAIN_MAX):
         ends = [e for e in (open_until(w, until) for w in mine) if e is not None]

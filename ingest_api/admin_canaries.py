@@ -167,7 +167,7 @@ def canary_view(
         if state.status != "down" and elapsed > canary.interval_s + canary.grace_s:
             state.status = "up"
     status = status_at(state, now)
-    quiet = quiet_until(windows, canary, now) if windows else now  # no window: not quiet
+    quiet = quiet_until(windows, canary, now)
     if quiet > now and status in ("new", "up", "late"):
         status = "maintenance"
     return {

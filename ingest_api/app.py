@@ -161,7 +161,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await offsets.stop()
         await producer.stop()
         await services.queries.close()
-        services.worker.close()
+        services.nudger.close()
 
 
 FOLLOWED = (Topic.KEYS, Topic.RATELIMIT, Topic.CONTROL)

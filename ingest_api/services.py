@@ -19,6 +19,7 @@ from ingest_api.bulk_budget import BulkBudget
 from ingest_api.group_append import GroupAppend
 from ingest_api.ratelimit import RateLimiter
 from ingest_api.rejections import RejectionCounter
+from runtime import nudges
 from runtime.catch_up import CatchUp
 from runtime.control_registry import ControlRegistry, could_be_token
 from runtime.key_registry import ApiKey, KeyRegistry
@@ -51,13 +52,15 @@ class Services:
     control_caught_up: CatchUp
     background: list[asyncio.Task[None]] = field(default_factory=list)
     checkins: GroupAppend[CheckIn] = field(init=False)  # ingest_api.checkin.checkin_log
-    worker: Nudger = field(init=False)  # runtime.nudges
+    nudger: Nudger = field(init=False)  # the worker's and the store's (runtime.nudges)
     last_append_at: float = 0.0  # monotonic time of the last acknowledged append
     # Appends not yet acknowledged, by log generation (runtime.generations).
     appending: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.worker = Nudger(self.settings.worker_socket)
+        self.nudger = Nudger(
+            [self.settings.worker_socket, nudges.store_path(self.settings.store_socket)]
+        )
 
     @property
     def origin(self) -> str:
@@ -96,8 +99,7 @@ class Services:
         # the worker's, so a check-in or a new canary is judged at once (runtime.nudges).
         now = time.monotonic()
         if now - self.last_append_at > STORE_NUDGE_AFTER_S:
-            self.queries.nudge()
-            self.worker.nudge()
+            self.nudger.nudge()
         self.last_append_at = now
         return metadata
 

@@ -3,8 +3,6 @@ ClickHouse is chDB (only the process that owns the data directory may open it)."
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -19,10 +17,6 @@ from schemas.errors import QueryBackendUnavailable
 
 class QueryBackend(Protocol):
     async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]: ...
-
-    def nudge(self) -> None:
-        """Records were appended after a quiet spell: a store whose readers rest while the
-        log is idle (Settings.fetch_rests) should read them now."""
 
     async def close(self) -> None: ...
 
@@ -39,9 +33,6 @@ class DirectQueries:
         except Exception as exc:
             raise QueryBackendUnavailable(f"ClickHouse query failed: {exc}") from exc
 
-    def nudge(self) -> None:
-        """The store has no socket here; its readers do not rest (Kafka answers at once)."""
-
     async def close(self) -> None:
         self._client.close()
 
@@ -55,17 +46,6 @@ class StoreQueries:
             base_url="http://store",
             timeout=timeout_s,
         )
-        self._nudging: set[asyncio.Task[None]] = set()
-
-    def nudge(self) -> None:
-        """Fire and forget: the store reads a little later without it (its rest runs out)."""
-        task = asyncio.get_running_loop().create_task(self._nudge())
-        self._nudging.add(task)
-        task.add_done_callback(self._nudging.discard)
-
-    async def _nudge(self) -> None:
-        with contextlib.suppress(httpx.HTTPError):
-            await self._http.post("/nudge")
 
     async def run(self, name: str, params: dict[str, str]) -> dict[str, Any]:
         try:

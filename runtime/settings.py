@@ -92,7 +92,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # where 48 MB held it (docs/benchmarks.md, the soaks).
     log_rotate_mb: int = 64
     # A rotation whose old-generation worker has not moved for this long restarts that worker
-    # (coalmine.launcher.Rotation.rotate): longer than a worker's start on a saturated machine.
+    # (coalmine.launcher.LogRotation.rotate): longer than a worker's start on a saturated machine.
     rotation_stall_s: float = 60.0
     # Set by `coalmine up` for its children when it runs the embedded broker: the file saying
     # which log generation each process works in (runtime.generations). Empty: generation 0.

@@ -7,7 +7,6 @@ idempotent instead) and short rebalance timings, without which a worker waits ~3
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import time
@@ -65,15 +64,8 @@ def create_faust_app(settings: Settings) -> faust.App:
 
         @app.task
         async def listen_for_nudges() -> None:
-            """An API process appended after a quiet spell: end every rest now
-            (runtime.nudges). A newer worker of a rotation takes the socket's path over."""
-            sock = nudges.listen(Path(settings.worker_socket))
-
-            def woken() -> None:
-                if nudges.drain(sock):
-                    kafka.hurry_all(nudges.HURRY_S)
-
-            asyncio.get_running_loop().add_reader(sock.fileno(), woken)
+            """An API process appended after a quiet spell: end every rest now."""
+            nudges.hurry_on_nudges(Path(settings.worker_socket))
 
     held: set[TP] = set()
 

@@ -18,25 +18,13 @@ ended by a hurry at once: hurries come from the worker's main thread (a deadline
 process's nudge after a quiet spell, runtime.nudges), so this pacer's wake-up is handed to the
 consumer thread's loop (ThreadWake). Against Kafka, which answers a held fetch as soon as
 records arrive, the wait grows to IDLE_WAIT_WORKER_MS instead (held-waits mode).
-
-Records Faust fetched but never handed on are fetched again (Consumer.getmany). Faust's getmany
-drops the rest of a fetch when the consumer's generation changes or its flow stops while it
-hands the records out, and when a partition is no longer active, while aiokafka has already
-moved past them: the agents never saw them, Faust never acknowledged them, and its commit
-stayed before them for good (seen after a worker's kill -9: a log rotation then waited forever
-for the restarted worker to drain the old generation; and a flip so dropped is an alert never
-sent). So when a fetch's records were not all handed on, the consumer is moved back to the
-first one left out, unless something (Faust's own seek to the committed offsets) already moved
-it there or before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from faust.transport.drivers import TRANSPORTS
@@ -51,7 +39,6 @@ from runtime.kafka_client import (
 )
 
 SCHEME = "coalmine-kafka"
-log = logging.getLogger(__name__)
 
 
 class ThreadWake:
@@ -122,53 +109,10 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         pacer.polled(bool(records), time.monotonic())
         return records
 
-    async def rewind(self, tp: Any, offset: int) -> bool:
-        """In the consumer's thread: move `tp` back to `offset` if the consumer is past it."""
-        consumer = self._ensure_consumer()
-        if tp not in consumer.assignment():
-            return False
-        position = await consumer.position(tp)
-        if position is None or position <= offset:
-            return False
-        consumer.seek(tp, offset)
-        return True
-
 
 class Consumer(driver.Consumer):
-    _thread: ConsumerThread
-    _fetched: Any = None  # the records of the fetch getmany is handing out
-
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _wait_next_records(self, timeout: float) -> Any:
-        records, active_partitions = await super()._wait_next_records(timeout)
-        self._fetched = records
-        return records, active_partitions
-
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
-        """Faust's getmany; then what it left out of the fetch is fetched again (see the
-        module's docstring)."""
-        last: dict[Any, int] = {}  # per partition, the last offset handed on
-        async for tp, message in super().getmany(timeout):
-            last[tp] = message.offset
-            yield tp, message
-        fetched, self._fetched = self._fetched, None
-        if not fetched or self.should_stop:
-            return
-        for tp, records in fetched.items():
-            handed = last.get(tp, -1)
-            if not records or records[-1].offset <= handed:  # all handed on: the usual case
-                continue
-            left = next(r.offset for r in records if r.offset > handed)
-            if await self._thread.call_thread(self._thread.rewind, tp, left):
-                log.warning(
-                    "Faust left %s out of a fetch from offset %d on (%d records); fetching them"
-                    " again",
-                    tp,
-                    left,
-                    sum(r.offset >= left for r in records),
-                )
 
 
 class Transport(driver.Transport):

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import queue
 import signal
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -139,16 +140,10 @@ def query_app(pool: QueryPool) -> Starlette:
     async def ready(request: Request) -> Response:
         return Response(b"ok")
 
-    async def nudge(request: Request) -> Response:
-        """An API process appended after a quiet spell: end the sinks' rests now."""
-        kafka.hurry_all(nudges.HURRY_S)
-        return Response(status_code=204)
-
     return Starlette(
         routes=[
             Route("/queries/{name}", run, methods=["POST"]),
             Route("/ready", ready),
-            Route("/nudge", nudge, methods=["POST"]),
         ]
     )
 
@@ -336,8 +331,11 @@ async def serve_store(settings: Settings) -> None:
     mover = generations.on_signal(settings.generation_file, move)
     server: uvicorn.Server | None = None
     pool: QueryPool | None = None
+    nudged: socket.socket | None = None
     others: list[asyncio.Task[None]] = [mover]
     if settings.store_socket:
+        # An API process appended after a quiet spell: end the sinks' rests now.
+        nudged = nudges.hurry_on_nudges(Path(nudges.store_path(settings.store_socket)))
         # Query results hold event names and messages: this user's processes only.
         listener = private_unix_socket(Path(settings.store_socket))
         pool = QueryPool(settings)
@@ -379,5 +377,9 @@ async def serve_store(settings: Settings) -> None:
         executor.shutdown(wait=False)
         if pool is not None:
             pool.close()
+        if nudged is not None:
+            asyncio.get_running_loop().remove_reader(nudged.fileno())
+            nudged.close()
+            Path(nudges.store_path(settings.store_socket)).unlink(missing_ok=True)
         if settings.store_socket:
             Path(settings.store_socket).unlink(missing_ok=True)
